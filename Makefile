@@ -1,0 +1,32 @@
+# The two commands README promises on a fresh Debian 12 machine:
+#   make run   - install missing packages, build Release, run the quickstart job
+#   make test  - install missing packages, build Release, run every test through ctest
+PACKAGES := build-essential cmake git libtorch-dev libcxxopts-dev nlohmann-json3-dev catch2 libfmt-dev \
+            libopenblas0-pthread zlib1g-dev libstb-dev libgloo-dev libzip-dev dataset-fashion-mnist
+BUILD_DIR ?= build
+JOBS ?= $(shell nproc)
+VITLAB := $(BUILD_DIR)/vitlab
+RUN_OUT ?= runs/quickstart
+
+.PHONY: run test build deps configure clean bench-cpu
+
+deps:
+	@bash .ci/install-deps.sh $(PACKAGES)
+
+$(BUILD_DIR)/CMakeCache.txt:
+	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=Release
+
+configure: deps $(BUILD_DIR)/CMakeCache.txt
+
+build: configure
+	cmake --build $(BUILD_DIR) -j $(JOBS)
+
+run: build
+	$(VITLAB) models
+	$(VITLAB) sweep experiments/quickstart.json --out $(RUN_OUT)
+
+test: build
+	cd $(BUILD_DIR) && ctest --output-on-failure -j 1
+
+clean:
+	rm -rf $(BUILD_DIR)

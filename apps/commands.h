@@ -1,0 +1,24 @@
+// The `vitlab` subcommands. Each is thin: parse options with cxxopts, call the library.
+#pragma once
+#include <string>
+#include <vector>
+
+namespace vitlab::app {
+
+using CommandFn = int (*)(int argc, char** argv);
+
+struct Command {
+  const char* name;
+  const char* summary;
+  CommandFn run;
+};
+
+// The explicit command table, in help order.
+const std::vector<Command>& commands();
+
+int cmd_models(int argc, char** argv);
+int cmd_config(int argc, char** argv);
+int cmd_train(int argc, char** argv);
+int cmd_eval(int argc, char** argv);
+
+}  // namespace vitlab::app

@@ -1,0 +1,70 @@
+// vitlab: git-style subcommands. Errors in the user's input exit with status 2 and one clear
+// message; anything else is a bug and exits with status 1.
+#include <c10/util/Exception.h>
+#include <cxxopts.hpp>
+#include <fmt/format.h>
+
+#include <cstring>
+#include <iostream>
+
+#include "apps/commands.h"
+#include "core/build_info.h"
+#include "core/error.h"
+
+namespace vitlab::app {
+
+const std::vector<Command>& commands() {
+  static const std::vector<Command> table = {
+      {"models", "list the model factory: name, parameters, description", cmd_models},
+      {"config", "print a resolved config (all defaults filled) after checking it", cmd_config},
+      {"train", "train one run from a config file", cmd_train},
+      {"eval", "re-evaluate a checkpoint on the test set", cmd_eval},
+  };
+  return table;
+}
+
+namespace {
+void print_usage() {
+  std::cout << "vitlab " << version() << " — Vision Transformer ablations on LibTorch "
+            << torch_version() << "\n\nusage: vitlab <command> [options]\n\ncommands:\n";
+  for (const auto& c : commands()) std::cout << fmt::format("  {:<10} {}\n", c.name, c.summary);
+  std::cout << "\n`vitlab <command> --help` shows a command's options.\n";
+}
+}  // namespace
+}  // namespace vitlab::app
+
+int main(int argc, char** argv) {
+  using namespace vitlab;
+  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") ||
+      !std::strcmp(argv[1], "help")) {
+    app::print_usage();
+    return argc < 2 ? kExitUserError : 0;
+  }
+  if (!std::strcmp(argv[1], "--version")) {
+    std::cout << "vitlab " << version() << " (" << git_commit() << "), LibTorch " << torch_version()
+              << "\n";
+    return 0;
+  }
+  for (const auto& c : app::commands()) {
+    if (c.name != std::string(argv[1])) continue;
+    try {
+      return c.run(argc - 1, argv + 1);
+    } catch (const UserError& e) {
+      std::cerr << "vitlab " << c.name << ": error: " << e.what() << "\n";
+      return kExitUserError;
+    } catch (const cxxopts::exceptions::exception& e) {
+      std::cerr << "vitlab " << c.name << ": error: " << e.what() << " (see --help)\n";
+      return kExitUserError;
+    } catch (const c10::Error& e) {
+      std::cerr << "vitlab " << c.name << ": internal error: " << e.what_without_backtrace() << "\n";
+      return kExitInternalError;
+    } catch (const std::exception& e) {
+      std::cerr << "vitlab " << c.name << ": internal error: " << e.what() << "\n";
+      return kExitInternalError;
+    }
+  }
+  std::cerr << "vitlab: unknown command \"" << argv[1] << "\"; commands:";
+  for (const auto& c : app::commands()) std::cerr << " " << c.name;
+  std::cerr << "\n";
+  return kExitUserError;
+}

@@ -1,0 +1,82 @@
+#include "config/data_config.h"
+
+namespace vitlab {
+
+const EnumNames<DatasetKind>& dataset_kind_names() {
+  static const EnumNames<DatasetKind> n = {{DatasetKind::kFashionMnist, "fashion-mnist"},
+                                           {DatasetKind::kMnistFormat, "mnist-format"},
+                                           {DatasetKind::kCifar10, "cifar10"},
+                                           {DatasetKind::kCifar100, "cifar100"},
+                                           {DatasetKind::kImageFolder, "image-folder"},
+                                           {DatasetKind::kSynthetic, "synthetic"}};
+  return n;
+}
+
+void DataConfig::read(JsonReader& r) {
+  r.read_enum("dataset", dataset, dataset_kind_names());
+  r.read("path", path);
+  r.read("train_size", train_size, 0);
+  r.read("per_class", per_class, 0);
+  r.read("val_size", val_size, 0);
+  r.read("test_size", test_size, 0);
+  r.read("image_size", image_size, 0, 8192);
+  r.read("mean", mean, -1e6, 1e6);
+  r.read("std", std, 1e-12, 1e6);
+  r.read("subset_seed", subset_seed, 0);
+  JsonReader a = r.child("augment");
+  a.read("crop_padding", augment.crop_padding, 0, 1024);
+  a.read("flip", augment.flip);
+  a.read("random_erasing", augment.random_erasing, 0.0, 1.0);
+  a.read("mixup_alpha", augment.mixup_alpha, 0.0, 100.0);
+  a.read("cutmix_alpha", augment.cutmix_alpha, 0.0, 100.0);
+  a.read("mix_prob", augment.mix_prob, 0.0, 1.0);
+  a.finish();
+  r.read("synthetic_classes", synthetic_classes, 2, 100000);
+  r.read("synthetic_train", synthetic_train, 1);
+  r.read("synthetic_test", synthetic_test, 1);
+  r.read("synthetic_image_size", synthetic_image_size, 1, 4096);
+  r.read("synthetic_channels", synthetic_channels, 1, 64);
+}
+
+Json DataConfig::to_json() const {
+  return Json{{"dataset", enum_name(dataset, dataset_kind_names())},
+              {"path", path},
+              {"train_size", train_size},
+              {"per_class", per_class},
+              {"val_size", val_size},
+              {"test_size", test_size},
+              {"image_size", image_size},
+              {"mean", mean},
+              {"std", std},
+              {"subset_seed", subset_seed},
+              {"augment",
+               {{"crop_padding", augment.crop_padding},
+                {"flip", augment.flip},
+                {"random_erasing", augment.random_erasing},
+                {"mixup_alpha", augment.mixup_alpha},
+                {"cutmix_alpha", augment.cutmix_alpha},
+                {"mix_prob", augment.mix_prob}}},
+              {"synthetic_classes", synthetic_classes},
+              {"synthetic_train", synthetic_train},
+              {"synthetic_test", synthetic_test},
+              {"synthetic_image_size", synthetic_image_size},
+              {"synthetic_channels", synthetic_channels}};
+}
+
+void DataConfig::validate(const std::string& source, const std::string& path) const {
+  auto bad = [&](const std::string& key, const std::string& message) {
+    config_error(source, join_path(path, key), message);
+  };
+  if (train_size > 0 && per_class > 0)
+    bad("per_class", "give either train_size or per_class, not both");
+  if (mean.size() != std.size())
+    bad("std", fmt::format("has {} values but mean has {}", std.size(), mean.size()));
+  const bool needs_path = dataset != DatasetKind::kFashionMnist && dataset != DatasetKind::kSynthetic;
+  if (needs_path && path.empty())
+    bad("path", fmt::format("required for dataset \"{}\"", enum_name(dataset, dataset_kind_names())));
+  if (train_size > 0 && val_size >= train_size)
+    bad("val_size", fmt::format("{} leaves no training images out of train_size {}", val_size,
+                                train_size));
+}
+
+}  // namespace vitlab

@@ -1,0 +1,48 @@
+// Data set, subset, normalisation and augmentation settings.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "config/json_reader.h"
+
+namespace vitlab {
+
+enum class DatasetKind { kFashionMnist, kMnistFormat, kCifar10, kCifar100, kImageFolder, kSynthetic };
+const EnumNames<DatasetKind>& dataset_kind_names();
+
+struct AugmentConfig {
+  int crop_padding = 0;          // random crop after zero padding by this many pixels; 0 = off
+  bool flip = false;             // random horizontal flip
+  double random_erasing = 0.0;   // probability of erasing one random rectangle per image
+  double mixup_alpha = 0.0;      // 0 = off
+  double cutmix_alpha = 0.0;     // 0 = off
+  double mix_prob = 1.0;         // probability that a batch is mixed (when mixup/cutmix on)
+};
+
+struct DataConfig {
+  DatasetKind dataset = DatasetKind::kFashionMnist;
+  // Folder with the files. Empty for fashion-mnist = the Debian package's folder
+  // (/usr/share/datasets/fashion-mnist); required for the other kinds except synthetic.
+  std::string path;
+  int64_t train_size = 0;    // stratified subset of the training set; 0 = all
+  int64_t per_class = 0;     // alternative to train_size: this many images of each class
+  int64_t val_size = 0;      // held out from the training set (stratified) for validation
+  int64_t test_size = 0;     // stratified subset of the official test set; 0 = all
+  int image_size = 0;        // resize to this (bilinear); 0 = the data set's own size
+  std::vector<double> mean;  // per channel; empty = the data set's standard values
+  std::vector<double> std;
+  int64_t subset_seed = 0;   // seed of the subset/split draw (independent of the run's seed)
+  AugmentConfig augment;
+  // Synthetic data (tests, benchmarks): class-dependent patterns plus noise.
+  int synthetic_classes = 10;
+  int64_t synthetic_train = 1000;
+  int64_t synthetic_test = 200;
+  int synthetic_image_size = 28;
+  int synthetic_channels = 1;
+
+  void read(JsonReader& reader);
+  Json to_json() const;
+  void validate(const std::string& source = "", const std::string& path = "data") const;
+};
+
+}  // namespace vitlab

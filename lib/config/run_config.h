@@ -1,0 +1,48 @@
+// One training run's complete settings: what `vitlab train` reads, what every run folder and
+// checkpoint stores in resolved form (all defaults filled).
+#pragma once
+#include <string>
+#include <vector>
+
+#include "config/data_config.h"
+#include "config/model_config.h"
+#include "config/train_config.h"
+
+namespace vitlab {
+
+struct RunConfig {
+  std::string description;  // free text: what this run tests
+  int64_t seed = 0;
+  std::string device = "auto";  // auto | cpu | cuda | cuda:N
+  std::string init_from;        // checkpoint or weights file to start from; empty = random init
+  ModelConfig model;
+  DataConfig data;
+  TrainConfig train;
+
+  Json to_json() const;
+  // Cross-section checks (model vs data); the sections validate themselves when read.
+  void validate(const std::string& source = "") const;
+};
+
+// Reads and validates a run config. `model.name` is required; everything else has defaults.
+RunConfig read_run_config(const Json& json, const std::string& source = "");
+
+// Applies `key=value` overrides (dotted paths, e.g. `model.pos_embed=learned_2d`) to a JSON
+// config before it is read, so they go through the same validation. Values are parsed as JSON
+// when they parse (numbers, true/false, lists) and taken as strings otherwise. Unknown paths
+// are caught by the strict reader afterwards; a path through a non-object is an error here.
+void apply_override(Json& json, const std::string& assignment, const std::string& source = "--set");
+Json with_overrides(Json json, const std::vector<std::string>& assignments,
+                    const std::string& source = "--set");
+
+// Parses "cpu", "cuda", "cuda:N" or "auto" into a device; ConfigError naming `key` otherwise,
+// also when CUDA is asked for and absent.
+struct DeviceChoice {
+  bool cuda = false;
+  int index = 0;
+  std::string str() const { return cuda ? "cuda:" + std::to_string(index) : "cpu"; }
+};
+bool is_device_string(const std::string& text);
+DeviceChoice parse_device(const std::string& text, const std::string& key = "device");
+
+}  // namespace vitlab

@@ -1,0 +1,72 @@
+// The one place where LibTorch 1.13 (Debian, CPU) and 2.x (PyTorch wheels, CUDA) differ.
+// Everything else in vitlab calls these wrappers instead of the version-specific API.
+#pragma once
+#include <ATen/autocast_mode.h>
+#include <torch/torch.h>
+#include <torch/version.h>
+
+#define VITLAB_TORCH_AT_LEAST(major, minor) \
+  (TORCH_VERSION_MAJOR > (major) ||         \
+   (TORCH_VERSION_MAJOR == (major) && TORCH_VERSION_MINOR >= (minor)))
+
+// 2.x has the fused scaled-dot-product attention kernels (flash / memory-efficient).
+#define VITLAB_HAS_SDPA VITLAB_TORCH_AT_LEAST(2, 0)
+// 2.x has ATen's fused AdamW kernel for CUDA tensors.
+#define VITLAB_HAS_FUSED_ADAMW VITLAB_TORCH_AT_LEAST(2, 0)
+
+namespace vitlab::compat {
+
+// softmax(q k^T * scale + bias) v, for q/k/v of shape (B, H, N, d). `bias` broadcasts to
+// (B, H, N, N) or is undefined. Uses the fused kernel where LibTorch has it, the explicit
+// formula otherwise; both compute the same function.
+inline torch::Tensor scaled_dot_product_attention(const torch::Tensor& q, const torch::Tensor& k,
+                                                  const torch::Tensor& v,
+                                                  const torch::Tensor& bias, double dropout_p) {
+#if VITLAB_HAS_SDPA
+  const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
+  c10::optional<torch::Tensor> mask;
+  if (bias.defined()) mask = bias.to(q.scalar_type());
+  return at::scaled_dot_product_attention(q, k, v, mask, dropout_p, /*is_causal=*/false, scale);
+#else
+  const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
+  auto logits = torch::matmul(q, k.transpose(-2, -1)) * scale;  // (B, H, N, N)
+  if (bias.defined()) logits = logits + bias;
+  auto weights = torch::softmax(logits, -1);
+  if (dropout_p > 0) weights = torch::dropout(weights, dropout_p, /*train=*/true);
+  return torch::matmul(weights, v);
+#endif
+}
+
+// bf16 autocast on CUDA, as a scope guard. On CPU it does nothing (vitlab trains CPU in fp32).
+class CudaAutocast {
+ public:
+  explicit CudaAutocast(bool enabled) : enabled_(enabled) {
+    if (!enabled_) return;
+#if VITLAB_TORCH_AT_LEAST(2, 4)
+    previous_ = at::autocast::is_autocast_enabled(at::kCUDA);
+    at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
+    at::autocast::set_autocast_enabled(at::kCUDA, true);
+#else
+    previous_ = at::autocast::is_enabled();
+    at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
+    at::autocast::set_enabled(true);
+#endif
+  }
+  ~CudaAutocast() {
+    if (!enabled_) return;
+#if VITLAB_TORCH_AT_LEAST(2, 4)
+    at::autocast::set_autocast_enabled(at::kCUDA, previous_);
+#else
+    at::autocast::set_enabled(previous_);
+#endif
+    at::autocast::clear_cache();
+  }
+  CudaAutocast(const CudaAutocast&) = delete;
+  CudaAutocast& operator=(const CudaAutocast&) = delete;
+
+ private:
+  bool enabled_;
+  bool previous_ = false;
+};
+
+}  // namespace vitlab::compat

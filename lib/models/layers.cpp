@@ -1,0 +1,86 @@
+#include "models/layers.h"
+
+#include <cmath>
+
+namespace vitlab {
+
+torch::Tensor drop_path(const torch::Tensor& x, double rate, bool training) {
+  if (!training || rate <= 0.0) return x;
+  const double keep = 1.0 - rate;
+  std::vector<int64_t> shape(x.dim(), 1);
+  shape[0] = x.size(0);  // one draw per sample: (B, 1, 1, ...)
+  auto mask = torch::empty(shape, x.options()).bernoulli_(keep);
+  return x * mask / keep;
+}
+
+MlpImpl::MlpImpl(int64_t width, int64_t hidden, double dropout) : dropout(dropout) {
+  fc1 = register_module("fc1", torch::nn::Linear(width, hidden));
+  fc2 = register_module("fc2", torch::nn::Linear(hidden, width));
+}
+
+torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
+  auto h = torch::gelu(fc1->forward(x));
+  h = torch::dropout(h, dropout, is_training());
+  return torch::dropout(fc2->forward(h), dropout, is_training());
+}
+
+std::pair<int64_t, int64_t> same_padding(int64_t size, int64_t kernel, int64_t stride,
+                                         int64_t dilation) {
+  const int64_t out = (size + stride - 1) / stride;
+  const int64_t total =
+      std::max<int64_t>((out - 1) * stride + (kernel - 1) * dilation + 1 - size, 0);
+  return {total / 2, total - total / 2};
+}
+
+torch::Tensor pad_same(const torch::Tensor& x, int64_t kernel, int64_t stride, double value) {
+  const auto [top, bottom] = same_padding(x.size(-2), kernel, stride);
+  const auto [left, right] = same_padding(x.size(-1), kernel, stride);
+  if (top == 0 && bottom == 0 && left == 0 && right == 0) return x;
+  return torch::constant_pad_nd(x, {left, right, top, bottom}, value);
+}
+
+StdConv2dImpl::StdConv2dImpl(int64_t in, int64_t out, int64_t kernel, int64_t stride,
+                             ConvPadding padding, double eps)
+    : kernel(kernel), stride(stride), padding(padding), eps(eps) {
+  weight = register_parameter("weight", torch::empty({out, in, kernel, kernel}));
+  // He (fan_out, ReLU) init as timm's ResNetV2.
+  torch::nn::init::kaiming_normal_(weight, 0.0, torch::kFanOut, torch::kReLU);
+}
+
+torch::Tensor StdConv2dImpl::forward(const torch::Tensor& x) {
+  // Standardise in fp32 even under autocast: the variance of small filters underflows in bf16.
+  auto w = weight.to(torch::kFloat);
+  auto flat = w.reshape({w.size(0), -1});  // (out, in*kh*kw)
+  auto var_mean = torch::var_mean(flat, /*dim=*/{1}, /*unbiased=*/false, /*keepdim=*/true);
+  auto standardized =
+      ((flat - std::get<1>(var_mean)) / torch::sqrt(std::get<0>(var_mean) + eps)).reshape_as(w);
+  if (padding == ConvPadding::kSame) {
+    return torch::conv2d(pad_same(x, kernel, stride), standardized.to(x.scalar_type()), {}, stride);
+  }
+  return torch::conv2d(x, standardized.to(x.scalar_type()), {}, stride, (kernel - 1) / 2);
+}
+
+GroupNormActImpl::GroupNormActImpl(int64_t channels, bool relu) : groups(32), relu(relu) {
+  weight = register_parameter("weight", torch::ones({channels}));
+  bias = register_parameter("bias", torch::zeros({channels}));
+  while (channels % groups != 0) groups /= 2;  // tiny test widths: largest power of 2 dividing
+}
+
+torch::Tensor GroupNormActImpl::forward(const torch::Tensor& x) {
+  auto y = torch::group_norm(x, groups, weight, bias, 1e-5);
+  return relu ? torch::relu(y) : y;
+}
+
+void trunc_normal_(torch::Tensor& t, double std) {
+  torch::NoGradGuard no_grad;
+  // Inverse-CDF sampling of a normal truncated to [-2, 2] (absolute, as timm), then scaled.
+  const double a = -2.0, b = 2.0;
+  auto cdf = [](double v) { return 0.5 * (1.0 + std::erf(v / std::sqrt(2.0))); };
+  const double lo = cdf(a / std), hi = cdf(b / std);
+  t.uniform_(2 * lo - 1, 2 * hi - 1);
+  t.erfinv_();
+  t.mul_(std * std::sqrt(2.0));
+  t.clamp_(a, b);
+}
+
+}  // namespace vitlab

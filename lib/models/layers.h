@@ -1,0 +1,55 @@
+// Building blocks shared by the ViT and ResNetV2 models.
+#pragma once
+#include <torch/torch.h>
+
+#include "config/model_config.h"
+
+namespace vitlab {
+
+// Stochastic depth: drops the whole residual branch per sample with probability `rate` during
+// training and rescales the kept ones by 1/(1-rate).
+torch::Tensor drop_path(const torch::Tensor& x, double rate, bool training);
+
+// Transformer MLP: fc1 -> GELU (exact erf form, as timm and the paper) -> dropout -> fc2 -> dropout.
+struct MlpImpl : torch::nn::Module {
+  MlpImpl(int64_t width, int64_t hidden, double dropout);
+  torch::Tensor forward(const torch::Tensor& x);
+  torch::nn::Linear fc1{nullptr}, fc2{nullptr};
+  double dropout;
+};
+TORCH_MODULE(Mlp);
+
+// TensorFlow "SAME" padding for a kernel/stride on an input size: (before, after).
+std::pair<int64_t, int64_t> same_padding(int64_t size, int64_t kernel, int64_t stride,
+                                         int64_t dilation = 1);
+// Pads (B, C, H, W) for TF SAME, with `value` (0 for convolutions, -inf for max-pooling).
+torch::Tensor pad_same(const torch::Tensor& x, int64_t kernel, int64_t stride, double value = 0.0);
+
+// Convolution with weight standardisation (BiT): each output filter is normalised to zero mean
+// and unit variance over (in, kh, kw) before the convolution. No bias.
+struct StdConv2dImpl : torch::nn::Module {
+  StdConv2dImpl(int64_t in, int64_t out, int64_t kernel, int64_t stride, ConvPadding padding,
+                double eps);
+  torch::Tensor forward(const torch::Tensor& x);
+  torch::Tensor weight;
+  int64_t kernel, stride;
+  ConvPadding padding;
+  double eps;
+};
+TORCH_MODULE(StdConv2d);
+
+// GroupNorm (32 groups, eps 1e-5 as timm's GroupNormAct) followed by an optional ReLU.
+struct GroupNormActImpl : torch::nn::Module {
+  GroupNormActImpl(int64_t channels, bool relu);
+  torch::Tensor forward(const torch::Tensor& x);
+  torch::Tensor weight, bias;
+  int64_t groups;
+  bool relu;
+};
+TORCH_MODULE(GroupNormAct);
+
+// Truncated normal init in [-2 std, 2 std] as timm's trunc_normal_ (default a=-2, b=2 absolute;
+// identical for std 0.02 since 2 >> 2 std).
+void trunc_normal_(torch::Tensor& t, double std);
+
+}  // namespace vitlab

@@ -1,0 +1,122 @@
+#include "models/resnetv2.h"
+
+namespace vitlab {
+
+ResNetBlockImpl::ResNetBlockImpl(int64_t in, int64_t out, int64_t stride, const ModelConfig& c,
+                                 double drop_path)
+    : preact(c.resnet_preact), drop_path_rate(drop_path) {
+  const int64_t mid = out / 4;
+  const auto pad = c.resnet_padding;
+  const double eps = c.std_conv_eps;
+  if (stride != 1 || in != out) {
+    downsample = register_module("downsample", std::make_shared<torch::nn::Module>());
+    downsample_conv = downsample->register_module("conv", StdConv2d(in, out, 1, stride, pad, eps));
+    if (!preact) downsample_norm = downsample->register_module("norm", GroupNormAct(out, false));
+  }
+  // Pre-activation: norm before each conv (norm1 acts on the block input). Post-activation:
+  // norm after each conv, the last without ReLU (applied after the residual sum).
+  norm1 = register_module("norm1", GroupNormAct(preact ? in : mid, true));
+  conv1 = register_module("conv1", StdConv2d(in, mid, 1, 1, pad, eps));
+  norm2 = register_module("norm2", GroupNormAct(mid, true));
+  conv2 = register_module("conv2", StdConv2d(mid, mid, 3, stride, pad, eps));
+  norm3 = register_module("norm3", GroupNormAct(preact ? mid : out, preact));
+  conv3 = register_module("conv3", StdConv2d(mid, out, 1, 1, pad, eps));
+  // Register in timm's order so named_parameters() lists them as timm does.
+  if (preact) {
+    // timm zero-inits nothing by default for BiT; the head is zero-initialised instead.
+  } else {
+    torch::NoGradGuard no_grad;
+    norm3->weight.zero_();  // vit_jax: the last norm of a post-activation block starts at zero
+  }
+}
+
+torch::Tensor ResNetBlockImpl::forward(const torch::Tensor& x) {
+  if (preact) {
+    auto x_preact = norm1->forward(x);
+    auto shortcut = downsample_conv ? downsample_conv->forward(x_preact) : x;
+    auto y = conv1->forward(x_preact);
+    y = conv2->forward(norm2->forward(y));
+    y = conv3->forward(norm3->forward(y));
+    return vitlab::drop_path(y, drop_path_rate, is_training()) + shortcut;
+  }
+  auto shortcut = x;
+  if (downsample_conv) shortcut = downsample_norm->forward(downsample_conv->forward(x));
+  auto y = norm1->forward(conv1->forward(x));
+  y = norm2->forward(conv2->forward(y));
+  y = norm3->forward(conv3->forward(y));
+  return torch::relu(vitlab::drop_path(y, drop_path_rate, is_training()) + shortcut);
+}
+
+ResNetBackboneImpl::ResNetBackboneImpl(const ModelConfig& c) : config(c) {
+  const int64_t stem_width = 64 * c.resnet_width;
+  const bool small = c.resnet_stem == ResNetStem::kSmall;
+  stem = register_module("stem", std::make_shared<torch::nn::Module>());
+  stem_conv = stem->register_module(
+      "conv", StdConv2d(c.in_channels, stem_width, small ? 3 : 7, small ? 1 : 2, c.resnet_padding,
+                        c.std_conv_eps));
+  if (!c.resnet_preact) stem_norm = stem->register_module("norm", GroupNormAct(stem_width, true));
+
+  stages = register_module("stages", torch::nn::ModuleList());
+  int64_t in = stem_width;
+  const int64_t total_blocks = [&] {
+    int64_t n = 0;
+    for (auto d : c.resnet_layers) n += d;
+    return n;
+  }();
+  int64_t block_index = 0;
+  for (size_t s = 0; s < c.resnet_layers.size(); ++s) {
+    const int64_t out = 256 * c.resnet_width * (int64_t(1) << s);
+    auto stage = std::make_shared<torch::nn::Module>();
+    auto stage_blocks = stage->register_module("blocks", torch::nn::ModuleList());
+    std::vector<ResNetBlock> list;
+    for (int64_t b = 0; b < c.resnet_layers[s]; ++b) {
+      const int64_t stride = (b == 0 && s > 0) ? 2 : 1;
+      const double dpr = total_blocks > 1 ? c.drop_path * block_index / (total_blocks - 1) : 0.0;
+      list.push_back(ResNetBlock(in, out, stride, c, dpr));
+      stage_blocks->push_back(list.back());
+      in = out;
+      ++block_index;
+    }
+    stages->push_back(stage);
+    blocks.push_back(std::move(list));
+  }
+  out_channels_ = in;
+  if (c.resnet_preact) norm = register_module("norm", GroupNormAct(in, true));
+}
+
+torch::Tensor ResNetBackboneImpl::forward(const torch::Tensor& images) {
+  auto x = stem_conv->forward(images);
+  if (stem_norm) x = stem_norm->forward(x);
+  if (config.resnet_stem == ResNetStem::kImageNet) {
+    if (config.resnet_padding == ConvPadding::kSame) {
+      x = torch::max_pool2d(pad_same(x, 3, 2, -std::numeric_limits<double>::infinity()), 3, 2);
+    } else {
+      // timm's BiT "fixed" stem: pad by one with zeros, then a 3x3/2 max-pool.
+      x = torch::max_pool2d(torch::constant_pad_nd(x, {1, 1, 1, 1}, 0.0), 3, 2);
+    }
+  }
+  for (auto& stage : blocks)
+    for (auto& block : stage) x = block->forward(x);
+  return norm ? norm->forward(x) : x;
+}
+
+ResNetV2Impl::ResNetV2Impl(const ModelConfig& c) : ImageClassifierImpl(c) {
+  backbone = register_module("backbone", ResNetBackbone(c));
+  auto head = register_module("head", std::make_shared<torch::nn::Module>());
+  fc = head->register_module("fc", torch::nn::Linear(backbone->out_channels(), c.num_classes));
+  if (c.head_zero_init) {
+    torch::NoGradGuard no_grad;
+    fc->weight.zero_();
+    fc->bias.zero_();
+  }
+}
+
+torch::Tensor ResNetV2Impl::forward_features(const torch::Tensor& images) {
+  return backbone->forward(images).mean({2, 3});  // (B, F)
+}
+
+torch::Tensor ResNetV2Impl::forward(const torch::Tensor& images) {
+  return fc->forward(forward_features(images));
+}
+
+}  // namespace vitlab

@@ -1,0 +1,161 @@
+#include "models/vit.h"
+
+namespace vitlab {
+namespace {
+torch::nn::LayerNorm layer_norm(int64_t width, double eps) {
+  return torch::nn::LayerNorm(torch::nn::LayerNormOptions({width}).eps(eps));
+}
+
+void init_linear(torch::nn::LinearImpl& linear) {
+  // timm's default ViT init: truncated normal (std 0.02) weights, zero biases.
+  trunc_normal_(linear.weight, 0.02);
+  if (linear.bias.defined()) {
+    torch::NoGradGuard no_grad;
+    linear.bias.zero_();
+  }
+}
+}  // namespace
+
+BlockImpl::BlockImpl(const ModelConfig& c, double drop_path_rate)
+    : mixer(c.token_mixer), drop_path_rate(drop_path_rate) {
+  norm1 = register_module("norm1", layer_norm(c.width, c.layer_norm_eps));
+  switch (c.token_mixer) {
+    case TokenMixer::kAttention:
+      attn = register_module("attn", Attention(c.width, c.heads, c.qkv_bias, c.attn_dropout, c.dropout));
+      if (c.pos_embed == PosEmbed::kRelative)
+        relative = register_module(
+            "relative", RelativePositionBias(c.heads, c.num_patches() + (c.class_token ? 1 : 0)));
+      break;
+    case TokenMixer::kAxial:
+      axial = register_module("axial", AxialAttention(c.width, c.heads, c.grid_size(), c.qkv_bias,
+                                                      c.attn_dropout, c.dropout));
+      break;
+    case TokenMixer::kPooling:
+      pooling = register_module("pooling", PoolingMixer(c.grid_size(), c.pool_mixer_size));
+      break;
+  }
+  norm2 = register_module("norm2", layer_norm(c.width, c.layer_norm_eps));
+  mlp = register_module("mlp", Mlp(c.width, c.mlp_dim, c.dropout));
+}
+
+torch::Tensor BlockImpl::forward(const torch::Tensor& x, torch::Tensor* weights) {
+  auto h = norm1->forward(x);
+  switch (mixer) {
+    case TokenMixer::kAttention:
+      h = attn->forward(h, relative ? relative->forward() : torch::Tensor(), weights);
+      break;
+    case TokenMixer::kAxial:
+      h = axial->forward(h);
+      break;
+    case TokenMixer::kPooling:
+      h = pooling->forward(h);
+      break;
+  }
+  // Both residual branches are assigned back to the stream (a published port dropped the MLP's).
+  auto y = x + drop_path(h, drop_path_rate, is_training());
+  y = y + drop_path(mlp->forward(norm2->forward(y)), drop_path_rate, is_training());
+  return y;
+}
+
+PatchEmbedImpl::PatchEmbedImpl(const ModelConfig& c) {
+  int64_t in = c.in_channels;
+  if (c.family == ModelFamily::kHybrid) {
+    backbone = register_module("backbone", ResNetBackbone(c));
+    in = backbone->out_channels();
+  }
+  proj = register_module(
+      "proj", torch::nn::Conv2d(torch::nn::Conv2dOptions(in, c.width, c.patch_size).stride(c.patch_size)));
+}
+
+torch::Tensor PatchEmbedImpl::forward(const torch::Tensor& images) {
+  auto x = backbone ? backbone->forward(images) : images;
+  x = proj->forward(x);                   // (B, D, gh, gw)
+  return x.flatten(2).transpose(1, 2);    // (B, N, D), row-major over the grid
+}
+
+ViTImpl::ViTImpl(const ModelConfig& c) : ImageClassifierImpl(c) {
+  patch_embed = register_module("patch_embed", PatchEmbed(c));
+  if (c.class_token) {
+    cls_token = register_parameter("cls_token", torch::empty({1, 1, c.width}));
+    torch::NoGradGuard no_grad;
+    cls_token.normal_(0.0, 1e-6);
+  }
+  pos = register_module("pos", PositionEmbedding(c.pos_embed, c.grid_size(), c.width,
+                                                 num_prefix_tokens()));
+  blocks = register_module("blocks", torch::nn::ModuleList());
+  for (int i = 0; i < c.depth; ++i) {
+    const double rate = c.depth > 1 ? c.drop_path * i / (c.depth - 1) : c.drop_path;
+    block_list.push_back(Block(c, rate));
+    blocks->push_back(block_list.back());
+  }
+  if (c.pool == Pooling::kGap && c.gap_norm == GapNorm::kAfterPool)
+    fc_norm = register_module("fc_norm", layer_norm(c.width, c.layer_norm_eps));
+  else
+    norm = register_module("norm", layer_norm(c.width, c.layer_norm_eps));
+  int64_t head_in = c.width;
+  if (c.representation_size > 0) {
+    pre_logits = register_module("pre_logits", torch::nn::Linear(c.width, c.representation_size));
+    init_linear(*pre_logits);
+    head_in = c.representation_size;
+  }
+  head = register_module("head", torch::nn::Linear(head_in, c.num_classes));
+  for (auto& module : blocks->modules(/*include_self=*/false))
+    if (auto linear = std::dynamic_pointer_cast<torch::nn::LinearImpl>(module)) init_linear(*linear);
+  if (c.head_zero_init) {
+    torch::NoGradGuard no_grad;
+    head->weight.zero_();
+    head->bias.zero_();
+  } else {
+    init_linear(*head);
+  }
+}
+
+torch::Tensor ViTImpl::embed(const torch::Tensor& images) { return patch_embed->forward(images); }
+
+torch::Tensor ViTImpl::add_tokens_and_positions(const torch::Tensor& patches) {
+  auto x = patches;
+  if (cls_token.defined()) {
+    auto cls = cls_token.to(x.scalar_type()).expand({x.size(0), 1, x.size(2)});
+    x = torch::cat({cls, x}, 1);  // (B, 1 + N, D)
+  }
+  x = pos->forward(x);
+  return torch::dropout(x, config_.dropout, is_training());
+}
+
+torch::Tensor ViTImpl::encode(const torch::Tensor& tokens, std::vector<torch::Tensor>* attention) {
+  auto x = tokens;
+  for (auto& block : block_list) {
+    if (attention) {
+      torch::Tensor w;
+      x = block->forward(x, &w);
+      attention->push_back(w);
+    } else {
+      x = block->forward(x);
+    }
+  }
+  return x;
+}
+
+torch::Tensor ViTImpl::pool(const torch::Tensor& encoded) {
+  if (config_.pool == Pooling::kCls) return norm->forward(encoded).select(1, 0);  // y = LN(z_L^0)
+  auto patches = encoded.narrow(1, num_prefix_tokens(), encoded.size(1) - num_prefix_tokens());
+  if (config_.gap_norm == GapNorm::kAfterPool) return fc_norm->forward(patches.mean(1));
+  return norm->forward(patches).mean(1);
+}
+
+torch::Tensor ViTImpl::head_logits(const torch::Tensor& pooled) {
+  auto x = pre_logits ? torch::tanh(pre_logits->forward(pooled)) : pooled;
+  return head->forward(torch::dropout(x, config_.dropout, is_training()));
+}
+
+torch::Tensor ViTImpl::forward(const torch::Tensor& images) {
+  return head_logits(pool(encode(add_tokens_and_positions(embed(images)))));
+}
+
+torch::Tensor ViTImpl::forward_with_attention(const torch::Tensor& images,
+                                              std::vector<torch::Tensor>& attention) {
+  attention.clear();
+  return head_logits(pool(encode(add_tokens_and_positions(embed(images)), &attention)));
+}
+
+}  // namespace vitlab

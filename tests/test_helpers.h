@@ -1,0 +1,53 @@
+// Helpers shared by the test files.
+#pragma once
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <string>
+
+#include "core/error.h"
+
+namespace vitlab::test {
+
+// A fresh, empty folder under the system temp dir, removed when the object dies.
+class TempDir {
+ public:
+  explicit TempDir(const std::string& tag = "vitlab-test");
+  ~TempDir();
+  const std::filesystem::path& path() const { return path_; }
+  std::string file(const std::string& name) const { return (path_ / name).string(); }
+
+ private:
+  std::filesystem::path path_;
+};
+
+void write_text(const std::string& path, const std::string& text);
+std::string read_text(const std::string& path);
+
+// Runs the vitlab program with `args` (a shell-quoted string), capturing stdout+stderr.
+struct CommandResult {
+  int exit_code;
+  std::string output;
+};
+CommandResult run_vitlab(const std::string& args);
+
+}  // namespace vitlab::test
+
+namespace vitlab::test {
+// Matches an exception whose what() contains a substring.
+class MessageContains : public Catch::MatcherBase<std::exception> {
+ public:
+  explicit MessageContains(std::string part) : part_(std::move(part)) {}
+  bool match(const std::exception& e) const override {
+    return std::string(e.what()).find(part_) != std::string::npos;
+  }
+  std::string describe() const override { return "message contains \"" + part_ + "\""; }
+
+ private:
+  std::string part_;
+};
+}  // namespace vitlab::test
+
+// REQUIRE that `expr` throws an exception of `Type` whose message contains `substring`.
+#define REQUIRE_THROWS_WITH_TYPE(expr, Type, substring) \
+  REQUIRE_THROWS_MATCHES(expr, Type, vitlab::test::MessageContains(substring))

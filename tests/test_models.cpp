@@ -1,0 +1,232 @@
+// The model zoo: every factory entry builds and trains; the ablation knobs do what the paper says.
+#include "config/model_presets.h"
+#include "models/factory.h"
+#include "models/resnetv2.h"
+#include "models/vit.h"
+#include "test_helpers.h"
+
+using namespace vitlab;
+
+namespace {
+// The smallest input each preset accepts: a 2x2 token grid for transformers, 32 px for ResNets.
+int small_image_size(const ModelConfig& c) {
+  switch (c.family) {
+    case ModelFamily::kViT: return 2 * c.patch_size;
+    case ModelFamily::kHybrid: return 2 * c.patch_size * c.stem_stride();
+    case ModelFamily::kResNet: return 32;
+  }
+  return 32;
+}
+
+ModelConfig tiny_vit(PosEmbed pos = PosEmbed::kLearned1d) {
+  ModelConfig c = find_model_preset("vit_tiny_p4_28").config;
+  c.width = 32;
+  c.heads = 4;
+  c.depth = 2;
+  c.mlp_dim = 64;
+  c.image_size = 16;  // 4x4 grid of patch 4
+  c.pos_embed = pos;
+  c.validate();
+  return c;
+}
+
+std::shared_ptr<ViTImpl> as_vit(const ImageClassifier& m) { return std::dynamic_pointer_cast<ViTImpl>(m); }
+}  // namespace
+
+TEST_CASE("every factory entry builds, runs forward and backward with finite values", "[models]") {
+  for (const auto& preset : model_presets()) {
+    DYNAMIC_SECTION(preset.name) {
+      torch::manual_seed(0);
+      ModelConfig c = preset.config;
+      c.image_size = small_image_size(c);
+      c.num_classes = 7;
+      auto model = build_model(c);
+      model->train();
+      auto x = torch::randn({2, c.in_channels, c.image_size, c.image_size});
+      auto logits = model->forward(x);
+      REQUIRE(logits.sizes() == torch::IntArrayRef({2, 7}));
+      REQUIRE(torch::isfinite(logits).all().item<bool>());
+      logits.square().sum().backward();
+      int64_t with_grad = 0, total = 0;
+      for (const auto& p : model->parameters()) {
+        ++total;
+        if (p.grad().defined()) {
+          REQUIRE(torch::isfinite(p.grad()).all().item<bool>());
+          ++with_grad;
+        }
+      }
+      // Every parameter takes part in the forward pass (zero-initialised heads still get grads).
+      CHECK(with_grad == total);
+    }
+  }
+}
+
+TEST_CASE("parameter counts match the published models", "[models]") {
+  torch::NoGradGuard no_grad;
+  auto count = [](const std::string& name) {
+    return count_parameters(*build_model(find_model_preset(name).config));
+  };
+  CHECK(count("vit_b16") == 86567656);    // ViT-B/16, 1000 classes (timm vit_base_patch16_224)
+  CHECK(count("vit_l16") == 304326632);   // ViT-L/16 (timm vit_large_patch16_224)
+  CHECK(count("bit_r50x1") == 25549352);  // timm resnetv2_50x1_bit: 25.55M
+  CHECK(count("vit_ti16") == 5717416);    // DeiT-Ti: 5.7M
+  CHECK(count("vit_s16") == 22050664);    // DeiT-S: 22.1M
+}
+
+TEST_CASE("learned_2d: a row half shared along rows, a column half shared along columns", "[models]") {
+  torch::manual_seed(1);
+  auto model = as_vit(build_model(tiny_vit(PosEmbed::kLearned2d)));
+  auto table = model->pos->table().squeeze(0);  // (1 + 16, 32); row 0 is the class token
+  const int64_t g = 4, half = 16;
+  for (int64_t r = 0; r < g; ++r)
+    for (int64_t c = 0; c < g; ++c) {
+      auto patch = table[1 + r * g + c];
+      CHECK(torch::equal(patch.narrow(0, 0, half), table[1 + r * g].narrow(0, 0, half)));
+      CHECK(torch::equal(patch.narrow(0, half, half), table[1 + c].narrow(0, half, half)));
+    }
+  // Different rows differ in the row half; different columns in the column half.
+  CHECK_FALSE(torch::equal(table[1].narrow(0, 0, half), table[1 + g].narrow(0, 0, half)));
+  CHECK_FALSE(torch::equal(table[1].narrow(0, half, half), table[2].narrow(0, half, half)));
+  // Two tables of width D/2: 2 * g * D/2 parameters plus the class token's own embedding.
+  CHECK(model->pos->row_embed.sizes() == torch::IntArrayRef({4, 16}));
+  CHECK(model->pos->col_embed.sizes() == torch::IntArrayRef({4, 16}));
+}
+
+TEST_CASE("relative: pairs with equal offsets share the bias, per head", "[models]") {
+  torch::manual_seed(2);
+  auto model = as_vit(build_model(tiny_vit(PosEmbed::kRelative)));
+  auto& block = model->block_list[0];
+  REQUIRE(block->relative);
+  auto bias = block->relative->forward().squeeze(0);  // (heads, T, T)
+  const int64_t T = 17;
+  REQUIRE(bias.sizes() == torch::IntArrayRef({4, T, T}));
+  for (int64_t i = 0; i < T; ++i)
+    for (int64_t j = 0; j < T; ++j) {
+      const int64_t i2 = (i + 3) % T, j2 = j + (i2 - i);
+      if (j2 < 0 || j2 >= T) continue;
+      CHECK(torch::equal(bias.select(1, i).select(1, j), bias.select(1, i2).select(1, j2)));
+    }
+  CHECK_FALSE(torch::equal(bias[0][0][1], bias[0][1][0]));  // +1 and -1 differ
+  CHECK_FALSE(torch::equal(bias[0][0][1], bias[1][0][1]));  // heads differ
+  // The bias reaches the logits: the explicit attention weights change when it changes.
+  auto x = torch::randn({1, 1, 16, 16});
+  std::vector<torch::Tensor> before, after;
+  model->eval();
+  model->forward_with_attention(x, before);
+  {
+    torch::NoGradGuard no_grad;
+    block->relative->relative_bias.add_(1.0 * torch::arange(2 * T - 1).to(torch::kFloat));
+  }
+  model->forward_with_attention(x, after);
+  CHECK_FALSE(torch::allclose(before[0], after[0]));
+  // No absolute embedding when relative is chosen.
+  CHECK_FALSE(model->pos->table().defined());
+}
+
+TEST_CASE("sincos_2d is fixed: a buffer without gradient, the same for every seed", "[models]") {
+  torch::manual_seed(3);
+  auto a = as_vit(build_model(tiny_vit(PosEmbed::kSincos2d)));
+  torch::manual_seed(4);
+  auto b = as_vit(build_model(tiny_vit(PosEmbed::kSincos2d)));
+  CHECK(torch::equal(a->pos->table(), b->pos->table()));
+  CHECK_FALSE(a->pos->table().requires_grad());
+  for (const auto& p : a->named_parameters()) CHECK(p.key().find("pos") == std::string::npos);
+  // Class token row is zero; patch (0, 0) has sin(0)=0 and cos(0)=1 halves.
+  auto t = a->pos->table().squeeze(0);
+  CHECK(t[0].abs().sum().item<float>() == 0.0f);
+  CHECK(t[1].narrow(0, 0, 8).abs().sum().item<float>() == 0.0f);
+  CHECK(t[1].narrow(0, 8, 8).sum().item<float>() == Approx(8.0));
+}
+
+TEST_CASE("cls pooling reads only the class token; gap only the patch tokens", "[models]") {
+  torch::manual_seed(5);
+  auto cls_model = as_vit(build_model(tiny_vit()));
+  auto encoded = torch::randn({2, 17, 32});
+  auto changed = encoded.clone();
+  changed.narrow(1, 1, 16).add_(torch::randn({2, 16, 32}));
+  CHECK(torch::allclose(cls_model->pool(encoded), cls_model->pool(changed)));
+  changed = encoded.clone();
+  changed.narrow(1, 0, 1).add_(torch::randn({2, 1, 32}));  // (a constant shift would vanish in LN)
+  CHECK_FALSE(torch::allclose(cls_model->pool(encoded), cls_model->pool(changed)));
+
+  for (GapNorm order : {GapNorm::kAfterPool, GapNorm::kBeforePool}) {
+    auto c = tiny_vit();
+    c.pool = Pooling::kGap;
+    c.gap_norm = order;
+    auto gap_model = as_vit(build_model(c));  // still has a class token: it must be ignored
+    changed = encoded.clone();
+    changed.narrow(1, 0, 1).add_(torch::randn({2, 1, 32}));
+    CHECK(torch::allclose(gap_model->pool(encoded), gap_model->pool(changed)));
+    // And it is the mean of the patches (normalised after or before averaging).
+    auto patches = encoded.narrow(1, 1, 16);
+    auto expected = order == GapNorm::kAfterPool ? gap_model->fc_norm->forward(patches.mean(1))
+                                                 : gap_model->norm->forward(patches).mean(1);
+    CHECK(torch::allclose(gap_model->pool(encoded), expected));
+  }
+  auto c = tiny_vit();
+  c.pool = Pooling::kGap;
+  c.class_token = false;
+  auto no_cls = as_vit(build_model(c));
+  CHECK_FALSE(no_cls->cls_token.defined());
+  CHECK(no_cls->pos->table().size(1) == 16);  // no row for a class token
+}
+
+TEST_CASE("a block computes both pre-LN residual branches of the paper's equations", "[models]") {
+  torch::manual_seed(6);
+  auto model = as_vit(build_model(tiny_vit()));
+  model->eval();
+  auto& block = model->block_list[0];
+  auto x = torch::randn({2, 17, 32});
+  torch::Tensor w;
+  auto y = block->forward(x, &w);
+  auto z1 = x + block->attn->forward(block->norm1->forward(x));
+  auto z2 = z1 + block->mlp->forward(block->norm2->forward(z1));
+  CHECK(torch::allclose(y, z2, 1e-5, 1e-6));
+  // The MLP branch matters: dropping it changes the output.
+  CHECK_FALSE(torch::allclose(y, z1, 1e-3, 1e-3));
+  // The attention weights are a softmax over keys.
+  CHECK(torch::allclose(w.sum(-1), torch::ones({2, 4, 17}), 1e-5, 1e-5));
+}
+
+TEST_CASE("fused and explicit attention paths agree", "[models]") {
+  torch::manual_seed(7);
+  auto model = as_vit(build_model(tiny_vit(PosEmbed::kRelative)));
+  model->eval();
+  auto x = torch::randn({3, 1, 16, 16});
+  std::vector<torch::Tensor> attention;
+  auto explicit_logits = model->forward_with_attention(x, attention);
+  auto fused_logits = model->forward(x);
+  CHECK(attention.size() == 2);
+  CHECK(torch::allclose(explicit_logits, fused_logits, 1e-4, 1e-5));
+}
+
+TEST_CASE("TF SAME padding and weight standardisation", "[models]") {
+  CHECK(same_padding(224, 7, 2) == std::make_pair<int64_t, int64_t>(2, 3));
+  CHECK(same_padding(112, 3, 2) == std::make_pair<int64_t, int64_t>(0, 1));
+  CHECK(same_padding(56, 3, 1) == std::make_pair<int64_t, int64_t>(1, 1));
+  torch::manual_seed(8);
+  StdConv2d conv(3, 4, 3, 1, ConvPadding::kSymmetric, 1e-8);
+  // Scaling and shifting a filter does not change a standardised convolution.
+  auto x = torch::randn({1, 3, 8, 8});
+  auto y = conv->forward(x);
+  {
+    torch::NoGradGuard no_grad;
+    conv->weight.mul_(3.0).add_(0.5);
+  }
+  CHECK(torch::allclose(conv->forward(x), y, 1e-4, 1e-4));
+}
+
+TEST_CASE("hybrid: the stem's feature map becomes the token grid", "[models]") {
+  auto c = find_model_preset("hybrid_tiny_28").config;
+  auto model = as_vit(build_model(c));
+  auto tokens = model->embed(torch::randn({2, 1, 28, 28}));
+  CHECK(tokens.sizes() == torch::IntArrayRef({2, 49, 192}));  // 28 / stride 2 / patch 2 = 7
+  REQUIRE(model->patch_embed->backbone);
+  CHECK(model->patch_embed->backbone->out_channels() == 512);
+}
+
+TEST_CASE("build_model rejects an invalid config", "[models]") {
+  auto c = tiny_vit();
+  c.patch_size = 5;
+  REQUIRE_THROWS_WITH_TYPE(build_model(c), ConfigError, "model.image_size: 16 is not divisible by patch_size 5");
+}

@@ -1,0 +1,52 @@
+# How the non-LibTorch dependencies are found.
+#
+# Debian 12 (developers, CI): the packages named in the Makefile, found with find_package.
+# GPU machine (no Debian packages, no network): third_party/stage.sh copies the header-only
+# dependencies from a Debian machine into third_party/staged/, which travels with the source tree;
+# when that folder exists it is used instead. fmt is then header-only (FMT_HEADER_ONLY).
+set(VITLAB_STAGED_DIR ${PROJECT_SOURCE_DIR}/third_party/staged)
+add_library(vitlab_deps INTERFACE)
+add_library(vitlab::deps ALIAS vitlab_deps)
+add_library(vitlab_catch2 INTERFACE)
+add_library(vitlab::catch2 ALIAS vitlab_catch2)
+
+if(EXISTS ${VITLAB_STAGED_DIR}/include/nlohmann/json.hpp)
+  message(STATUS "vitlab: using staged header-only dependencies from ${VITLAB_STAGED_DIR}")
+  target_include_directories(vitlab_deps SYSTEM INTERFACE ${VITLAB_STAGED_DIR}/include)
+  target_compile_definitions(vitlab_deps INTERFACE FMT_HEADER_ONLY=1)
+  target_include_directories(vitlab_catch2 SYSTEM INTERFACE ${VITLAB_STAGED_DIR}/include)
+  list(APPEND CMAKE_MODULE_PATH ${VITLAB_STAGED_DIR}/cmake)
+  # zlib: headers are staged; the shared library ships with every Linux image.
+  find_library(VITLAB_ZLIB NAMES z libz.so.1 REQUIRED)
+  target_link_libraries(vitlab_deps INTERFACE ${VITLAB_ZLIB})
+else()
+  find_package(cxxopts REQUIRED)
+  find_package(nlohmann_json 3 REQUIRED)
+  find_package(fmt REQUIRED)
+  find_package(ZLIB REQUIRED)
+  target_link_libraries(vitlab_deps INTERFACE cxxopts::cxxopts nlohmann_json::nlohmann_json
+                                              fmt::fmt ZLIB::ZLIB)
+  # libzip reads .npz checkpoints (the JAX ViT weights). Optional: without it (as in the staged
+  # GPU build) .npz import throws a clear IoError instead. Found by header and library rather
+  # than find_package(libzip): Debian 12's libzip-config.cmake fails hard unless the separate
+  # zipcmp/zipmerge/ziptool binaries are installed too.
+  find_path(VITLAB_LIBZIP_INCLUDE zip.h)
+  find_library(VITLAB_LIBZIP_LIBRARY NAMES zip)
+  if(VITLAB_LIBZIP_INCLUDE AND VITLAB_LIBZIP_LIBRARY)
+    target_include_directories(vitlab_deps SYSTEM INTERFACE ${VITLAB_LIBZIP_INCLUDE})
+    target_link_libraries(vitlab_deps INTERFACE ${VITLAB_LIBZIP_LIBRARY})
+    target_compile_definitions(vitlab_deps INTERFACE VITLAB_HAVE_LIBZIP=1)
+  else()
+    message(STATUS "vitlab: libzip not found; .npz import disabled")
+  endif()
+  find_path(VITLAB_STB_DIR stb_image.h PATH_SUFFIXES stb REQUIRED)
+  target_include_directories(vitlab_deps SYSTEM INTERFACE ${VITLAB_STB_DIR}/..)
+  if(VITLAB_BUILD_TESTS)
+    find_package(Catch2 2 REQUIRED)
+    target_link_libraries(vitlab_catch2 INTERFACE Catch2::Catch2)
+  endif()
+endif()
+
+# Threads for the sweep runner's job control.
+find_package(Threads REQUIRED)
+target_link_libraries(vitlab_deps INTERFACE Threads::Threads)
