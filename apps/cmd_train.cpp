@@ -1,6 +1,58 @@
+// vitlab train: one run from a config file (or continue one with --resume DIR).
+#include <cxxopts.hpp>
+
+#include <filesystem>
+#include <iostream>
+
 #include "apps/commands.h"
-#include "core/error.h"
+#include "config/run_config.h"
+#include "train/trainer.h"
+
 namespace vitlab::app {
-int cmd_train(int, char**) { throw UserError("train: not built yet"); }
-int cmd_eval(int, char**) { throw UserError("eval: not built yet"); }
+
+int cmd_train(int argc, char** argv) {
+  cxxopts::Options options("vitlab train", "Train one run. Writes DIR/config.json, DIR/metrics.jsonl, "
+                                           "DIR/result.json and DIR/checkpoints/.\nExit status: 0 "
+                                           "completed, 3 diverged, 1 failed, 2 bad input.");
+  options.add_options()("config", "config JSON file", cxxopts::value<std::string>())(
+      "out", "run folder (default runs/<config name>)", cxxopts::value<std::string>())(
+      "set", "override, key=value (repeatable)", cxxopts::value<std::vector<std::string>>())(
+      "resume", "continue the run in DIR from its last checkpoint", cxxopts::value<std::string>())(
+      "device", "cpu, cuda or cuda:N (overrides the config)", cxxopts::value<std::string>())(
+      "quiet", "no progress output")("h,help", "show this help");
+  options.parse_positional({"config"});
+  options.positional_help("CONFIG.json");
+  auto args = options.parse(argc, argv);
+  if (args.count("help")) {
+    std::cout << options.help() << "\n";
+    return 0;
+  }
+  TrainOptions train;
+  std::string config_file;
+  if (args.count("resume")) {
+    train.resume = true;
+    train.out_dir = args["resume"].as<std::string>();
+    if (args.count("out") && args["out"].as<std::string>() != train.out_dir)
+      throw UserError("--resume DIR continues the run in DIR; --out names another folder");
+    config_file = args.count("config") ? args["config"].as<std::string>()
+                                       : (std::filesystem::path(train.out_dir) / "config.json").string();
+  } else {
+    if (!args.count("config")) throw UserError("missing CONFIG.json (see --help)");
+    config_file = args["config"].as<std::string>();
+    train.out_dir = args.count("out") ? args["out"].as<std::string>()
+                                      : "runs/" + std::filesystem::path(config_file).stem().string();
+  }
+  std::vector<std::string> sets;
+  if (args.count("set")) sets = args["set"].as<std::vector<std::string>>();
+  if (args.count("device")) train.device = args["device"].as<std::string>();
+  train.quiet = args.count("quiet") > 0;
+  train.source = config_file;
+  const RunConfig config = read_run_config(with_overrides(read_json_file(config_file), sets), config_file);
+  const Json result = train_run(config, train);
+  const std::string status = result["status"].get<std::string>();
+  if (status == "completed") return 0;
+  std::cerr << "vitlab train: run " << status << ": " << result.value("error", std::string()) << "\n";
+  return status == "diverged" ? 3 : 1;
+}
+
 }  // namespace vitlab::app

@@ -1,0 +1,57 @@
+// vitlab eval: re-evaluate a checkpoint with the data settings stored inside it.
+#include <cxxopts.hpp>
+
+#include <iostream>
+
+#include "apps/commands.h"
+#include "config/run_config.h"
+#include "data/batcher.h"
+#include "data/load_data.h"
+#include "models/factory.h"
+#include "train/checkpoint.h"
+#include "train/evaluate.h"
+
+namespace vitlab::app {
+
+int cmd_eval(int argc, char** argv) {
+  cxxopts::Options options("vitlab eval", "Evaluate a checkpoint on the test (or validation) split.");
+  options.add_options()("checkpoint", "checkpoint file (.pt)", cxxopts::value<std::string>())(
+      "split", "test or val", cxxopts::value<std::string>()->default_value("test"))(
+      "device", "cpu, cuda or cuda:N", cxxopts::value<std::string>()->default_value("auto"))(
+      "batch", "evaluation batch size", cxxopts::value<int>()->default_value("512"))(
+      "h,help", "show this help");
+  options.parse_positional({"checkpoint"});
+  options.positional_help("CHECKPOINT.pt");
+  auto args = options.parse(argc, argv);
+  if (args.count("help")) {
+    std::cout << options.help() << "\n";
+    return 0;
+  }
+  if (!args.count("checkpoint")) throw UserError("missing CHECKPOINT.pt (see --help)");
+  const auto path = args["checkpoint"].as<std::string>();
+  const auto split = args["split"].as<std::string>();
+  if (split != "test" && split != "val")
+    throw UserError(fmt::format("--split: \"{}\" is not a split; use test or val", split));
+  if (args["batch"].as<int>() < 1) throw UserError("--batch: must be at least 1");
+  const Checkpoint checkpoint = load_checkpoint(path);
+  const RunConfig config = read_run_config(checkpoint.config, path + " (stored config)");
+  const DeviceChoice dev = parse_device(args["device"].as<std::string>(), "--device");
+  const torch::Device device = dev.cuda ? torch::Device(torch::kCUDA, dev.index) : torch::Device(torch::kCPU);
+
+  ImageClassifier model = build_model(config.model);
+  load_module_state(*model, checkpoint.model, path);
+  model->to(device);
+  DataBundle data = load_data(config.data, path);
+  const Dataset& part = split == "test" ? data.test : data.val;
+  if (part.size() == 0) throw UserError(fmt::format("{}: the run has no {} split (data.val_size is 0)", path, split));
+  const bool bf16 = dev.cuda && config.train.precision == Precision::kBf16;
+  const EvalResult r = evaluate(*model, DeviceDataset(part, device), Normalizer(data.mean, data.std, device),
+                                args["batch"].as<int>(), bf16);
+  std::cout << Json{{"checkpoint", path}, {"split", split}, {"epochs_done", checkpoint.epochs_done},
+                    {"accuracy", r.accuracy}, {"loss", r.loss}, {"images", r.count}, {"device", dev.str()}}
+                   .dump(2)
+            << "\n";
+  return 0;
+}
+
+}  // namespace vitlab::app

@@ -1,0 +1,144 @@
+#include "train/checkpoint.h"
+
+#include <filesystem>
+#include <map>
+
+#include "core/error.h"
+#include "io/atomic_file.h"
+
+namespace vitlab {
+namespace {
+
+void write_group(torch::serialize::OutputArchive& archive, const std::string& key,
+                 const NamedTensors& tensors) {
+  // Names go into one string list and tensors are numbered, because module paths contain dots,
+  // which the archive uses as its own separator.
+  std::vector<std::string> names;
+  torch::serialize::OutputArchive group;
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    names.push_back(tensors[i].first);
+    group.write(std::to_string(i), tensors[i].second.detach().to(torch::kCPU));
+  }
+  archive.write(key, group);
+  Json list = names;
+  archive.write(key + "_names", c10::IValue(list.dump()));
+}
+
+NamedTensors read_group(torch::serialize::InputArchive& archive, const std::string& key) {
+  c10::IValue names_value;
+  archive.read(key + "_names", names_value);
+  const Json names = Json::parse(names_value.toStringRef());
+  torch::serialize::InputArchive group;
+  archive.read(key, group);
+  NamedTensors out;
+  for (size_t i = 0; i < names.size(); ++i) {
+    torch::Tensor t;
+    group.read(std::to_string(i), t);
+    out.emplace_back(names[i].get<std::string>(), t);
+  }
+  return out;
+}
+
+std::string read_string(torch::serialize::InputArchive& archive, const std::string& key) {
+  c10::IValue v;
+  archive.read(key, v);
+  return v.toStringRef();
+}
+
+}  // namespace
+
+void save_checkpoint(const std::string& path, const Checkpoint& c) {
+  torch::serialize::OutputArchive archive;
+  archive.write("vitlab_format_version", c10::IValue(c.format_version));
+  const Json meta = {{"epochs_done", c.epochs_done},
+                     {"steps_done", c.steps_done},
+                     {"best_val_accuracy", c.best_val_accuracy},
+                     {"best_epoch", c.best_epoch},
+                     {"train_seconds", c.train_seconds},
+                     {"history", c.history}};
+  archive.write("config", c10::IValue(c.config.dump()));
+  archive.write("meta", c10::IValue(meta.dump()));
+  write_group(archive, "model", c.model);
+  write_group(archive, "optimizer", c.optimizer);
+  write_atomic_with(path, [&](const std::string& tmp) { archive.save_to(tmp); });
+}
+
+Checkpoint load_checkpoint(const std::string& path) {
+  if (!std::filesystem::exists(path)) throw IoError(fmt::format("{}: no such checkpoint", path));
+  Checkpoint c;
+  try {
+    torch::serialize::InputArchive archive;
+    archive.load_from(path);
+    c10::IValue version;
+    if (!archive.try_read("vitlab_format_version", version))
+      throw IoError(fmt::format("{}: not a vitlab checkpoint (no format version)", path));
+    c.format_version = version.toInt();
+    if (c.format_version != kCheckpointFormatVersion)
+      throw IoError(fmt::format(
+          "{}: checkpoint format version {}, this vitlab reads version {}; load it with the vitlab "
+          "that wrote it and `vitlab export --format safetensors`, then `vitlab import`",
+          path, c.format_version, kCheckpointFormatVersion));
+    c.config = Json::parse(read_string(archive, "config"));
+    const Json meta = Json::parse(read_string(archive, "meta"));
+    c.epochs_done = meta.at("epochs_done").get<int64_t>();
+    c.steps_done = meta.at("steps_done").get<int64_t>();
+    c.best_val_accuracy = meta.at("best_val_accuracy").get<double>();
+    c.best_epoch = meta.at("best_epoch").get<int64_t>();
+    c.train_seconds = meta.at("train_seconds").get<double>();
+    c.history = meta.at("history");
+    c.model = read_group(archive, "model");
+    c.optimizer = read_group(archive, "optimizer");
+  } catch (const IoError&) {
+    throw;
+  } catch (const c10::Error& e) {
+    throw IoError(fmt::format("{}: not a readable vitlab checkpoint (corrupt or truncated?): {}",
+                              path, e.what_without_backtrace()));
+  } catch (const std::exception& e) {
+    throw IoError(fmt::format("{}: not a readable vitlab checkpoint: {}", path, e.what()));
+  }
+  return c;
+}
+
+NamedTensors module_state(const torch::nn::Module& module) {
+  NamedTensors out;
+  for (const auto& p : module.named_parameters(true)) out.emplace_back(p.key(), p.value());
+  for (const auto& b : module.named_buffers(true)) out.emplace_back(b.key(), b.value());
+  return out;
+}
+
+void load_module_state(torch::nn::Module& module, const NamedTensors& state, const std::string& source) {
+  std::map<std::string, torch::Tensor> given(state.begin(), state.end());
+  std::vector<std::string> missing, mismatched;
+  torch::NoGradGuard no_grad;
+  auto own = module_state(module);
+  for (auto& [name, tensor] : own) {
+    auto it = given.find(name);
+    if (it == given.end()) {
+      missing.push_back(name);
+      continue;
+    }
+    if (!it->second.sizes().equals(tensor.sizes())) {
+      mismatched.push_back(fmt::format("{} (file {} vs model {})", name, c10::str(it->second.sizes()),
+                                       c10::str(tensor.sizes())));
+      continue;
+    }
+    given.erase(it);
+  }
+  if (!missing.empty() || !mismatched.empty() || !given.empty()) {
+    auto first = [](const std::vector<std::string>& v) {
+      std::string s;
+      for (size_t i = 0; i < v.size() && i < 5; ++i) s += (i ? ", " : "") + v[i];
+      if (v.size() > 5) s += fmt::format(", ... ({} in all)", v.size());
+      return s.empty() ? std::string("none") : s;
+    };
+    std::vector<std::string> unexpected;
+    for (auto& [k, v] : given) unexpected.push_back(k);
+    throw IoError(fmt::format("{}: weights do not fit this model (another model or config?): "
+                              "missing: {}; unexpected: {}; shape mismatch: {}",
+                              source, first(missing), first(unexpected), first(mismatched)));
+  }
+  std::map<std::string, torch::Tensor> lookup(state.begin(), state.end());
+  for (auto& [name, tensor] : own) tensor.copy_(lookup.at(name));
+}
+
+}  // namespace vitlab

@@ -1,0 +1,45 @@
+// Training checkpoints: model weights, optimiser state, position in the run, the resolved config
+// and a format version, in LibTorch's native archive. Written atomically.
+#pragma once
+#include <torch/torch.h>
+
+#include <string>
+#include <vector>
+
+#include "config/json_reader.h"
+
+namespace vitlab {
+
+// Bump when the layout changes; loading another version fails with a hint.
+constexpr int64_t kCheckpointFormatVersion = 1;
+
+using NamedTensors = std::vector<std::pair<std::string, torch::Tensor>>;
+
+struct Checkpoint {
+  int64_t format_version = kCheckpointFormatVersion;
+  Json config;               // the run's resolved config (RunConfig::to_json)
+  NamedTensors model;        // parameters and buffers, by module path
+  NamedTensors optimizer;    // Optimizer::state()
+  int64_t epochs_done = 0;   // completed epochs
+  int64_t steps_done = 0;    // optimiser steps taken
+  double best_val_accuracy = -1.0;
+  int64_t best_epoch = -1;
+  double train_seconds = 0;  // training time so far (resume adds to it)
+  Json history = Json::array();  // metrics records so far (to rebuild metrics.jsonl)
+};
+
+// Writes atomically (temporary file + rename). IoError naming the path on failure.
+void save_checkpoint(const std::string& path, const Checkpoint& checkpoint);
+
+// Reads and checks the format version. IoError naming the path for a missing, corrupt or
+// foreign file, and for another format version (with what to do).
+Checkpoint load_checkpoint(const std::string& path);
+
+// The module's parameters and buffers by name (CPU copies not made).
+NamedTensors module_state(const torch::nn::Module& module);
+
+// Copies `state` into the module. IoError naming `source` when names or shapes differ: lists
+// the first missing, unexpected and mismatched names.
+void load_module_state(torch::nn::Module& module, const NamedTensors& state, const std::string& source);
+
+}  // namespace vitlab

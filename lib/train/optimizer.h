@@ -1,0 +1,46 @@
+// AdamW and SGD with momentum over parameter groups (weight decay on or off per parameter).
+// vitlab keeps its own optimiser instead of torch::optim so that its state is plain named
+// tensors (checkpoints), the step count lives on the device (CUDA-graph replays), and the
+// CUDA build can switch to ATen's fused multi-tensor kernels.
+#pragma once
+#include <torch/torch.h>
+
+#include <string>
+#include <vector>
+
+#include "config/train_config.h"
+
+namespace vitlab {
+
+struct OptimizerParam {
+  std::string name;
+  torch::Tensor param;
+  bool decay;  // false for norms, biases, position embeddings, class token
+};
+
+class Optimizer {
+ public:
+  Optimizer(std::vector<OptimizerParam> params, const TrainConfig& config);
+
+  // One update with learning rate `lr` from the parameters' current .grad().
+  void step(double lr);
+  void zero_grad();
+  int64_t steps_taken() const;
+
+  // Named state tensors (moments, momentum buffers, step count) for checkpoints.
+  std::vector<std::pair<std::string, torch::Tensor>> state() const;
+  // Restores state() output; IoError if names or shapes differ.
+  void load_state(const std::vector<std::pair<std::string, torch::Tensor>>& state);
+
+  const std::vector<OptimizerParam>& params() const { return params_; }
+
+ private:
+  std::vector<OptimizerParam> params_;
+  TrainConfig config_;
+  std::vector<torch::Tensor> exp_avg_, exp_avg_sq_;  // AdamW
+  std::vector<torch::Tensor> momentum_;              // SGD
+  torch::Tensor step_count_;                          // int64 scalar on the parameters' device
+  int64_t host_steps_ = 0;
+};
+
+}  // namespace vitlab

@@ -1,0 +1,53 @@
+#include "train/progress.h"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+
+namespace vitlab {
+
+std::string format_duration(double seconds) {
+  if (!std::isfinite(seconds) || seconds < 0) return "?";
+  const int64_t s = std::llround(seconds);
+  if (s >= 3600) return fmt::format("{}h{:02}m", s / 3600, (s % 3600) / 60);
+  if (s >= 60) return fmt::format("{}m{:02}s", s / 60, s % 60);
+  return fmt::format("{}s", s);
+}
+
+Progress::Progress(int epochs, int64_t steps_per_epoch, int log_every, bool quiet)
+    : epochs_(epochs),
+      steps_per_epoch_(steps_per_epoch),
+      log_every_(log_every),
+      quiet_(quiet),
+      live_(!quiet && ::isatty(STDERR_FILENO)) {}
+
+void Progress::step(int epoch, int64_t step_in_epoch, double loss, double lr, double ips, double eta) {
+  if (quiet_) return;
+  const std::string line =
+      fmt::format("epoch {}/{} step {}/{} loss {:.4f} lr {:.2e} {:.0f} img/s ETA {}", epoch + 1,
+                  epochs_, step_in_epoch + 1, steps_per_epoch_, loss, lr, ips, format_duration(eta));
+  if (live_) {
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_print_ < std::chrono::milliseconds(250) && step_in_epoch + 1 < steps_per_epoch_) return;
+    last_print_ = now;
+    std::fprintf(stderr, "\r\033[K%s", line.c_str());
+    std::fflush(stderr);
+  } else if (log_every_ > 0 && (step_in_epoch + 1) % log_every_ == 0) {
+    std::fprintf(stderr, "%s\n", line.c_str());
+  }
+}
+
+void Progress::epoch_done(const std::string& line) {
+  if (quiet_) return;
+  std::fprintf(stderr, live_ ? "\r\033[K%s\n" : "%s\n", line.c_str());
+  std::fflush(stderr);
+}
+
+void Progress::message(const std::string& line) {
+  if (quiet_) return;
+  std::fprintf(stderr, "%s\n", line.c_str());
+}
+
+}  // namespace vitlab
