@@ -22,7 +22,8 @@ struct AugmentConfig {
 struct DataConfig {
   DatasetKind dataset = DatasetKind::kFashionMnist;
   // Folder with the files. Empty for fashion-mnist = the Debian package's folder
-  // (/usr/share/datasets/fashion-mnist); required for the other kinds except synthetic.
+  // (/usr/share/datasets/fashion-mnist, or third_party/staged/data/fashion-mnist where that is
+  // missing); required for the other kinds except synthetic. Layouts: lib/data/*_reader.h.
   std::string path;
   int64_t train_size = 0;    // stratified subset of the training set; 0 = all
   int64_t per_class = 0;     // alternative to train_size: this many images of each class
@@ -31,7 +32,8 @@ struct DataConfig {
   int image_size = 0;        // resize to this (bilinear); 0 = the data set's own size
   std::vector<double> mean;  // per channel; empty = the data set's standard values
   std::vector<double> std;
-  int64_t subset_seed = 0;   // seed of the subset/split draw (independent of the run's seed)
+  int64_t subset_seed = 0;   // seed of the subset/split draw and of synthetic images
+                             // (independent of the run's seed)
   AugmentConfig augment;
   // Synthetic data (tests, benchmarks): class-dependent patterns plus noise.
   int synthetic_classes = 10;

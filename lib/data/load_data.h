@@ -1,0 +1,43 @@
+// From a DataConfig to the tensors a run trains on: read, subset, split, resize, statistics.
+#pragma once
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "config/data_config.h"
+#include "data/dataset.h"
+
+namespace vitlab {
+
+struct DataBundle {
+  Dataset train;  // after subsetting, minus the validation images
+  Dataset val;    // zero rows when data.val_size is 0
+  Dataset test;
+  std::vector<double> mean;  // per channel, for pixel values scaled to [0, 1]
+  std::vector<double> std;
+  int image_size = 0;  // H == W of every image
+  int channels = 0;
+  int num_classes = 0;
+  std::vector<std::string> class_names;
+};
+
+// The official train/test splits of the configured data set (before subsetting or resizing).
+// Throws DataError naming the file for any missing or bad input.
+DatasetSplits read_dataset(const DataConfig& config);
+
+// Reads, subsets, splits and resizes as `config` says. mean/std are data.mean/data.std when
+// given (their length must equal the channel count: ConfigError naming data.mean), else the
+// data set's standard values (fashion-mnist, cifar10, cifar100), else computed from the final
+// training images. Images that end up non-square are a DataError (set data.image_size).
+// `source` (the config file's name) prefixes ConfigError messages.
+DataBundle load_data(const DataConfig& config, const std::string& source = "");
+
+// The published per-channel statistics of a data set; empty vectors when there are none
+// (mnist-format, image-folder, synthetic: those are computed from the training images).
+std::pair<std::vector<double>, std::vector<double>> standard_mean_std(DatasetKind kind);
+
+// Per-channel mean and standard deviation of (N, C, H, W) uint8 images scaled to [0, 1],
+// accumulated in double over chunks. A channel with zero spread gets std 1.
+std::pair<std::vector<double>, std::vector<double>> compute_mean_std(const torch::Tensor& images);
+
+}  // namespace vitlab

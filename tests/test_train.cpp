@@ -1,0 +1,144 @@
+// Training: optimiser and schedule against independent references, loss, checkpoints, errors.
+#include "config/model_presets.h"
+#include "models/factory.h"
+#include "test_helpers.h"
+#include "train/checkpoint.h"
+#include "train/evaluate.h"
+#include "train/optimizer.h"
+#include "train/schedule.h"
+
+using namespace vitlab;
+
+TEST_CASE("schedule: linear warmup, then cosine or linear decay to min_lr", "[train]") {
+  TrainConfig c;
+  c.epochs = 10;
+  c.lr = 1.0;
+  c.min_lr = 0.1;
+  c.warmup_epochs = 2;
+  LrScheduleFn cosine(c, 10);  // 100 steps, 20 warmup
+  CHECK(cosine(0) == Approx(1.0 / 20));
+  CHECK(cosine(19) == Approx(1.0));
+  CHECK(cosine(20) == Approx(1.0));
+  CHECK(cosine(60) == Approx(0.1 + 0.9 * 0.5));  // half way through the decay
+  CHECK(cosine(100) == Approx(0.1));
+  c.schedule = LrSchedule::kLinear;
+  LrScheduleFn linear(c, 10);
+  CHECK(linear(40) == Approx(0.1 + 0.9 * 0.75));
+  c.schedule = LrSchedule::kConstant;
+  CHECK(LrScheduleFn(c, 10)(90) == Approx(1.0));
+}
+
+namespace {
+// Runs `steps` updates of our optimiser and of torch::optim on identical parameters/gradients.
+template <typename TorchOpt, typename TorchOptions>
+void compare_with_torch(const TrainConfig& cfg, TorchOptions torch_options, bool decay_bias) {
+  torch::manual_seed(0);
+  auto w0 = torch::randn({4, 3}), b0 = torch::randn({4});
+  auto w1 = w0.clone().requires_grad_(), b1 = b0.clone().requires_grad_();
+  auto w2 = w0.clone().requires_grad_(), b2 = b0.clone().requires_grad_();
+  Optimizer ours({{"w", w1, true}, {"b", b1, decay_bias}}, cfg);
+  // torch::optim with the same per-parameter decay: two groups.
+  auto no_decay = torch_options;
+  no_decay.weight_decay(decay_bias ? torch_options.weight_decay() : 0.0);
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  groups.emplace_back(std::vector<torch::Tensor>{w2}, std::make_unique<TorchOptions>(torch_options));
+  groups.emplace_back(std::vector<torch::Tensor>{b2}, std::make_unique<TorchOptions>(no_decay));
+  TorchOpt reference(groups, torch_options);
+  for (int step = 0; step < 5; ++step) {
+    auto x = torch::randn({8, 3});
+    for (auto [w, b] : {std::make_pair(w1, b1), std::make_pair(w2, b2)}) {
+      auto loss = (torch::matmul(x, w.t()) + b).tanh().square().sum();
+      loss.backward();
+    }
+    ours.step(cfg.lr);
+    reference.step();
+    w1.mutable_grad() = {};
+    b1.mutable_grad() = {};
+    reference.zero_grad();
+    REQUIRE(torch::allclose(w1, w2, 1e-6, 1e-7));
+    REQUIRE(torch::allclose(b1, b2, 1e-6, 1e-7));
+  }
+  CHECK(ours.steps_taken() == 5);
+}
+}  // namespace
+
+TEST_CASE("AdamW and SGD match torch::optim (decay skipped where asked)", "[train]") {
+  TrainConfig c;
+  c.lr = 0.01;
+  c.weight_decay = 0.1;
+  c.optimizer = OptimizerKind::kAdamW;
+  compare_with_torch<torch::optim::AdamW>(
+      c, torch::optim::AdamWOptions(0.01).weight_decay(0.1).betas({0.9, 0.999}).eps(1e-8), false);
+  c.optimizer = OptimizerKind::kSgd;
+  c.momentum = 0.9;
+  compare_with_torch<torch::optim::SGD>(c, torch::optim::SGDOptions(0.01).momentum(0.9).weight_decay(0.1),
+                                        false);
+  c.nesterov = true;
+  compare_with_torch<torch::optim::SGD>(
+      c, torch::optim::SGDOptions(0.01).momentum(0.9).weight_decay(0.1).nesterov(true), true);
+}
+
+TEST_CASE("weight decay skips norms, biases, position embeddings and the class token", "[train]") {
+  auto model = build_model(find_model_preset("vit_tiny_p4_28").config);
+  for (const auto& p : model->named_parameters()) {
+    const std::string& n = p.key();
+    const bool expect_skip = n.find("norm") != std::string::npos || n.find("bias") != std::string::npos ||
+                             n.find("pos_embed") != std::string::npos || n == "cls_token";
+    INFO(n);
+    CHECK(model->skip_weight_decay(n) == expect_skip);
+  }
+}
+
+TEST_CASE("soft cross-entropy equals PyTorch's label-smoothed cross-entropy", "[train]") {
+  torch::manual_seed(1);
+  auto logits = torch::randn({6, 5});
+  auto labels = torch::randint(0, 5, {6}, torch::kLong);
+  auto targets = torch::one_hot(labels, 5).to(torch::kFloat);
+  auto reference = torch::nn::functional::cross_entropy(
+      logits, labels, torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(0.1));
+  CHECK(soft_cross_entropy(logits, targets, 0.1).item<double>() == Approx(reference.item<double>()));
+}
+
+TEST_CASE("checkpoints: round trip, version check, corrupt files, model mismatch", "[train]") {
+  test::TempDir dir;
+  auto model = build_model(find_model_preset("vit_tiny_p4_28").config);
+  Checkpoint c;
+  c.config = Json{{"k", 1}};
+  c.model = module_state(*model);
+  c.optimizer = {{"step", torch::full({}, 7, torch::kLong)}};
+  c.epochs_done = 3;
+  c.history = Json::array({Json{{"epoch", 1}}});
+  save_checkpoint(dir.file("a.pt"), c);
+  auto back = load_checkpoint(dir.file("a.pt"));
+  CHECK(back.epochs_done == 3);
+  CHECK(back.config == c.config);
+  CHECK(back.history == c.history);
+  REQUIRE(back.model.size() == c.model.size());
+  for (size_t i = 0; i < c.model.size(); ++i) {
+    CHECK(back.model[i].first == c.model[i].first);
+    CHECK(torch::equal(back.model[i].second, c.model[i].second));
+  }
+  // No temporary files are left behind.
+  int files = 0;
+  for (auto& e : std::filesystem::directory_iterator(dir.path())) files += e.is_regular_file();
+  CHECK(files == 1);
+
+  c.format_version = 99;
+  save_checkpoint(dir.file("v99.pt"), c);
+  REQUIRE_THROWS_WITH_TYPE(load_checkpoint(dir.file("v99.pt")), IoError,
+                           "checkpoint format version 99, this vitlab reads version 1");
+  test::write_text(dir.file("junk.pt"), "not a zip archive at all");
+  REQUIRE_THROWS_WITH_TYPE(load_checkpoint(dir.file("junk.pt")), IoError, "junk.pt: not a readable vitlab checkpoint");
+  REQUIRE_THROWS_WITH_TYPE(load_checkpoint(dir.file("none.pt")), IoError, "none.pt: no such checkpoint");
+  // Truncated: the first half of a real checkpoint.
+  std::string bytes = test::read_text(dir.file("a.pt"));
+  test::write_text(dir.file("half.pt"), bytes.substr(0, bytes.size() / 2));
+  REQUIRE_THROWS_WITH_TYPE(load_checkpoint(dir.file("half.pt")), IoError, "half.pt");
+
+  auto other_config = find_model_preset("vit_tiny_p4_28").config;
+  other_config.depth = 2;
+  auto other = build_model(other_config);
+  REQUIRE_THROWS_WITH_TYPE(load_module_state(*other, c.model, "a.pt"), IoError,
+                           "a.pt: weights do not fit this model");
+  REQUIRE_THROWS_WITH_TYPE(load_module_state(*other, c.model, "a.pt"), IoError, "unexpected: blocks.2.");
+}
