@@ -20,5 +20,10 @@ int cmd_models(int argc, char** argv);
 int cmd_config(int argc, char** argv);
 int cmd_train(int argc, char** argv);
 int cmd_eval(int argc, char** argv);
+int cmd_sweep(int argc, char** argv);
+int cmd_summarize(int argc, char** argv);
+int cmd_export(int argc, char** argv);
+int cmd_import(int argc, char** argv);
+int cmd_bench(int argc, char** argv);
 
 }  // namespace vitlab::app

@@ -19,6 +19,11 @@ const std::vector<Command>& commands() {
       {"config", "print a resolved config (all defaults filled) after checking it", cmd_config},
       {"train", "train one run from a config file", cmd_train},
       {"eval", "re-evaluate a checkpoint on the test set", cmd_eval},
+      {"sweep", "run an ablation sweep (grid x seeds) and compare with the baseline", cmd_sweep},
+      {"summarize", "rebuild a sweep's summary from its run folders", cmd_summarize},
+      {"export", "write a checkpoint's weights as safetensors (timm names) or LibTorch", cmd_export},
+      {"import", "turn timm safetensors or JAX .npz weights into a vitlab checkpoint", cmd_import},
+      {"bench", "measure training or inference speed, memory and MFU", cmd_bench},
   };
   return table;
 }

@@ -52,8 +52,8 @@ void compare_with_torch(const TrainConfig& cfg, TorchOptions torch_options, bool
     }
     ours.step(cfg.lr);
     reference.step();
-    w1.mutable_grad() = {};
-    b1.mutable_grad() = {};
+    w1.mutable_grad() = torch::Tensor();
+    b1.mutable_grad() = torch::Tensor();
     reference.zero_grad();
     REQUIRE(torch::allclose(w1, w2, 1e-6, 1e-7));
     REQUIRE(torch::allclose(b1, b2, 1e-6, 1e-7));

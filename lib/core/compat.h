@@ -11,8 +11,9 @@
 
 // 2.x has the fused scaled-dot-product attention kernels (flash / memory-efficient).
 #define VITLAB_HAS_SDPA VITLAB_TORCH_AT_LEAST(2, 0)
-// 2.x has ATen's fused AdamW kernel for CUDA tensors.
-#define VITLAB_HAS_FUSED_ADAMW VITLAB_TORCH_AT_LEAST(2, 0)
+// 2.4+ has ATen's fused AdamW and SGD kernels taking the learning rate as a device tensor
+// (what CUDA-graph replays need).
+#define VITLAB_HAS_FUSED_OPTIMIZERS VITLAB_TORCH_AT_LEAST(2, 4)
 
 namespace vitlab::compat {
 
@@ -37,6 +38,23 @@ inline torch::Tensor scaled_dot_product_attention(const torch::Tensor& q, const 
 #endif
 }
 
+#if VITLAB_HAS_FUSED_OPTIMIZERS
+// AdamW over parameter lists in one multi-tensor kernel. `steps` are float32 device scalars
+// already incremented for this update; `lr` a float32 device scalar.
+inline void fused_adamw(at::TensorList params, at::TensorList grads, at::TensorList exp_avgs,
+                        at::TensorList exp_avg_sqs, at::TensorList steps, const at::Tensor& lr,
+                        double beta1, double beta2, double weight_decay, double eps) {
+  at::_fused_adamw_(params, grads, exp_avgs, exp_avg_sqs, /*max_exp_avg_sqs=*/{}, steps, lr, beta1,
+                    beta2, weight_decay, eps, /*amsgrad=*/false, /*maximize=*/false);
+}
+// SGD with momentum (PyTorch semantics, dampening 0) in one multi-tensor kernel.
+inline void fused_sgd(at::TensorList params, at::TensorList grads, at::TensorList momentum_buffers,
+                      double weight_decay, double momentum, const at::Tensor& lr, bool nesterov) {
+  at::_fused_sgd_(params, grads, momentum_buffers, weight_decay, momentum, lr, /*dampening=*/0.0,
+                  nesterov, /*maximize=*/false, /*is_first_step=*/false);
+}
+#endif
+
 // bf16 autocast on CUDA, as a scope guard. On CPU it does nothing (vitlab trains CPU in fp32).
 class CudaAutocast {
  public:
@@ -44,6 +62,8 @@ class CudaAutocast {
     if (!enabled_) return;
 #if VITLAB_TORCH_AT_LEAST(2, 4)
     previous_ = at::autocast::is_autocast_enabled(at::kCUDA);
+    // No cast cache: a CUDA graph must not hold casts made outside it.
+    at::autocast::set_autocast_cache_enabled(false);
     at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
     at::autocast::set_autocast_enabled(at::kCUDA, true);
 #else

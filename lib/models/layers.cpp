@@ -54,6 +54,9 @@ torch::Tensor StdConv2dImpl::forward(const torch::Tensor& x) {
   auto var_mean = torch::var_mean(flat, /*dim=*/{1}, /*unbiased=*/false, /*keepdim=*/true);
   auto standardized =
       ((flat - std::get<1>(var_mean)) / torch::sqrt(std::get<0>(var_mean) + eps)).reshape_as(w);
+  // Channels-last activations (the CUDA fast path) want channels-last filters for cuDNN.
+  if (x.is_cuda() && x.is_contiguous(at::MemoryFormat::ChannelsLast))
+    standardized = standardized.contiguous(at::MemoryFormat::ChannelsLast);
   if (padding == ConvPadding::kSame) {
     return torch::conv2d(pad_same(x, kernel, stride), standardized.to(x.scalar_type()), {}, stride);
   }

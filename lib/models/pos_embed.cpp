@@ -68,7 +68,8 @@ torch::Tensor PositionEmbeddingImpl::table() {
 
 torch::Tensor PositionEmbeddingImpl::forward(const torch::Tensor& tokens) {
   auto t = table();
-  return t.defined() ? tokens + t.to(tokens.scalar_type()) : tokens;
+  // No cast: under bf16 autocast the fp32 table promotes the residual stream to fp32, as in timm.
+  return t.defined() ? tokens + t : tokens;
 }
 
 }  // namespace vitlab

@@ -85,7 +85,9 @@ ResNetBackboneImpl::ResNetBackboneImpl(const ModelConfig& c) : config(c) {
 }
 
 torch::Tensor ResNetBackboneImpl::forward(const torch::Tensor& images) {
-  auto x = stem_conv->forward(images);
+  // On CUDA, convolutions run channels-last (NHWC): cuDNN's fast bf16 kernels need it.
+  auto input = images.is_cuda() ? images.contiguous(at::MemoryFormat::ChannelsLast) : images;
+  auto x = stem_conv->forward(input);
   if (stem_norm) x = stem_norm->forward(x);
   if (config.resnet_stem == ResNetStem::kImageNet) {
     if (config.resnet_padding == ConvPadding::kSame) {

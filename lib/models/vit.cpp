@@ -115,7 +115,7 @@ torch::Tensor ViTImpl::embed(const torch::Tensor& images) { return patch_embed->
 torch::Tensor ViTImpl::add_tokens_and_positions(const torch::Tensor& patches) {
   auto x = patches;
   if (cls_token.defined()) {
-    auto cls = cls_token.to(x.scalar_type()).expand({x.size(0), 1, x.size(2)});
+    auto cls = cls_token.expand({x.size(0), 1, x.size(2)});  // cat promotes to fp32, as timm
     x = torch::cat({cls, x}, 1);  // (B, 1 + N, D)
   }
   x = pos->forward(x);

@@ -2,11 +2,12 @@
 
 #include <cmath>
 
+#include "core/compat.h"
 #include "core/error.h"
 
 namespace vitlab {
 
-Optimizer::Optimizer(std::vector<OptimizerParam> params, const TrainConfig& config)
+Optimizer::Optimizer(std::vector<OptimizerParam> params, const TrainConfig& config, bool allow_fused)
     : params_(std::move(params)), config_(config) {
   for (const auto& p : params_) {
     if (config_.optimizer == OptimizerKind::kAdamW) {
@@ -17,7 +18,48 @@ Optimizer::Optimizer(std::vector<OptimizerParam> params, const TrainConfig& conf
     }
   }
   auto device = params_.empty() ? torch::Device(torch::kCPU) : params_[0].param.device();
-  step_count_ = torch::zeros({}, torch::TensorOptions().dtype(torch::kLong).device(device));
+  step_count_ = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat).device(device));
+#if VITLAB_HAS_FUSED_OPTIMIZERS
+  fused_ = allow_fused && device.is_cuda();
+#endif
+  Group decay{{}, config_.weight_decay}, no_decay{{}, 0.0};
+  for (size_t i = 0; i < params_.size(); ++i) (params_[i].decay ? decay : no_decay).index.push_back(i);
+  for (auto& g : {decay, no_decay})
+    if (!g.index.empty()) groups_.push_back(g);
+}
+
+void Optimizer::step_on_device(const torch::Tensor& lr) {
+  torch::NoGradGuard no_grad;
+#if VITLAB_HAS_FUSED_OPTIMIZERS
+  if (fused_) {
+    // The device counter is the truth here: a CUDA graph replays this without the host.
+    step_count_.add_(1);
+    for (const auto& g : groups_) {
+      std::vector<torch::Tensor> p, grad, a, b, steps;
+      for (size_t i : g.index) {
+        if (!params_[i].param.grad().defined()) continue;
+        p.push_back(params_[i].param);
+        grad.push_back(params_[i].param.grad());
+        if (config_.optimizer == OptimizerKind::kAdamW) {
+          a.push_back(exp_avg_[i]);
+          b.push_back(exp_avg_sq_[i]);
+          steps.push_back(step_count_);
+        } else {
+          a.push_back(momentum_[i]);
+        }
+      }
+      if (p.empty()) continue;
+      if (config_.optimizer == OptimizerKind::kAdamW)
+        compat::fused_adamw(p, grad, a, b, steps, lr, config_.beta1, config_.beta2, g.weight_decay,
+                            config_.eps);
+      else
+        compat::fused_sgd(p, grad, config_.momentum > 0 ? a : std::vector<torch::Tensor>{},
+                          g.weight_decay, config_.momentum, lr, config_.nesterov);
+    }
+    return;
+  }
+#endif
+  step(lr.item<double>());  // no fused kernels: the host path (not capturable)
 }
 
 void Optimizer::zero_grad() {
@@ -25,7 +67,9 @@ void Optimizer::zero_grad() {
     if (p.param.grad().defined()) p.param.mutable_grad() = torch::Tensor();
 }
 
-int64_t Optimizer::steps_taken() const { return host_steps_; }
+int64_t Optimizer::steps_taken() const {
+  return fused_ ? static_cast<int64_t>(step_count_.item<float>()) : host_steps_;
+}
 
 void Optimizer::step(double lr) {
   torch::NoGradGuard no_grad;
@@ -67,7 +111,7 @@ void Optimizer::step(double lr) {
 
 std::vector<std::pair<std::string, torch::Tensor>> Optimizer::state() const {
   std::vector<std::pair<std::string, torch::Tensor>> out;
-  out.emplace_back("step", torch::full({}, host_steps_, torch::kLong));
+  out.emplace_back("step", torch::full({}, steps_taken(), torch::kLong));
   for (size_t i = 0; i < params_.size(); ++i) {
     if (config_.optimizer == OptimizerKind::kAdamW) {
       out.emplace_back(params_[i].name + ".exp_avg", exp_avg_[i]);

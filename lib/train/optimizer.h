@@ -20,10 +20,17 @@ struct OptimizerParam {
 
 class Optimizer {
  public:
-  Optimizer(std::vector<OptimizerParam> params, const TrainConfig& config);
+  // `allow_fused`: use ATen's fused kernels on CUDA when this LibTorch has them (fast path).
+  Optimizer(std::vector<OptimizerParam> params, const TrainConfig& config, bool allow_fused = true);
 
   // One update with learning rate `lr` from the parameters' current .grad().
   void step(double lr);
+  // The same update with the learning rate read from a float32 device scalar and no host
+  // synchronisation, so it can be captured in a CUDA graph. Uses ATen's fused multi-tensor
+  // kernels where available (CUDA, LibTorch >= 2.4), else the per-tensor path.
+  void step_on_device(const torch::Tensor& lr);
+  // Whether step_on_device() runs fused kernels for these parameters.
+  bool fused() const { return fused_; }
   void zero_grad();
   int64_t steps_taken() const;
 
@@ -39,8 +46,15 @@ class Optimizer {
   TrainConfig config_;
   std::vector<torch::Tensor> exp_avg_, exp_avg_sq_;  // AdamW
   std::vector<torch::Tensor> momentum_;              // SGD
-  torch::Tensor step_count_;                          // int64 scalar on the parameters' device
+  torch::Tensor step_count_;                          // float32 scalar on the parameters' device
   int64_t host_steps_ = 0;
+  bool fused_ = false;
+  // Fused-kernel views: parameters split by decay, with their state, grads bound at first use.
+  struct Group {
+    std::vector<size_t> index;
+    double weight_decay;
+  };
+  std::vector<Group> groups_;
 };
 
 }  // namespace vitlab

@@ -16,6 +16,7 @@
 #include "train/optimizer.h"
 #include "train/progress.h"
 #include "train/schedule.h"
+#include "train/train_step.h"
 #include "train/weights_init.h"
 
 namespace vitlab {
@@ -126,8 +127,10 @@ Json train_run(const RunConfig& cfg, const TrainOptions& opt) {
   std::vector<OptimizerParam> params;
   for (const auto& p : model->named_parameters(true))
     params.push_back({p.key(), p.value(), !model->skip_weight_decay(p.key())});
-  Optimizer optimizer(params, cfg.train);
+  Optimizer optimizer(params, cfg.train, cfg.train.fast_path);
   const LrScheduleFn schedule(cfg.train, steps_per_epoch);
+  // CUDA fast path (train.fast_path): fused optimiser kernels and a CUDA-graph captured step.
+  TrainStep train_step(model, optimizer, cfg.train, device, cfg.train.fast_path);
 
   Checkpoint state;
   state.config = resolved;
@@ -174,20 +177,11 @@ Json train_run(const RunConfig& cfg, const TrainOptions& opt) {
         if (aug.random_erasing > 0) xf = random_erasing(xf, aug.random_erasing, rng);
         Mixed m = mix_batch(xf, b.labels, data.num_classes, aug, rng);
         lr = schedule(state.steps_done);
-        torch::Tensor logits;
-        {
-          compat::CudaAutocast autocast(bf16);
-          logits = model->forward(m.images);
-        }
-        auto loss = soft_cross_entropy(logits, m.targets, cfg.train.label_smoothing);
-        optimizer.zero_grad();
-        loss.backward();
-        if (cfg.train.grad_clip > 0)
-          torch::nn::utils::clip_grad_norm_(model->parameters(), cfg.train.grad_clip);
-        optimizer.step(lr);
+        const StepOutput out = train_step.run(m.images, m.targets, lr);
+        const torch::Tensor& loss = out.loss;
         ++state.steps_done;
-        loss_sum += loss.detach();
-        correct += logits.detach().argmax(1).eq(b.labels).sum();
+        loss_sum += loss;
+        correct += out.logits.argmax(1).eq(b.labels).sum();
         if ((i + 1) % check_every == 0 || i + 1 == steps_per_epoch || progress.live() ||
             cfg.train.log_every > 0) {
           const double value = loss.item<double>();

@@ -1,0 +1,37 @@
+// CUDA helpers that exist only in a CUDA build of LibTorch. In the CPU build they answer
+// "no CUDA" (or throw when asked to do CUDA work), so callers need no #ifs.
+#pragma once
+#include <torch/torch.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+
+namespace vitlab::cuda {
+
+bool built_with_cuda();
+void synchronize(const torch::Device& device);
+std::string device_name(const torch::Device& device);  // "NVIDIA H200", or "cpu"
+int64_t peak_memory_bytes(const torch::Device& device);  // caching allocator's peak allocation
+void reset_peak_memory(const torch::Device& device);
+
+// A captured CUDA graph of some work; replay() reruns it on the same (static) tensors.
+class Graph {
+ public:
+  Graph();
+  ~Graph();
+  // Runs `work` once under stream capture on a side stream (nothing executes: it is recorded).
+  void capture(const torch::Device& device, const std::function<void()>& work);
+  void replay();
+  bool captured() const { return captured_; }
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  bool captured_ = false;
+};
+
+// Runs `work` on a side stream and waits for it (the warm-up that graph capture needs).
+void run_on_side_stream(const torch::Device& device, const std::function<void()>& work);
+
+}  // namespace vitlab::cuda

@@ -1,0 +1,123 @@
+#include "train/bench.h"
+
+#include <algorithm>
+#include <chrono>
+#include <ctime>
+
+#include "core/build_info.h"
+#include "core/compat.h"
+#include "core/cuda_util.h"
+#include "models/factory.h"
+#include "train/flops.h"
+#include "train/optimizer.h"
+#include "train/train_step.h"
+
+namespace vitlab {
+namespace {
+
+double default_peak_tflops(const std::string& device_name, bool bf16) {
+  // Dense tensor-core bf16 and plain fp32 rates from NVIDIA's datasheets (SXM parts).
+  const bool hopper = device_name.find("H100") != std::string::npos ||
+                      device_name.find("H200") != std::string::npos;
+  if (hopper) return bf16 ? 989.4 : 66.9;
+  return 0.0;  // unknown: MFU is not reported
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+std::string utc_date() {
+  std::time_t t = std::time(nullptr);
+  char buffer[32];
+  std::strftime(buffer, sizeof buffer, "%Y-%m-%d", std::gmtime(&t));
+  return buffer;
+}
+
+}  // namespace
+
+Json run_benchmark(const BenchOptions& o) {
+  o.model.validate("", "model");
+  const DeviceChoice dev = parse_device(o.device, "--device");
+  const torch::Device device = dev.cuda ? torch::Device(torch::kCUDA, dev.index) : torch::Device(torch::kCPU);
+  const bool bf16 = o.train.precision == Precision::kBf16;
+  if (bf16 && !dev.cuda) throw ConfigError("--precision: bf16 needs a CUDA device");
+  if (o.train.threads > 0) torch::set_num_threads(o.train.threads);
+
+  torch::manual_seed(0);
+  ImageClassifier model = build_model(o.model);
+  model->to(device);
+  const int64_t B = o.train.batch_size;
+  const auto& c = o.model;
+  auto images = torch::randn({B, c.in_channels, c.image_size, c.image_size}, torch::TensorOptions().device(device));
+  auto labels = torch::randint(0, c.num_classes, {B}, torch::TensorOptions().dtype(torch::kLong).device(device));
+  auto targets = torch::one_hot(labels, c.num_classes).to(torch::kFloat);
+
+  std::vector<OptimizerParam> params;
+  for (const auto& p : model->named_parameters(true))
+    params.push_back({p.key(), p.value(), !model->skip_weight_decay(p.key())});
+  Optimizer optimizer(params, o.train, o.train.fast_path);
+  TrainStep step(model, optimizer, o.train, device, o.train.fast_path);
+
+  cuda::reset_peak_memory(device);
+  std::function<void()> run_one;
+  torch::Tensor last;
+  if (o.train_mode) {
+    model->train();
+    run_one = [&] { last = step.run(images, targets, o.train.lr).loss; };
+  } else {
+    model->eval();
+    run_one = [&] {
+      torch::NoGradGuard no_grad;
+      compat::CudaAutocast autocast(bf16);
+      last = model->forward(images);
+    };
+  }
+  for (int i = 0; i < o.warmup_steps; ++i) run_one();
+  cuda::synchronize(device);
+  if (!device.is_cuda()) (void)last.sum().item<double>();
+
+  std::vector<double> rates;
+  for (int w = 0; w < o.windows; ++w) {
+    cuda::synchronize(device);
+    const auto start = std::chrono::steady_clock::now();
+    for (int i = 0; i < o.steps; ++i) run_one();
+    cuda::synchronize(device);
+    (void)last.sum().item<double>();  // completes CPU work too
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    rates.push_back(double(B) * o.steps / seconds);
+  }
+  const double ips = median(rates);
+  const double flops = o.train_mode ? train_flops_per_image(c) : forward_flops_per_image(c);
+  const double achieved = flops * ips / 1e12;
+  const std::string name = cuda::device_name(device);
+  const double peak = o.peak_tflops > 0 ? o.peak_tflops : default_peak_tflops(name, bf16);
+  return Json{{"model", c.name},
+              {"config", c.to_json()},
+              {"parameters", count_parameters(*model)},
+              {"mode", o.train_mode ? "train" : "infer"},
+              {"batch", B},
+              {"image_size", c.image_size},
+              {"precision", enum_name(o.train.precision, precision_names())},
+              {"optimizer", enum_name(o.train.optimizer, optimizer_kind_names())},
+              {"fast_path", o.train.fast_path},
+              {"cuda_graph", step.graphed()},
+              {"fused_optimizer", optimizer.fused()},
+              {"device", dev.str()},
+              {"device_name", name},
+              {"threads", device.is_cuda() ? 0 : torch::get_num_threads()},
+              {"images_per_second", ips},
+              {"window_images_per_second", rates},
+              {"peak_memory_bytes", cuda::peak_memory_bytes(device)},
+              {"flops_per_image", flops},
+              {"achieved_tflops", achieved},
+              {"peak_tflops", peak},
+              {"mfu", peak > 0 ? Json(achieved / peak) : Json()},
+              {"torch_version", torch_version()},
+              {"git_commit", git_commit()},
+              {"date", utc_date()}};
+}
+
+}  // namespace vitlab

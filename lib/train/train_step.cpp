@@ -1,0 +1,92 @@
+#include "train/train_step.h"
+
+#include "core/compat.h"
+#include "train/evaluate.h"
+
+namespace vitlab {
+
+torch::Tensor clip_grad_norm(const std::vector<torch::Tensor>& params, double max_norm) {
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> grads, norms;
+  for (const auto& p : params)
+    if (p.grad().defined()) grads.push_back(p.grad());
+  if (grads.empty()) return torch::zeros({});
+  for (const auto& g : grads) norms.push_back(g.norm(2).to(torch::kFloat));
+  auto total = torch::stack(norms).norm(2);
+  // Same coefficient as PyTorch's clip_grad_norm_: max_norm / (norm + 1e-6), at most 1.
+  auto coef = (max_norm / (total + 1e-6)).clamp_max(1.0);
+  for (auto& g : grads) g.mul_(coef.to(g.scalar_type()));
+  return total;
+}
+
+TrainStep::TrainStep(ImageClassifier model, Optimizer& optimizer, const TrainConfig& config,
+                     torch::Device device, bool use_graph, int warmup_steps)
+    : model_(std::move(model)),
+      optimizer_(optimizer),
+      config_(config),
+      device_(device),
+      use_graph_(use_graph && device.is_cuda() && cuda::built_with_cuda() && optimizer.fused()),
+      warmup_steps_(warmup_steps) {
+  lr_ = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat).device(device));
+  params_ = model_->parameters();
+}
+
+StepOutput TrainStep::compute(const torch::Tensor& images, const torch::Tensor& targets) {
+  StepOutput out;
+  {
+    compat::CudaAutocast autocast(config_.precision == Precision::kBf16);
+    out.logits = model_->forward(images);
+  }
+  out.loss = soft_cross_entropy(out.logits, targets, config_.label_smoothing);
+  out.loss.backward();
+  if (config_.grad_clip > 0) clip_grad_norm(params_, config_.grad_clip);
+  optimizer_.step_on_device(lr_);
+  out.loss = out.loss.detach();
+  out.logits = out.logits.detach();
+  return out;
+}
+
+StepOutput TrainStep::run(const torch::Tensor& images, const torch::Tensor& targets, double lr) {
+  ++steps_;
+  if (!device_.is_cuda()) {
+    // CPU: the host optimiser path (identical arithmetic, no device scalar round trip).
+    optimizer_.zero_grad();
+    StepOutput out;
+    out.logits = model_->forward(images);
+    out.loss = soft_cross_entropy(out.logits, targets, config_.label_smoothing);
+    out.loss.backward();
+    if (config_.grad_clip > 0) clip_grad_norm(params_, config_.grad_clip);
+    optimizer_.step(lr);
+    out.loss = out.loss.detach();
+    out.logits = out.logits.detach();
+    return out;
+  }
+  lr_.fill_(lr);
+  if (!use_graph_ || steps_ <= warmup_steps_) {
+    optimizer_.zero_grad();
+    StepOutput out;
+    if (use_graph_) {
+      // Warm-up on a side stream, as graph capture requires (cuBLAS workspaces, allocator).
+      cuda::run_on_side_stream(device_, [&] { out = compute(images, targets); });
+    } else {
+      out = compute(images, targets);
+    }
+    return out;
+  }
+  if (!graph_) {
+    static_images_ = images.clone();
+    static_targets_ = targets.clone();
+    graph_ = std::make_unique<cuda::Graph>();
+    // Gradients are created inside the capture (in the graph's memory pool) and then reused:
+    // every replay overwrites them, so they are never zeroed outside.
+    optimizer_.zero_grad();
+    graph_->capture(device_, [&] { static_out_ = compute(static_images_, static_targets_); });
+  } else {
+    static_images_.copy_(images);
+    static_targets_.copy_(targets);
+  }
+  graph_->replay();
+  return static_out_;
+}
+
+}  // namespace vitlab

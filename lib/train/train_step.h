@@ -1,0 +1,54 @@
+// One optimisation step (forward, loss, backward, gradient clipping, update), eager or
+// captured once as a CUDA graph and replayed. The graph path computes the same function; it
+// removes the per-kernel launch cost that dominates small models on fast GPUs.
+#pragma once
+#include <torch/torch.h>
+
+#include <memory>
+
+#include "config/train_config.h"
+#include "core/cuda_util.h"
+#include "models/classifier.h"
+#include "train/optimizer.h"
+
+namespace vitlab {
+
+// Scales all gradients so their global L2 norm is at most `max_norm`, without a host sync
+// (unlike torch::nn::utils::clip_grad_norm_, which reads the norm back). Returns the norm.
+torch::Tensor clip_grad_norm(const std::vector<torch::Tensor>& params, double max_norm);
+
+struct StepOutput {
+  torch::Tensor loss;    // () float, on the device
+  torch::Tensor logits;  // (B, K)
+};
+
+class TrainStep {
+ public:
+  // `use_graph`: capture the step as a CUDA graph after `warmup_steps` eager steps (CUDA only;
+  // batches must keep one shape, which training's drop_last guarantees).
+  TrainStep(ImageClassifier model, Optimizer& optimizer, const TrainConfig& config,
+            torch::Device device, bool use_graph, int warmup_steps = 3);
+
+  // images: (B, C, H, W) float normalised; targets: (B, K) soft targets.
+  StepOutput run(const torch::Tensor& images, const torch::Tensor& targets, double lr);
+  bool graphed() const { return graph_ && graph_->captured(); }
+
+ private:
+  StepOutput compute(const torch::Tensor& images, const torch::Tensor& targets);
+
+  ImageClassifier model_;
+  Optimizer& optimizer_;
+  TrainConfig config_;
+  torch::Device device_;
+  bool use_graph_;
+  int warmup_steps_;
+  int64_t steps_ = 0;
+  torch::Tensor lr_;  // float32 device scalar read by the update
+  std::vector<torch::Tensor> params_;
+  // Graph path: static inputs and outputs.
+  std::unique_ptr<cuda::Graph> graph_;
+  torch::Tensor static_images_, static_targets_;
+  StepOutput static_out_;
+};
+
+}  // namespace vitlab

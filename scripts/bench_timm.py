@@ -1,0 +1,77 @@
+#!/usr/bin/env python3
+"""The timm side of the speed comparison (issue 6), run on the GPU machine.
+
+Same workloads as `vitlab bench`: synthetic data, bf16 autocast with fp32 master weights, fused
+AdamW (SGD with momentum for the small ViT), train img/s as the median of timed windows, peak
+memory. Modes: eager and torch.compile. Prints one JSON record per line.
+"""
+import argparse, json, statistics, time
+
+import timm
+import torch
+from timm.models.vision_transformer import VisionTransformer
+
+WORKLOADS = {
+    "vit_s16": dict(make=lambda: timm.create_model("vit_small_patch16_224", num_classes=1000), shape=(3, 224), classes=1000, opt="adamw"),
+    "vit_b16": dict(make=lambda: timm.create_model("vit_base_patch16_224", num_classes=1000), shape=(3, 224), classes=1000, opt="adamw"),
+    "bit_r50x1": dict(make=lambda: timm.create_model("resnetv2_50x1_bit", num_classes=1000), shape=(3, 224), classes=1000, opt="adamw"),
+    "vit_small28": dict(make=lambda: VisionTransformer(img_size=28, patch_size=4, in_chans=1, num_classes=10, embed_dim=192, depth=12, num_heads=3),
+                        shape=(1, 28), classes=10, opt="sgd"),
+}
+
+
+def bench(name, compile_mode, batch, warmup, steps, windows):
+    w = WORKLOADS[name]
+    torch.manual_seed(0)
+    model = w["make"]().cuda().train()
+    if w["opt"] == "adamw":
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.05, fused=True)
+    else:
+        opt = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9, fused=True)
+    ch, size = w["shape"]
+    x = torch.randn(batch, ch, size, size, device="cuda")
+    y = torch.randint(0, w["classes"], (batch,), device="cuda")
+    loss_fn = torch.nn.CrossEntropyLoss()
+    fwd = torch.compile(model) if compile_mode else model
+
+    def step():
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            loss = loss_fn(fwd(x).float(), y)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        return loss
+
+    torch.cuda.reset_peak_memory_stats()
+    t0 = time.time()
+    for _ in range(warmup):
+        step()
+    torch.cuda.synchronize()
+    warm_s = time.time() - t0
+    rates = []
+    for _ in range(windows):
+        torch.cuda.synchronize()
+        t = time.time()
+        for _ in range(steps):
+            step()
+        torch.cuda.synchronize()
+        rates.append(batch * steps / (time.time() - t))
+    return dict(workload=name, impl="timm+compile" if compile_mode else "timm eager", batch=batch,
+                images_per_second=statistics.median(rates), windows=rates,
+                peak_memory_bytes=torch.cuda.max_memory_allocated(), warmup_seconds=warm_s,
+                device_name=torch.cuda.get_device_name(), torch=torch.__version__, timm=timm.__version__)
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser()
+    p.add_argument("--workloads", default=",".join(WORKLOADS))
+    p.add_argument("--modes", default="eager,compile")
+    p.add_argument("--batch", type=int, default=256)
+    p.add_argument("--warmup", type=int, default=15)
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--windows", type=int, default=5)
+    a = p.parse_args()
+    for name in a.workloads.split(","):
+        for mode in a.modes.split(","):
+            r = bench(name, mode == "compile", a.batch, a.warmup, a.steps, a.windows)
+            print(json.dumps(r), flush=True)
