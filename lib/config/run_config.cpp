@@ -86,9 +86,10 @@ void apply_override(Json& json, const std::string& assignment, const std::string
     const std::string part = key.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
     if (part.empty())
       throw ConfigError(fmt::format("{}: \"{}\" has an empty path component", source, key));
-    walked = join_path(walked, part);
     if (!node->is_object())
-      throw ConfigError(fmt::format("{}: {}: cannot set a key inside a non-object", source, walked));
+      throw ConfigError(fmt::format("{}: {}: cannot set a key inside a non-object ({}); no {}.{}",
+                                    source, walked, json_brief(*node), walked, part));
+    walked = join_path(walked, part);
     if (dot == std::string::npos) {
       (*node)[part] = value;
       return;

@@ -1,14 +1,17 @@
-// Starting a run from existing weights (`init_from`): a vitlab checkpoint's model weights.
+// Starting a run from existing weights (`init_from`): a vitlab checkpoint, timm-named (or
+// vitlab-exported) safetensors, or a JAX .npz checkpoint (vit_jax / big_vision names).
 #pragma once
 #include <string>
 
+#include "io/weights_import.h"
 #include "models/classifier.h"
 
 namespace vitlab {
 
-// Loads the model weights stored at `path` into `model`. The head is kept from the file only
-// when its shape fits; otherwise it stays freshly initialised (transfer to another class count).
-// IoError naming the file when the file is unreadable or the backbone does not fit.
-void init_weights_from(ImageClassifierImpl& model, const std::string& path);
+// Loads the weights stored at `path` into `model` through the same path as `vitlab import`
+// (io/weights_import.h): names mapped, position embedding resized when the grid differs
+// (bicubic, or bilinear for .npz), the head re-initialised when only the class count differs.
+// IoError naming the file and tensor for anything else that does not fit.
+WeightsImportReport init_weights_from(ImageClassifierImpl& model, const std::string& path);
 
 }  // namespace vitlab

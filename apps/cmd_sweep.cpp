@@ -1,0 +1,50 @@
+// vitlab sweep: an ablation sweep from a JSON file (grid x seeds, compared with baselines).
+#include <cxxopts.hpp>
+
+#include <cstdio>
+#include <iostream>
+
+#include "apps/commands.h"
+#include "core/error.h"
+#include "experiment/sweep.h"
+
+namespace vitlab::app {
+
+int cmd_sweep(int argc, char** argv) {
+  cxxopts::Options options(
+      "vitlab sweep",
+      "Run an ablation sweep: every grid point, baseline and variant of SWEEP.json once per seed, "
+      "each in DIR/runs/<id>/ (config.json, metrics.jsonl, result.json, checkpoints/, train.log),\n"
+      "then DIR/summary.{json,csv,md}. Rerunning skips finished runs (completed or diverged), "
+      "retries failed ones and resumes interrupted ones.\nThe sweep file format is described in "
+      "lib/experiment/sweep_spec.h; examples are in experiments/.\nExit status: 0 all runs "
+      "completed, 1 some failed or diverged, 2 bad input (nothing run).");
+  options.add_options()("file", "sweep JSON file", cxxopts::value<std::string>())(
+      "out", "sweep folder (default runs/<sweep file name>)", cxxopts::value<std::string>())(
+      "jobs", "runs at once, each a separate process; CPU threads are split between them "
+              "(default 1, or one per GPU when there are several)",
+      cxxopts::value<int>())("dry-run", "list the runs, their ids and configs; write nothing")(
+      "force", "rerun everything; existing run folders are moved to DIR/trash/ first")(
+      "h,help", "show this help");
+  options.parse_positional({"file"});
+  options.positional_help("SWEEP.json");
+  auto args = options.parse(argc, argv);
+  if (args.count("help")) {
+    std::cout << options.help() << "\n";
+    return 0;
+  }
+  if (!args.count("file")) throw UserError("missing SWEEP.json (see --help)");
+  SweepOptions sweep;
+  sweep.file = args["file"].as<std::string>();
+  if (args.count("out")) sweep.out_dir = args["out"].as<std::string>();
+  if (args.count("jobs")) {
+    sweep.jobs = args["jobs"].as<int>();
+    if (sweep.jobs < 1) throw UserError(fmt::format("--jobs: must be at least 1, got {}", sweep.jobs));
+  }
+  sweep.dry_run = args.count("dry-run") > 0;
+  sweep.force = args.count("force") > 0;
+  std::cout.flush();
+  return run_sweep(sweep, stdout);
+}
+
+}  // namespace vitlab::app

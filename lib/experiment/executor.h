@@ -1,0 +1,45 @@
+// Runs a sweep's runs as child processes (`vitlab train --resume <stage folder>`), up to `jobs`
+// at a time, stage after stage, with a live status line and an ETA.
+//
+// Why processes: a run that crashes, is killed for memory or leaks threads cannot take the sweep
+// (or the other runs) with it, and each run gets its own thread count and GPU. The children are
+// started with fork + PR_SET_PDEATHSIG + execve rather than posix_spawn so that they die with the
+// sweep: a killed sweep must not leave orphans writing into folders that the rerun resumes.
+#pragma once
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "experiment/plan.h"
+
+namespace vitlab {
+
+struct ExecutorOptions {
+  int jobs = 1;
+  std::string program;      // the vitlab binary
+  int gpus = 0;             // > 1: run k of the slots on cuda:k (configs asking for cuda/auto)
+  int threads_per_job = 0;  // > 0: OMP_NUM_THREADS / MKL_NUM_THREADS of each child (if unset)
+  bool live = false;        // rewrite one status line in place (a terminal)
+  size_t already_finished = 0;  // runs skipped because their results are final, for the counts
+  std::string stamp;        // names set-aside results of failed attempts
+};
+
+struct ExecutionCounts {
+  int completed = 0;
+  int diverged = 0;
+  int failed = 0;
+};
+
+// Runs `todo` (indices into plan.runs) and reports each run as it finishes on `out`.
+// A failure to start or a child that dies without a result.json is recorded as failed in the
+// stage's result.json; the other runs go on.
+ExecutionCounts execute_runs(const SweepPlan& plan, const std::vector<size_t>& todo,
+                             const ExecutorOptions& options, std::FILE* out);
+
+// The number of CPUs this process may use (affinity mask), at least 1.
+int usable_cpus();
+
+// This program's own path (/proc/self/exe).
+std::string self_executable();
+
+}  // namespace vitlab

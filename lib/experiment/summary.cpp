@@ -1,0 +1,232 @@
+#include "experiment/summary.h"
+
+#include <filesystem>
+
+#include "experiment/run_folder.h"
+#include "experiment/stats.h"
+#include "io/atomic_file.h"
+#include "train/progress.h"
+
+namespace vitlab {
+namespace fs = std::filesystem;
+
+std::string significance_note(double p) {
+  if (p < 0.01) return "p<0.01";
+  if (p < 0.05) return "p<0.05";
+  return "n.s.";
+}
+
+namespace {
+Json optional_number(const std::optional<double>& v) { return v ? Json(*v) : Json(); }
+
+struct VariantRuns {
+  std::vector<double> accuracy, seconds, speed;
+  Json results = Json::array();  // per completed seed
+  int64_t parameters = 0;
+  int planned = 0;
+};
+}  // namespace
+
+Json build_summary(const Json& manifest, const std::string& sweep_dir) {
+  std::vector<std::string> stages;
+  for (const auto& s : manifest["stages"]) stages.push_back(s.get<std::string>());
+  std::map<std::string, VariantRuns> by_variant;
+  Json problems = Json::array();
+  std::map<std::string, int> counts = {{"completed", 0}, {"diverged", 0}, {"failed", 0},
+                                       {"interrupted", 0}, {"pending", 0}};
+  for (const auto& run : manifest["runs"]) {
+    const std::string id = run["id"].get<std::string>();
+    const std::string variant = run["variant"].get<std::string>();
+    const RunOutcome o = read_run_outcome((fs::path(sweep_dir) / "runs" / id).string(), stages);
+    VariantRuns& v = by_variant[variant];
+    ++v.planned;
+    ++counts[o.status];
+    if (o.status != "completed") {
+      problems.push_back({{"id", id}, {"variant", variant}, {"seed", run["seed"]},
+                          {"status", o.status}, {"error", o.error.empty() ? Json() : Json(o.error)}});
+      continue;
+    }
+    const double acc = o.result.value("test_accuracy", 0.0);
+    v.accuracy.push_back(acc);
+    v.seconds.push_back(o.train_seconds);
+    v.speed.push_back(o.result.value("images_per_second", 0.0));
+    v.parameters = o.result.value("parameters", int64_t(0));
+    v.results.push_back({{"seed", run["seed"]}, {"id", id}, {"test_accuracy", acc}});
+  }
+
+  Json rows = Json::array();
+  for (const auto& variant : manifest["variants"]) {
+    const std::string key = variant["key"].get<std::string>();
+    const VariantRuns& v = by_variant[key];
+    const size_t n = v.accuracy.size();
+    Json row = {{"variant", key},
+                {"kind", variant["kind"]},
+                {"overrides", variant["overrides"]},
+                {"compared_to", variant["compare_to"]},
+                {"runs", v.planned},
+                {"n", n},
+                {"results", v.results},
+                {"mean", n ? Json(stats::mean(v.accuracy)) : Json()},
+                {"std", optional_number(stats::sample_std(v.accuracy))},
+                {"diff", Json()},
+                {"t", Json()},
+                {"df", Json()},
+                {"p_value", Json()},
+                {"parameters", n ? Json(v.parameters) : Json()},
+                {"train_seconds", n ? Json(stats::mean(v.seconds)) : Json()},
+                {"images_per_second", n ? Json(stats::mean(v.speed)) : Json()}};
+    std::string note;
+    if (variant["compare_to"].is_null()) {
+      note = "reference";
+    } else if (n == 0) {
+      note = "no results";
+    } else {
+      const auto it = by_variant.find(variant["compare_to"].get<std::string>());
+      const std::vector<double> empty;
+      const std::vector<double>& ref = it == by_variant.end() ? empty : it->second.accuracy;
+      if (ref.empty()) {
+        note = "no baseline result";
+      } else {
+        row["diff"] = stats::mean(v.accuracy) - stats::mean(ref);
+        const auto w = stats::welch_t_test(v.accuracy, ref);
+        if (w) {
+          row["t"] = w->t;
+          row["df"] = w->df;
+          row["p_value"] = w->p;
+          note = significance_note(w->p);
+        } else {
+          note = (n < 2 || ref.size() < 2) ? "n<2" : "std=0";
+        }
+      }
+    }
+    if (n == 0 && note == "reference") note = "reference, no results";
+    row["note"] = note;
+    rows.push_back(row);
+  }
+  Json totals = Json::object();
+  for (const auto& [k, c] : counts) totals[k] = c;
+  totals["planned"] = manifest["runs"].size();
+  return Json{{"sweep", manifest["name"]},
+              {"description", manifest["description"]},
+              {"metric", "test_accuracy"},
+              {"compare_to", manifest["compare_to"]},
+              {"shared_axes", manifest.value("shared_axes", Json::array())},
+              {"runs", totals},
+              {"rows", rows},
+              {"problems", problems}};
+}
+
+namespace {
+std::string percent(const Json& v, int decimals = 2) {
+  return v.is_null() ? "-" : fmt::format("{:.{}f}", 100.0 * v.get<double>(), decimals);
+}
+
+std::string count_text(int64_t n) {
+  if (n >= 1000000) return fmt::format("{:.2f}M", double(n) / 1e6);
+  if (n >= 1000) return fmt::format("{:.1f}k", double(n) / 1e3);
+  return std::to_string(n);
+}
+
+std::string table_text(const std::vector<std::vector<std::string>>& cells) {
+  std::vector<size_t> width(cells.front().size(), 3);
+  for (const auto& row : cells)
+    for (size_t c = 0; c < row.size(); ++c) width[c] = std::max(width[c], row[c].size());
+  std::string out;
+  auto line = [&](const std::vector<std::string>& row) {
+    out += "|";
+    for (size_t c = 0; c < row.size(); ++c) out += fmt::format(" {:<{}} |", row[c], width[c]);
+    out += "\n";
+  };
+  line(cells.front());
+  std::vector<std::string> rule;
+  for (size_t c = 0; c < width.size(); ++c) rule.push_back(std::string(width[c], '-'));
+  line(rule);
+  for (size_t r = 1; r < cells.size(); ++r) line(cells[r]);
+  return out;
+}
+
+std::string csv_field(const Json& v) {
+  if (v.is_null()) return "";
+  std::string s = v.is_string() ? v.get<std::string>() : v.dump();
+  if (s.find_first_of(",\"\n") == std::string::npos) return s;
+  std::string q = "\"";
+  for (char c : s) q += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return q + "\"";
+}
+}  // namespace
+
+std::string summary_table(const Json& summary) {
+  // With shared axes each row has its own baseline row: name it.
+  const bool several_references = !summary["shared_axes"].empty();
+  std::vector<std::vector<std::string>> cells;
+  std::vector<std::string> head = {"variant", "n", "test acc % (mean ± std)", "Δ pts", "p (Welch)",
+                                   "note", "params", "train time", "img/s"};
+  if (several_references) head.insert(head.begin() + 3, "compared with");
+  cells.push_back(head);
+  for (const auto& r : summary["rows"]) {
+    const std::string acc = r["mean"].is_null()
+                                ? "-"
+                                : percent(r["mean"]) + (r["std"].is_null() ? "" : " ± " + percent(r["std"]));
+    std::string diff = "-";
+    if (!r["diff"].is_null()) diff = fmt::format("{:+.2f}", 100.0 * r["diff"].get<double>());
+    std::vector<std::string> row = {
+        r["variant"].get<std::string>(),
+        r["n"].get<int64_t>() == r["runs"].get<int64_t>()
+            ? std::to_string(r["n"].get<int64_t>())
+            : fmt::format("{}/{}", r["n"].get<int64_t>(), r["runs"].get<int64_t>()),
+        acc,
+        diff,
+        r["p_value"].is_null() ? "-" : fmt::format("{:.3g}", r["p_value"].get<double>()),
+        r["note"].get<std::string>(),
+        r["parameters"].is_null() ? "-" : count_text(r["parameters"].get<int64_t>()),
+        r["train_seconds"].is_null() ? "-" : format_duration(r["train_seconds"].get<double>()),
+        r["images_per_second"].is_null() ? "-" : fmt::format("{:.0f}", r["images_per_second"].get<double>())};
+    if (several_references)
+      row.insert(row.begin() + 3, r["compared_to"].is_null() ? "-" : r["compared_to"].get<std::string>());
+    cells.push_back(row);
+  }
+  std::string out = table_text(cells);
+  const Json& rows = summary["rows"];
+  if (!rows.empty() && !several_references)
+    out += fmt::format("\nΔ and p: each row against {} (Welch's t-test over seeds, two-sided).\n",
+                       rows[0]["variant"].get<std::string>());
+  if (!summary["problems"].empty()) {
+    out += "\nRuns that did not complete:\n";
+    for (const auto& p : summary["problems"])
+      out += fmt::format("- {}: {}{}\n", p["id"].get<std::string>(), p["status"].get<std::string>(),
+                         p["error"].is_null() ? "" : ": " + p["error"].get<std::string>());
+  }
+  return out;
+}
+
+std::string summary_csv(const Json& summary) {
+  const std::vector<std::string> columns = {"variant", "kind", "compared_to", "runs", "n", "mean",
+                                            "std", "diff", "p_value", "note", "parameters",
+                                            "train_seconds", "images_per_second"};
+  std::string out;
+  for (size_t c = 0; c < columns.size(); ++c) out += (c ? "," : "") + columns[c];
+  out += "\n";
+  for (const auto& r : summary["rows"]) {
+    for (size_t c = 0; c < columns.size(); ++c) out += (c ? "," : "") + csv_field(r[columns[c]]);
+    out += "\n";
+  }
+  return out;
+}
+
+void write_summary_files(const Json& summary, const std::string& sweep_dir) {
+  const fs::path dir(sweep_dir);
+  write_json_file_atomic((dir / "summary.json").string(), summary);
+  write_file_atomic((dir / "summary.csv").string(), summary_csv(summary));
+  const Json& r = summary["runs"];
+  std::string md = fmt::format("# Sweep {}\n\n{}\n\n", summary["sweep"].get<std::string>(),
+                               summary["description"].get<std::string>());
+  md += fmt::format("Runs: {} planned, {} completed, {} diverged, {} failed, {} interrupted, {} not "
+                    "started. Test accuracy in percent; ± is the sample standard deviation over "
+                    "seeds.\n\n",
+                    r["planned"].get<int>(), r["completed"].get<int>(), r["diverged"].get<int>(),
+                    r["failed"].get<int>(), r["interrupted"].get<int>(), r["pending"].get<int>());
+  md += summary_table(summary);
+  write_file_atomic((dir / "summary.md").string(), md);
+}
+
+}  // namespace vitlab

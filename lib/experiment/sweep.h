@@ -1,0 +1,32 @@
+// `vitlab sweep` and `vitlab summarize` as library calls: read and check the sweep file, check
+// the output folder, then list (dry run) or run what is not finished yet, then summarize.
+//
+// A run's results are final when its result.json says completed or diverged (divergence is an
+// outcome of the config); failed runs are retried, interrupted ones resume from their last
+// checkpoint. --force moves existing run folders to DIR/trash/ first; nothing is ever deleted.
+#pragma once
+#include <cstdio>
+#include <string>
+
+namespace vitlab {
+
+struct SweepOptions {
+  std::string file;
+  std::string out_dir;  // empty: runs/<sweep file's stem>
+  int jobs = 0;         // 0: one, or one per GPU when there are several
+  bool dry_run = false;
+  bool force = false;
+  std::string program;  // the vitlab binary that trains each run; empty: this program
+};
+
+// Returns the exit status: 0 when every run completed, 1 when any failed or diverged.
+// Problems with the input (sweep file, run configs, output folder) throw UserError first.
+int run_sweep(const SweepOptions& options, std::FILE* out);
+
+// Rebuilds DIR/summary.{json,csv,md} from DIR/sweep.json and the run folders; prints the table.
+int summarize_sweep(const std::string& sweep_dir, std::FILE* out);
+
+// UserError when `dir` cannot be created or written, checked without creating anything.
+void check_output_folder(const std::string& dir);
+
+}  // namespace vitlab

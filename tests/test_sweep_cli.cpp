@@ -1,0 +1,349 @@
+// `vitlab sweep` / `vitlab summarize` as a user runs them: dry runs, input errors (exit 2, nothing
+// written), a full tiny sweep with its summary files, skipping finished runs, refusing changed
+// configs, --force, failure isolation, resuming a killed sweep, --jobs and staged runs.
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <thread>
+
+#include "config/json_reader.h"
+#include "experiment/executor.h"
+#include "test_helpers.h"
+
+using namespace vitlab;
+using test::run_vitlab;
+using test::TempDir;
+namespace fs = std::filesystem;
+
+extern char** environ;
+
+namespace {
+// About a second per run on 2 cores (most of it process start-up).
+Json tiny_base(int epochs = 1) {
+  return Json{{"device", "cpu"},
+              {"model", {{"name", "vit_tiny_p4_28"}, {"width", 16}, {"heads", 2}, {"depth", 1},
+                         {"mlp_dim", 32}, {"patch_size", 7}}},
+              {"data", {{"dataset", "synthetic"}, {"synthetic_train", 256}, {"synthetic_test", 64}}},
+              {"train", {{"epochs", epochs}, {"batch_size", 32}, {"lr", 0.003}}}};
+}
+
+Json tiny_sweep(int epochs = 1) {
+  return Json{{"description", "tiny test sweep"},
+              {"base", tiny_base(epochs)},
+              {"grid", {{"model.pos_embed", {"none", "learned_1d"}}}},
+              {"seeds", {0, 1}},
+              {"baselines", {{"deeper", {{"model.depth", 2}}}}}};
+}
+
+std::string write_sweep(const TempDir& dir, const Json& sweep, const std::string& name = "s.json") {
+  test::write_text(dir.file(name), sweep.dump(2));
+  return dir.file(name);
+}
+
+bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+Json read_json(const std::string& path) { return Json::parse(test::read_text(path)); }
+
+// Every run's test accuracy by id: what must not change when a sweep is interrupted.
+std::map<std::string, double> accuracies(const Json& summary) {
+  std::map<std::string, double> out;
+  for (const auto& row : summary["rows"])
+    for (const auto& r : row["results"]) out[r["id"].get<std::string>()] = r["test_accuracy"].get<double>();
+  return out;
+}
+}  // namespace
+
+TEST_CASE("sweep --dry-run lists ids and configs and writes nothing", "[sweep][cli]") {
+  TempDir dir;
+  const std::string file = write_sweep(dir, tiny_sweep());
+  auto r = run_vitlab("sweep " + file + " --dry-run --out " + dir.file("out"));
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  CHECK(contains(r.output, "sweep s (" + file + "): 6 runs = 3 variants x 2 seeds"));
+  CHECK(contains(r.output, "dry run: nothing is written."));
+  CHECK(contains(r.output, "base config (resolved): {"));
+  CHECK(contains(r.output, "baseline=deeper__seed=0  [new; baseline, reference]"));
+  CHECK(contains(r.output, "pos_embed=learned_1d__seed=1  [new; grid, vs baseline=deeper]"));
+  CHECK(contains(r.output, "    model.depth=2\n"));
+  CHECK(contains(r.output, "    model.pos_embed=\"none\"\n"));
+  CHECK(contains(r.output, "    seed=1\n"));
+  CHECK_FALSE(fs::exists(dir.file("out")));
+}
+
+TEST_CASE("every shipped experiment passes --dry-run", "[sweep][cli]") {
+  const fs::path experiments = fs::path(VITLAB_SOURCE_DIR) / "experiments";
+  TempDir dir;
+  int sweeps = 0;
+  for (const auto& entry : fs::directory_iterator(experiments)) {
+    if (entry.path().extension() != ".json") continue;
+    const Json j = read_json(entry.path().string());
+    if (!j.contains("base")) continue;  // a single-run config such as train_tiny.json
+    ++sweeps;
+    auto r = run_vitlab("sweep " + entry.path().string() + " --dry-run --out " + dir.file("o"));
+    INFO(entry.path().string() << "\n" << r.output);
+    CHECK(r.exit_code == 0);
+    CHECK(contains(r.output, "baseline="));
+    CHECK(j["description"].get<std::string>().size() > 80);
+  }
+  CHECK_FALSE(fs::exists(dir.file("o")));
+  for (const char* name : {"quickstart", "pos_embed", "pooling", "hybrid", "data_size"})
+    CHECK(fs::exists(experiments / (std::string(name) + ".json")));
+  CHECK(sweeps >= 5);
+}
+
+TEST_CASE("sweep input errors exit 2 with the problem named, before anything runs", "[sweep][cli]") {
+  TempDir dir;
+  const std::string out = dir.file("out");
+  auto expect_error = [&](const Json& sweep, const std::string& message, const std::string& extra = "") {
+    const std::string file = write_sweep(dir, sweep);
+    auto r = run_vitlab("sweep " + file + " --out " + out + extra);
+    INFO(r.output);
+    CHECK(r.exit_code == 2);
+    CHECK(contains(r.output, message));
+    CHECK_FALSE(fs::exists(out));
+  };
+  Json j = tiny_sweep();
+  j["grid"]["model.widht"] = {32};
+  expect_error(j, "run pos_embed=none__widht=32__seed=0 (and 3 more): model.widht: unknown key");
+  j = tiny_sweep();
+  j["grid"]["model.pos_embed"] = {"none", "sideways"};
+  expect_error(j, "run pos_embed=sideways__seed=0 (and 1 more): model.pos_embed: unknown value \"sideways\"");
+  j = tiny_sweep();
+  j["grid"]["train.lr"] = Json::array();
+  expect_error(j, "s.json: grid[\"train.lr\"]: empty list; give at least one value");
+  j = tiny_sweep();
+  j["grid"]["model.pos_embed"] = {"none", "none"};
+  expect_error(j, "duplicate run id pos_embed=none__seed=0");
+  j = tiny_sweep();
+  j["surprise"] = 1;
+  expect_error(j, "s.json: surprise: unknown key");
+  test::write_text(dir.file("a_file"), "x");
+  auto r = run_vitlab("sweep " + write_sweep(dir, tiny_sweep()) + " --out " + dir.file("a_file/sub"));
+  CHECK(r.exit_code == 2);
+  CHECK(contains(r.output, "a_file/sub: cannot create the output folder"));
+  r = run_vitlab("sweep " + dir.file("missing.json"));
+  CHECK(r.exit_code == 2);
+  CHECK(contains(r.output, "missing.json: no such file"));
+  r = run_vitlab("summarize " + dir.path().string());
+  CHECK(r.exit_code == 2);
+  CHECK(contains(r.output, "not a sweep folder"));
+}
+
+TEST_CASE("a sweep runs, summarizes, skips finished runs, refuses changed configs; --force keeps the old ones",
+          "[sweep][cli]") {
+  TempDir dir;
+  const std::string out = dir.file("out");
+  const std::string file = write_sweep(dir, tiny_sweep());
+  auto r = run_vitlab("sweep " + file + " --out " + out);
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  CHECK(contains(r.output, "[6/6]"));
+  CHECK(contains(r.output, "summary: " + out + "/summary.md"));
+  for (const char* id : {"baseline=deeper__seed=0", "pos_embed=none__seed=1"}) {
+    const fs::path run = fs::path(out) / "runs" / id;
+    CHECK(fs::exists(run / "config.json"));
+    CHECK(fs::exists(run / "metrics.jsonl"));
+    CHECK(fs::exists(run / "checkpoints" / "last.pt"));
+    CHECK(fs::exists(run / "train.log"));
+    CHECK(read_json((run / "result.json").string())["status"] == "completed");
+  }
+  CHECK(read_json(out + "/runs/pos_embed=none__seed=1/config.json")["model"]["pos_embed"] == "none");
+  const Json summary = read_json(out + "/summary.json");
+  REQUIRE(summary["rows"].size() == 3);
+  CHECK(summary["rows"][0]["variant"] == "baseline=deeper");
+  CHECK(summary["rows"][1]["variant"] == "pos_embed=none");
+  CHECK(summary["rows"][1]["n"] == 2);
+  CHECK(summary["rows"][1]["compared_to"] == "baseline=deeper");
+  CHECK(summary["rows"][1]["p_value"].is_number());
+  CHECK(summary["runs"]["completed"] == 6);
+  CHECK(contains(test::read_text(out + "/summary.md"), "| pos_embed=learned_1d"));
+  CHECK(contains(test::read_text(out + "/summary.csv"), "\npos_embed=none,grid,baseline=deeper,2,2,"));
+  CHECK(read_json(out + "/sweep.json")["runs"].size() == 6);
+
+  // summarize rebuilds the same files from the folders alone.
+  const std::string json_before = test::read_text(out + "/summary.json");
+  const std::string md_before = test::read_text(out + "/summary.md");
+  fs::remove(out + "/summary.json");
+  auto s = run_vitlab("summarize " + out);
+  CHECK(s.exit_code == 0);
+  CHECK(test::read_text(out + "/summary.json") == json_before);
+  CHECK(test::read_text(out + "/summary.md") == md_before);
+  CHECK(contains(s.output, "| baseline=deeper"));
+
+  // Rerunning skips every finished run.
+  const std::string result_before = test::read_text(out + "/runs/pos_embed=none__seed=0/result.json");
+  auto again = run_vitlab("sweep " + file + " --out " + out);
+  CHECK(again.exit_code == 0);
+  CHECK(contains(again.output, "6 finished, 0 to resume or retry, 0 new"));
+  CHECK(test::read_text(out + "/runs/pos_embed=none__seed=0/result.json") == result_before);
+  CHECK(test::read_text(out + "/summary.json") == json_before);
+
+  // The same ids with another config are refused, naming the run and the first difference.
+  Json changed = tiny_sweep();
+  changed["base"]["train"]["lr"] = 0.002;
+  write_sweep(dir, changed);
+  auto refused = run_vitlab("sweep " + file + " --out " + out);
+  CHECK(refused.exit_code == 2);
+  CHECK(contains(refused.output, "6 run folders already hold results of a different config"));
+  CHECK(contains(refused.output, "run baseline=deeper__seed=0: train.lr (0.003 there, 0.002 in the sweep)"));
+  CHECK(test::read_text(out + "/runs/pos_embed=none__seed=0/result.json") == result_before);
+
+  // --force reruns everything and moves the old folders to the trash.
+  auto forced = run_vitlab("sweep " + file + " --out " + out + " --force");
+  INFO(forced.output);
+  CHECK(forced.exit_code == 0);
+  CHECK(contains(forced.output, "--force: moved 6 existing run folder(s)"));
+  CHECK(read_json(out + "/runs/pos_embed=none__seed=0/config.json")["train"]["lr"] == 0.002);
+  int trashed = 0;
+  for (const auto& e : fs::directory_iterator(out + "/trash")) {
+    ++trashed;
+    if (e.path().filename().string().rfind("pos_embed=none__seed=0-", 0) == 0)
+      CHECK(test::read_text((e.path() / "result.json").string()) == result_before);
+  }
+  CHECK(trashed == 6);
+}
+
+TEST_CASE("a run that fails or diverges is recorded; the others complete; exit status 1", "[sweep][cli]") {
+  TempDir dir;
+  const std::string out = dir.file("out");
+  Json j = tiny_sweep();
+  j.erase("grid");
+  j["seeds"] = {0};
+  j["variants"] = {{"broken", {{"data.dataset", "mnist-format"}, {"data.path", dir.file("no-data")}}},
+                   {"diverge", {{"train.optimizer", "sgd"}, {"train.lr", 100.0}, {"train.weight_decay", 0.0},
+                                {"train.epochs", 2}}}};
+  const std::string file = write_sweep(dir, j);
+  auto r = run_vitlab("sweep " + file + " --out " + out);
+  INFO(r.output);
+  CHECK(r.exit_code == 1);
+  CHECK(contains(r.output, "variant=broken__seed=0: failed: "));
+  CHECK(contains(r.output, "no-data"));
+  CHECK(contains(r.output, "variant=diverge__seed=0: diverged: loss became"));
+  const Json broken = read_json(out + "/runs/variant=broken__seed=0/result.json");
+  CHECK(broken["status"] == "failed");
+  CHECK(contains(broken["error"].get<std::string>(), "no-data"));
+  CHECK(read_json(out + "/runs/base__seed=0/result.json")["status"] == "completed");
+  CHECK(read_json(out + "/runs/baseline=deeper__seed=0/result.json")["status"] == "completed");
+  const Json summary = read_json(out + "/summary.json");
+  CHECK(summary["runs"]["completed"] == 2);
+  CHECK(summary["runs"]["failed"] == 1);
+  CHECK(summary["runs"]["diverged"] == 1);
+  REQUIRE(summary["problems"].size() == 2);
+  CHECK(summary["problems"][0]["id"] == "variant=broken__seed=0");
+  CHECK(contains(test::read_text(out + "/summary.md"), "- variant=broken__seed=0: failed: "));
+
+  // Rerun: the failed run is retried (its old result set aside), the diverged one is final.
+  const std::string diverged_before = test::read_text(out + "/runs/variant=diverge__seed=0/result.json");
+  auto again = run_vitlab("sweep " + file + " --out " + out);
+  CHECK(again.exit_code == 1);
+  CHECK(contains(again.output, "3 finished, 1 to resume or retry, 0 new"));
+  CHECK(test::read_text(out + "/runs/variant=diverge__seed=0/result.json") == diverged_before);
+  int set_aside = 0;
+  for (const auto& e : fs::directory_iterator(out + "/runs/variant=broken__seed=0"))
+    set_aside += e.path().filename().string().rfind("result.failed-", 0) == 0;
+  CHECK(set_aside == 1);
+}
+
+TEST_CASE("a killed sweep resumes to the same summary as an uninterrupted one", "[sweep][cli][resume]") {
+  TempDir dir;
+  Json j = tiny_sweep(3);
+  j["seeds"] = {0};
+  j["base"]["data"]["synthetic_train"] = 1024;
+  const std::string file = write_sweep(dir, j);
+  REQUIRE(run_vitlab("sweep " + file + " --out " + dir.file("whole")).exit_code == 0);
+
+  const std::string out = dir.file("killed");
+  std::vector<std::string> argv_s = {VITLAB_BINARY, "sweep", file, "--out", out};
+  std::vector<char*> argv;
+  for (auto& s : argv_s) argv.push_back(s.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;  // keep the test's output clean
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+  pid_t pid;
+  REQUIRE(posix_spawn(&pid, VITLAB_BINARY, &actions, nullptr, argv.data(), environ) == 0);
+  posix_spawn_file_actions_destroy(&actions);
+  const std::string first = out + "/runs/baseline=deeper__seed=0";
+  const std::string second = out + "/runs/pos_embed=none__seed=0";
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(3);
+  while (!fs::exists(second + "/checkpoints/last.pt") && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  ::kill(pid, SIGKILL);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  REQUIRE(WIFSIGNALED(status));
+  REQUIRE(fs::exists(first + "/result.json"));
+  // The run in flight died with the sweep (no orphan keeps writing into its folder).
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  REQUIRE_FALSE(fs::exists(second + "/result.json"));
+  const std::string first_result = test::read_text(first + "/result.json");
+
+  auto resumed = run_vitlab("sweep " + file + " --out " + out);
+  INFO(resumed.output);
+  REQUIRE(resumed.exit_code == 0);
+  CHECK(contains(resumed.output, "1 finished, 1 to resume or retry, 1 new"));
+  CHECK(test::read_text(first + "/result.json") == first_result);
+  CHECK(contains(test::read_text(second + "/train.log"), "resuming"));
+  const Json a = read_json(dir.file("whole/summary.json")), b = read_json(out + "/summary.json");
+  CHECK(accuracies(a) == accuracies(b));
+  CHECK(accuracies(a).size() == 3);
+  for (size_t i = 0; i < a["rows"].size(); ++i) {
+    CHECK(a["rows"][i]["mean"] == b["rows"][i]["mean"]);
+    CHECK(a["rows"][i]["diff"] == b["rows"][i]["diff"]);
+  }
+}
+
+TEST_CASE("--jobs runs several runs at once and splits the CPU threads", "[sweep][cli]") {
+  TempDir dir;
+  Json j = tiny_sweep();
+  j["seeds"] = {0};
+  const std::string file = write_sweep(dir, j);
+  auto r = run_vitlab("sweep " + file + " --out " + dir.file("out") + " --jobs 2");
+  INFO(r.output);
+  CHECK(r.exit_code == 0);
+  CHECK(contains(r.output, fmt::format("2 runs at a time, {} CPU thread(s) each", std::max(1, usable_cpus() / 2))));
+  CHECK(read_json(dir.file("out/summary.json"))["runs"]["completed"] == 3);
+  auto bad = run_vitlab("sweep " + file + " --out " + dir.file("out2") + " --jobs 0");
+  CHECK(bad.exit_code == 2);
+  CHECK(contains(bad.output, "--jobs: must be at least 1"));
+}
+
+TEST_CASE("stages: a later stage starts from an earlier stage's checkpoint of the same run", "[sweep][cli]") {
+  TempDir dir;
+  const std::string out = dir.file("out");
+  Json j = tiny_sweep();
+  j.erase("grid");
+  j["seeds"] = {0};
+  j["stages"] = {{{"name", "pretrain"}, {"description", "supervised, 1 epoch"}},
+                 {{"name", "finetune"}, {"set", {{"init_from", "@pretrain"}, {"train.lr", 0.001}}}}};
+  j["baselines"] = {{"scratch", {{"finetune:init_from", ""}}}};
+  const std::string file = write_sweep(dir, j);
+  auto r = run_vitlab("sweep " + file + " --out " + out);
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  const std::string run = out + "/runs/base__seed=0";
+  CHECK(read_json(run + "/pretrain/result.json")["status"] == "completed");
+  CHECK(read_json(run + "/finetune/result.json")["status"] == "completed");
+  const Json finetune = read_json(run + "/finetune/config.json");
+  CHECK(finetune["init_from"] == fs::absolute(run + "/pretrain/checkpoints/last.pt").lexically_normal().string());
+  CHECK(finetune["train"]["lr"] == 0.001);
+  CHECK(read_json(out + "/runs/baseline=scratch__seed=0/finetune/config.json")["init_from"] == "");
+  const Json summary = read_json(out + "/summary.json");
+  CHECK(summary["rows"][1]["results"][0]["test_accuracy"] ==
+        read_json(run + "/finetune/result.json")["test_accuracy"]);
+  CHECK(read_json(out + "/sweep.json")["stages"] == Json({"pretrain", "finetune"}));
+
+  // An interrupted second stage: summarize calls the run interrupted, the sweep finishes it.
+  fs::rename(run + "/finetune/result.json", run + "/finetune/result.moved.json");
+  auto s = run_vitlab("summarize " + out);
+  CHECK(contains(s.output, "- base__seed=0: interrupted"));
+  auto again = run_vitlab("sweep " + file + " --out " + out);
+  CHECK(again.exit_code == 0);
+  CHECK(contains(again.output, "1 finished, 1 to resume or retry, 0 new"));
+}
