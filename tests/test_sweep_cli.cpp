@@ -3,6 +3,7 @@
 // configs, --force, failure isolation, resuming a killed sweep, --jobs and staged runs.
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -299,7 +300,21 @@ TEST_CASE("a killed sweep resumes to the same summary as an uninterrupted one", 
   }
 }
 
-TEST_CASE("--jobs runs several runs at once and splits the CPU threads", "[sweep][cli]") {
+TEST_CASE("a second sweep in the same folder is refused while the first runs", "[sweep][cli]") {
+  TempDir dir;
+  const std::string out = dir.file("out");
+  fs::create_directories(out);
+  const int fd = ::open((out + "/.sweep.lock").c_str(), O_CREAT | O_RDWR, 0644);
+  REQUIRE(fd >= 0);
+  REQUIRE(::flock(fd, LOCK_EX | LOCK_NB) == 0);  // as a running sweep holds it
+  auto r = run_vitlab("sweep " + write_sweep(dir, tiny_sweep()) + " --out " + out);
+  ::close(fd);
+  CHECK(r.exit_code == 2);
+  CHECK(contains(r.output, "another `vitlab sweep` is running in this folder"));
+  CHECK_FALSE(fs::exists(out + "/runs"));
+}
+
+TEST_CASE("sweep with --jobs runs several runs at once and splits the CPU threads", "[sweep][cli]") {
   TempDir dir;
   Json j = tiny_sweep();
   j["seeds"] = {0};

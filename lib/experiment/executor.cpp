@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <deque>
@@ -117,7 +118,10 @@ class Executor {
       bool reaped = false;
       for (size_t i = 0; i < active_.size(); ++i) {
         int status = 0;
-        if (::waitpid(active_[i].pid, &status, WNOHANG) != active_[i].pid) continue;
+        const pid_t w = ::waitpid(active_[i].pid, &status, WNOHANG);
+        if (w == 0 || (w < 0 && errno == EINTR)) continue;  // still running
+        // w < 0 otherwise: the child is gone without a status (SIGCHLD ignored?); its folder
+        // tells what happened.
         const Active a = active_[i];
         active_.erase(active_.begin() + long(i));
         slot_busy[size_t(a.slot)] = false;

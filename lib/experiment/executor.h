@@ -5,6 +5,11 @@
 // (or the other runs) with it, and each run gets its own thread count and GPU. The children are
 // started with fork + PR_SET_PDEATHSIG + execve rather than posix_spawn so that they die with the
 // sweep: a killed sweep must not leave orphans writing into folders that the rerun resumes.
+//
+// With N > 1 jobs each child gets max(1, cores / N) CPU threads through OMP_NUM_THREADS (unless
+// the environment sets it). Like the device, the thread count is not part of a run's config or
+// id: changing --jobs never invalidates finished runs. Results are deterministic for a given N;
+// across thread counts CPU reductions may differ in the last bits.
 #pragma once
 #include <cstdio>
 #include <string>

@@ -1,7 +1,9 @@
 #include "experiment/sweep_spec.h"
 
 #include <algorithm>
+#include <cctype>
 #include <filesystem>
+#include <limits>
 #include <set>
 
 namespace vitlab {
