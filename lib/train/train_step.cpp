@@ -31,7 +31,8 @@ TrainStep::TrainStep(ImageClassifier model, Optimizer& optimizer, const TrainCon
   params_ = model_->parameters();
 }
 
-StepOutput TrainStep::compute(const torch::Tensor& images, const torch::Tensor& targets) {
+StepOutput TrainStep::compute(const torch::Tensor& images, const torch::Tensor& targets,
+                              const std::function<void()>& update) {
   StepOutput out;
   {
     compat::CudaAutocast autocast(config_.precision == Precision::kBf16);
@@ -40,7 +41,7 @@ StepOutput TrainStep::compute(const torch::Tensor& images, const torch::Tensor& 
   out.loss = soft_cross_entropy(out.logits, targets, config_.label_smoothing);
   out.loss.backward();
   if (config_.grad_clip > 0) clip_grad_norm(params_, config_.grad_clip);
-  optimizer_.step_on_device(lr_);
+  update();
   out.loss = out.loss.detach();
   out.logits = out.logits.detach();
   return out;
@@ -49,27 +50,20 @@ StepOutput TrainStep::compute(const torch::Tensor& images, const torch::Tensor& 
 StepOutput TrainStep::run(const torch::Tensor& images, const torch::Tensor& targets, double lr) {
   ++steps_;
   if (!device_.is_cuda()) {
-    // CPU: the host optimiser path (identical arithmetic, no device scalar round trip).
+    // CPU: the host optimiser with the double lr (a float32 device scalar would round it).
     optimizer_.zero_grad();
-    StepOutput out;
-    out.logits = model_->forward(images);
-    out.loss = soft_cross_entropy(out.logits, targets, config_.label_smoothing);
-    out.loss.backward();
-    if (config_.grad_clip > 0) clip_grad_norm(params_, config_.grad_clip);
-    optimizer_.step(lr);
-    out.loss = out.loss.detach();
-    out.logits = out.logits.detach();
-    return out;
+    return compute(images, targets, [&] { optimizer_.step(lr); });
   }
+  const auto device_update = [this] { optimizer_.step_on_device(lr_); };
   lr_.fill_(lr);
   if (!use_graph_ || steps_ <= warmup_steps_) {
     optimizer_.zero_grad();
     StepOutput out;
     if (use_graph_) {
       // Warm-up on a side stream, as graph capture requires (cuBLAS workspaces, allocator).
-      cuda::run_on_side_stream(device_, [&] { out = compute(images, targets); });
+      cuda::run_on_side_stream(device_, [&] { out = compute(images, targets, device_update); });
     } else {
-      out = compute(images, targets);
+      out = compute(images, targets, device_update);
     }
     return out;
   }
@@ -80,7 +74,9 @@ StepOutput TrainStep::run(const torch::Tensor& images, const torch::Tensor& targ
     // Gradients are created inside the capture (in the graph's memory pool) and then reused:
     // every replay overwrites them, so they are never zeroed outside.
     optimizer_.zero_grad();
-    graph_->capture(device_, [&] { static_out_ = compute(static_images_, static_targets_); });
+    graph_->capture(device_, [&] {
+      static_out_ = compute(static_images_, static_targets_, device_update);
+    });
   } else {
     static_images_.copy_(images);
     static_targets_.copy_(targets);

@@ -4,6 +4,7 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <functional>
 #include <memory>
 
 #include "config/train_config.h"
@@ -34,7 +35,9 @@ class TrainStep {
   bool graphed() const { return graph_ && graph_->captured(); }
 
  private:
-  StepOutput compute(const torch::Tensor& images, const torch::Tensor& targets);
+  // Forward (autocast when bf16), loss, backward, clipping, then `update` (the optimiser step).
+  StepOutput compute(const torch::Tensor& images, const torch::Tensor& targets,
+                     const std::function<void()>& update);
 
   ImageClassifier model_;
   Optimizer& optimizer_;
