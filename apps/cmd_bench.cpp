@@ -1,5 +1,5 @@
 // vitlab bench: throughput, memory, TFLOP/s and MFU of one model on synthetic data.
-#include <cxxopts.hpp>
+#include "apps/cli.h"
 
 #include <iostream>
 

@@ -1,5 +1,5 @@
 // vitlab config: check a config file (with --set overrides) and print it resolved.
-#include <cxxopts.hpp>
+#include "apps/cli.h"
 
 #include <iostream>
 

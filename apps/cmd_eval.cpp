@@ -1,5 +1,5 @@
 // vitlab eval: re-evaluate a checkpoint with the data settings stored inside it.
-#include <cxxopts.hpp>
+#include "apps/cli.h"
 
 #include <iostream>
 

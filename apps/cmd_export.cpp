@@ -1,6 +1,6 @@
 // vitlab export: a checkpoint's model weights as safetensors (timm's names where timm has the
 // variant) or as LibTorch's module archive, plus a sidecar JSON with the config and timm args.
-#include <cxxopts.hpp>
+#include "apps/cli.h"
 
 #include <iostream>
 

@@ -1,6 +1,6 @@
 // vitlab import: timm safetensors, vitlab exports or JAX .npz weights -> a vitlab checkpoint of a
 // factory model (the same loading path as `init_from`).
-#include <cxxopts.hpp>
+#include "apps/cli.h"
 
 #include <filesystem>
 #include <iostream>

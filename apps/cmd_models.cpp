@@ -1,5 +1,5 @@
 // vitlab models: the factory table with parameter counts.
-#include <cxxopts.hpp>
+#include "apps/cli.h"
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 

@@ -1,5 +1,5 @@
 // vitlab summarize: rebuild a sweep's summary files from its run folders.
-#include <cxxopts.hpp>
+#include "apps/cli.h"
 
 #include <cstdio>
 #include <iostream>

@@ -1,5 +1,5 @@
 // vitlab sweep: an ablation sweep from a JSON file (grid x seeds, compared with baselines).
-#include <cxxopts.hpp>
+#include "apps/cli.h"
 
 #include <cstdio>
 #include <iostream>

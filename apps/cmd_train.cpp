@@ -1,5 +1,5 @@
 // vitlab train: one run from a config file (or continue one with --resume DIR).
-#include <cxxopts.hpp>
+#include "apps/cli.h"
 
 #include <filesystem>
 #include <iostream>

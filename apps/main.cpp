@@ -1,7 +1,7 @@
 // vitlab: git-style subcommands. Errors in the user's input exit with status 2 and one clear
 // message; anything else is a bug and exits with status 1.
 #include <c10/util/Exception.h>
-#include <cxxopts.hpp>
+#include "apps/cli.h"
 #include <fmt/format.h>
 
 #include <cstring>
@@ -9,6 +9,7 @@
 
 #include "apps/commands.h"
 #include "core/build_info.h"
+#include "core/cpu_runtime.h"
 #include "core/error.h"
 
 namespace vitlab::app {
@@ -40,6 +41,7 @@ void print_usage() {
 
 int main(int argc, char** argv) {
   using namespace vitlab;
+  prepare_cpu_runtime(argv);
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") ||
       !std::strcmp(argv[1], "help")) {
     app::print_usage();

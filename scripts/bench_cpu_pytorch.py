@@ -50,12 +50,13 @@ class ViT(nn.Module):
 if __name__ == "__main__":
     p = argparse.ArgumentParser()
     p.add_argument("--batch", type=int, default=128)
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=2, help="torch.set_num_threads; 0 = leave the default")
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--windows", type=int, default=5)
     a = p.parse_args()
-    torch.set_num_threads(a.threads)
+    if a.threads > 0:
+        torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     model = ViT().train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.05)
@@ -75,5 +76,5 @@ if __name__ == "__main__":
         for _ in range(a.steps):
             step()
         rates.append(a.batch * a.steps / (time.time() - t))
-    print(json.dumps(dict(impl="pytorch eager", torch=torch.__version__, threads=a.threads,
+    print(json.dumps(dict(impl="pytorch eager", torch=torch.__version__, threads=torch.get_num_threads(), batch=a.batch,
                           images_per_second=statistics.median(rates), windows=rates)))

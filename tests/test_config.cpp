@@ -138,6 +138,11 @@ TEST_CASE("vitlab config exits 2 with the message for a bad config", "[config][c
   auto ok = run_vitlab("config " + dir.file("c.json") + " --set model.depth=2");
   CHECK(ok.exit_code == 0);
   CHECK(ok.output.find("\"depth\": 2") != std::string::npos);
+  // A JSON list with commas is one override, not three (cxxopts would split it by default).
+  auto list = run_vitlab("config " + dir.file("c.json") + " --set model.pos_embed=none --set 'model.resnet_layers=[1,1,1]'");
+  CHECK(list.exit_code == 0);
+  CHECK(list.output.find("\"pos_embed\": \"none\"") != std::string::npos);
+  CHECK(list.output.find("\"resnet_layers\": [\n      1,\n      1,\n      1\n    ]") != std::string::npos);
   auto bad = run_vitlab("config " + dir.file("c.json") + " --set model.pos_embed=learned_3d");
   CHECK(bad.exit_code == 2);
   CHECK(bad.output.find("model.pos_embed: unknown value \"learned_3d\"") != std::string::npos);

@@ -5,6 +5,7 @@
 #include <ctime>
 
 #include "core/build_info.h"
+#include "core/cpu_runtime.h"
 #include "core/compat.h"
 #include "core/cuda_util.h"
 #include "models/factory.h"
@@ -44,7 +45,7 @@ Json run_benchmark(const BenchOptions& o) {
   const torch::Device device = dev.cuda ? torch::Device(torch::kCUDA, dev.index) : torch::Device(torch::kCPU);
   const bool bf16 = o.train.precision == Precision::kBf16;
   if (bf16 && !dev.cuda) throw ConfigError("--precision: bf16 needs a CUDA device");
-  if (o.train.threads > 0) torch::set_num_threads(o.train.threads);
+  const int cpu_threads = configure_cpu_threads(o.train.threads);
 
   torch::manual_seed(0);
   ImageClassifier model = build_model(o.model);
@@ -107,7 +108,7 @@ Json run_benchmark(const BenchOptions& o) {
               {"fused_optimizer", optimizer.fused()},
               {"device", dev.str()},
               {"device_name", name},
-              {"threads", device.is_cuda() ? 0 : torch::get_num_threads()},
+              {"threads", device.is_cuda() ? 0 : cpu_threads},
               {"images_per_second", ips},
               {"window_images_per_second", rates},
               {"peak_memory_bytes", cuda::peak_memory_bytes(device)},

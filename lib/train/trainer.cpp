@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include "core/build_info.h"
+#include "core/cpu_runtime.h"
 #include "core/compat.h"
 #include "data/augment.h"
 #include "data/batcher.h"
@@ -82,7 +83,7 @@ Json train_run(const RunConfig& cfg, const TrainOptions& opt) {
   const bool bf16 = cfg.train.precision == Precision::kBf16;
   if (bf16 && !dev.cuda)
     config_error(source, "train.precision", "\"bf16\" needs a CUDA device; CPU runs use \"fp32\"");
-  if (cfg.train.threads > 0) torch::set_num_threads(cfg.train.threads);
+  const int cpu_threads = configure_cpu_threads(cfg.train.threads);
 
   DataBundle data = load_data(cfg.data, source);
   check_model_fits_data(cfg, data, source);
@@ -149,7 +150,7 @@ Json train_run(const RunConfig& cfg, const TrainOptions& opt) {
   if (resume_from)
     progress.message(fmt::format("resuming {} after epoch {}", out.string(), state.epochs_done));
 
-  Json result = {{"status", "running"}, {"parameters", params_count}, {"device", dev.str()},
+  Json result = {{"status", "running"}, {"parameters", params_count}, {"device", dev.str()}, {"cpu_threads", cpu_threads},
                  {"git_commit", git_commit()}, {"torch_version", torch_version()},
                  {"train_images", data.train.size()}, {"val_images", data.val.size()},
                  {"test_images", data.test.size()}, {"config", resolved}};

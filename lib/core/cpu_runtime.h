@@ -1,0 +1,23 @@
+// CPU runtime settings that decide whether the cores do work or wait for each other.
+//
+// Measured on the 2-core Debian machine (train_tiny ViT, batch 128, fp32; experiments/results/
+// cpu-2026-11-26/threads.md): ATen's OpenMP pool and OpenBLAS' own pthreads both want every core.
+// With libgomp's default spin-wait (300k spins) the idle OpenMP worker burns the core a BLAS thread
+// needs: 700 img/s. One BLAS thread: 2,130. A short spin (GOMP_SPINCOUNT=10000): 2,850, and the
+// BiT baseline keeps its OpenMP speed. glibc's default of returning freed blocks to the kernel cost
+// another ~15% in page faults on every step.
+#pragma once
+
+namespace vitlab {
+
+// Call first thing in main(). libgomp reads GOMP_SPINCOUNT only when it is loaded, so when the
+// variable is unset this sets it and re-executes the program once. Also keeps freed memory in the
+// process instead of unmapping it after every step. VITLAB_CPU_RUNTIME=off skips both.
+void prepare_cpu_runtime(char** argv);
+
+// Threads for CPU compute: `requested` > 0, else OMP_NUM_THREADS when set (the sweep runner splits
+// the cores between parallel runs that way), else every core this process may run on. Sets ATen's
+// intra-op threads and OpenBLAS' threads alike and returns the number used.
+int configure_cpu_threads(int requested);
+
+}  // namespace vitlab
