@@ -6,6 +6,7 @@
 #include "apps/commands.h"
 #include "config/model_presets.h"
 #include "io/atomic_file.h"
+#include "core/profiler.h"
 #include "train/bench.h"
 
 namespace vitlab::app {
@@ -26,7 +27,9 @@ int cmd_bench(int argc, char** argv) {
       "threads", "CPU threads (0 = all)", cxxopts::value<int>()->default_value("0"))(
       "peak-tflops", "peak for MFU (default: by GPU model)", cxxopts::value<double>()->default_value("0"))(
       "set", "model override, key=value (repeatable; e.g. depth=9)", cxxopts::value<std::vector<std::string>>())(
-      "json", "also write the record to FILE", cxxopts::value<std::string>())("h,help", "show this help");
+      "json", "also write the record to FILE", cxxopts::value<std::string>())(
+      "profile", "after timing, profile --steps more steps: Chrome trace to FILE, kernel table printed",
+      cxxopts::value<std::string>())("h,help", "show this help");
   auto args = options.parse(argc, argv);
   if (args.count("help")) {
     std::cout << options.help() << "\n";
@@ -58,6 +61,7 @@ int cmd_bench(int argc, char** argv) {
   if (o.steps < 1 || o.windows < 1 || o.warmup_steps < 0)
     throw UserError("--steps and --windows must be at least 1, --warmup at least 0");
   o.peak_tflops = args["peak-tflops"].as<double>();
+  if (args.count("profile")) o.profile_trace = args["profile"].as<std::string>();
   const Json r = run_benchmark(o);
   std::cout << fmt::format("{} {} {} batch {} on {}: {:.1f} img/s, peak memory {:.2f} GiB, {:.1f} TFLOP/s{}\n",
                            r["model"].get<std::string>(), r["mode"].get<std::string>(),
@@ -66,6 +70,7 @@ int cmd_bench(int argc, char** argv) {
                            r["peak_memory_bytes"].get<double>() / (1 << 30), r["achieved_tflops"].get<double>(),
                            r["mfu"].is_null() ? std::string()
                                               : fmt::format(", MFU {:.1f}%", 100 * r["mfu"].get<double>()));
+  if (!r["profile"].is_null()) std::cout << format_kernel_table(r["profile"]);
   if (args.count("json")) write_file_atomic(args["json"].as<std::string>(), r.dump(2) + "\n");
   return 0;
 }

@@ -20,7 +20,7 @@ WORKLOADS = {
 }
 
 
-def bench(name, compile_mode, batch, warmup, steps, windows):
+def bench(name, compile_mode, batch, warmup, steps, windows, profile_dir=None):
     w = WORKLOADS[name]
     torch.manual_seed(0)
     model = w["make"]().cuda().train()
@@ -56,6 +56,16 @@ def bench(name, compile_mode, batch, warmup, steps, windows):
             step()
         torch.cuda.synchronize()
         rates.append(batch * steps / (time.time() - t))
+    if profile_dir:  # the same steps under torch.profiler: kernel table + Chrome trace
+        from torch.profiler import ProfilerActivity, profile
+        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+            for _ in range(steps):
+                step()
+            torch.cuda.synchronize()
+        tag = f"{name}_{'compile' if compile_mode else 'eager'}"
+        prof.export_chrome_trace(f"{profile_dir}/timm_{tag}.json")
+        with open(f"{profile_dir}/timm_{tag}.txt", "w") as f:
+            f.write(prof.key_averages().table(sort_by="self_cuda_time_total", row_limit=40, max_name_column_width=90))
     return dict(workload=name, impl="timm+compile" if compile_mode else "timm eager", batch=batch,
                 images_per_second=statistics.median(rates), windows=rates,
                 peak_memory_bytes=torch.cuda.max_memory_allocated(), warmup_seconds=warm_s,
@@ -70,8 +80,9 @@ if __name__ == "__main__":
     p.add_argument("--warmup", type=int, default=15)
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--windows", type=int, default=5)
+    p.add_argument("--profile", default=None, help="folder: also profile --steps steps (trace + kernel table)")
     a = p.parse_args()
     for name in a.workloads.split(","):
         for mode in a.modes.split(","):
-            r = bench(name, mode == "compile", a.batch, a.warmup, a.steps, a.windows)
+            r = bench(name, mode == "compile", a.batch, a.warmup, a.steps, a.windows, a.profile)
             print(json.dumps(r), flush=True)

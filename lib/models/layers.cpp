@@ -19,9 +19,9 @@ MlpImpl::MlpImpl(int64_t width, int64_t hidden, double dropout) : dropout(dropou
 }
 
 torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
-  auto h = torch::gelu(fc1->forward(x));
+  auto h = torch::gelu(linear(fc1, x));
   h = torch::dropout(h, dropout, is_training());
-  return torch::dropout(fc2->forward(h), dropout, is_training());
+  return torch::dropout(linear(fc2, h), dropout, is_training());
 }
 
 std::pair<int64_t, int64_t> same_padding(int64_t size, int64_t kernel, int64_t stride,

@@ -10,6 +10,14 @@ namespace vitlab {
 // training and rescales the kept ones by 1/(1-rate).
 torch::Tensor drop_path(const torch::Tensor& x, double rate, bool training);
 
+// y = x W^T + b through at::linear. torch::nn::Linear::forward (LibTorch's C++ functional) does a
+// matmul and then `out += bias` for 3-D inputs: under bf16 autocast that add mixes a bf16 output with
+// the fp32 bias in a slow casting kernel, and cuBLASLt's fused bias epilogue is never used. On an
+// H100 that was 19% of ViT-B/16's train step (vitlab bench --profile, 2026-11-26).
+inline torch::Tensor linear(const torch::nn::Linear& layer, const torch::Tensor& x) {
+  return torch::linear(x, layer->weight, layer->bias);
+}
+
 // Transformer MLP: fc1 -> GELU (exact erf form, as timm and the paper) -> dropout -> fc2 -> dropout.
 struct MlpImpl : torch::nn::Module {
   MlpImpl(int64_t width, int64_t hidden, double dropout);

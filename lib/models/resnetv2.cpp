@@ -118,7 +118,7 @@ torch::Tensor ResNetV2Impl::forward_features(const torch::Tensor& images) {
 }
 
 torch::Tensor ResNetV2Impl::forward(const torch::Tensor& images) {
-  return fc->forward(forward_features(images));
+  return linear(fc, forward_features(images));
 }
 
 }  // namespace vitlab

@@ -144,8 +144,8 @@ torch::Tensor ViTImpl::pool(const torch::Tensor& encoded) {
 }
 
 torch::Tensor ViTImpl::head_logits(const torch::Tensor& pooled) {
-  auto x = pre_logits ? torch::tanh(pre_logits->forward(pooled)) : pooled;
-  return head->forward(torch::dropout(x, config_.dropout, is_training()));
+  auto x = pre_logits ? torch::tanh(linear(pre_logits, pooled)) : pooled;
+  return linear(head, torch::dropout(x, config_.dropout, is_training()));
 }
 
 torch::Tensor ViTImpl::forward(const torch::Tensor& images) {

@@ -8,6 +8,7 @@
 #include "core/cpu_runtime.h"
 #include "core/compat.h"
 #include "core/cuda_util.h"
+#include "core/profiler.h"
 #include "models/factory.h"
 #include "train/flops.h"
 #include "train/optimizer.h"
@@ -45,6 +46,8 @@ Json run_benchmark(const BenchOptions& o) {
   const torch::Device device = dev.cuda ? torch::Device(torch::kCUDA, dev.index) : torch::Device(torch::kCPU);
   const bool bf16 = o.train.precision == Precision::kBf16;
   if (bf16 && !dev.cuda) throw ConfigError("--precision: bf16 needs a CUDA device");
+  if (!o.profile_trace.empty() && !profiler_available())
+    throw ConfigError(fmt::format("--profile {}: profiling needs LibTorch >= 2.0", o.profile_trace));
   const int cpu_threads = configure_cpu_threads(o.train.threads);
 
   torch::manual_seed(0);
@@ -91,6 +94,14 @@ Json run_benchmark(const BenchOptions& o) {
     rates.push_back(double(B) * o.steps / seconds);
   }
   const double ips = median(rates);
+  Json profile;
+  if (!o.profile_trace.empty()) {
+    profile = profile_region(o.profile_trace, [&] {
+      for (int i = 0; i < o.steps; ++i) run_one();
+      cuda::synchronize(device);
+    }, 30);
+    profile["steps"] = o.steps;
+  }
   const double flops = o.train_mode ? train_flops_per_image(c) : forward_flops_per_image(c);
   const double achieved = flops * ips / 1e12;
   const std::string name = cuda::device_name(device);
@@ -118,7 +129,8 @@ Json run_benchmark(const BenchOptions& o) {
               {"mfu", peak > 0 ? Json(achieved / peak) : Json()},
               {"torch_version", torch_version()},
               {"git_commit", git_commit()},
-              {"date", utc_date()}};
+              {"date", utc_date()},
+              {"profile", profile}};
 }
 
 }  // namespace vitlab

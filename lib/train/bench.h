@@ -16,6 +16,7 @@ struct BenchOptions {
   int steps = 20;            // steps per timed window
   int windows = 5;
   double peak_tflops = 0;    // for MFU; 0 = by device (H100/H200 bf16 dense 989.4, fp32 66.9)
+  std::string profile_trace;  // non-empty: profile `steps` more steps, Chrome trace to this file
 };
 
 // Runs the benchmark and returns its record (also what --json writes).
