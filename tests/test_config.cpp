@@ -132,6 +132,23 @@ TEST_CASE("config files: missing and malformed files name the file", "[config]")
   REQUIRE_THROWS_WITH_TYPE(read_json_file(dir.file("bad.json")), ConfigError, "bad.json: not valid JSON at byte");
 }
 
+TEST_CASE("bookkeeping keys: device, log_every and checkpoint_every do not make another run", "[config]") {
+  Json a = read_run_config(base()).to_json();
+  Json b = a;
+  b["device"] = "cuda:1";
+  b["train"]["log_every"] = 10;
+  b["train"]["checkpoint_every"] = 5;
+  CHECK(a != b);
+  CHECK(without_bookkeeping_keys(a) == without_bookkeeping_keys(b));
+  b["train"]["lr"] = 0.5;
+  CHECK(without_bookkeeping_keys(a) != without_bookkeeping_keys(b));
+  CHECK(vitlab::is_bookkeeping_key("train.checkpoint_every"));
+  CHECK_FALSE(vitlab::is_bookkeeping_key("train.epochs"));
+  Json zero = base();
+  zero["train"]["checkpoint_every"] = 0;
+  REQUIRE_THROWS_WITH_TYPE(read_run_config(zero), ConfigError, "train.checkpoint_every");
+}
+
 TEST_CASE("vitlab config exits 2 with the message for a bad config", "[config][cli]") {
   TempDir dir;
   vitlab::test::write_text(dir.file("c.json"), base().dump());

@@ -30,12 +30,7 @@ std::string operator/(const TempDir& dir, const std::string& name) {
   return dir.file(name);
 }
 
-void write_bytes(const std::string& path, const Bytes& bytes) {
-  fs::create_directories(fs::path(path).parent_path());
-  std::ofstream out(path, std::ios::binary);
-  out.write(reinterpret_cast<const char*>(bytes.data()),
-            static_cast<std::streamsize>(bytes.size()));
-}
+using test::write_bytes;
 
 Bytes read_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

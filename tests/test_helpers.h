@@ -2,8 +2,12 @@
 #pragma once
 #include <catch2/catch.hpp>
 
+#include <sys/types.h>
+
+#include <cstdint>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include "core/error.h"
 
@@ -23,6 +27,8 @@ class TempDir {
 
 void write_text(const std::string& path, const std::string& text);
 std::string read_text(const std::string& path);
+// Writes raw bytes, creating the parent folders.
+void write_bytes(const std::string& path, const std::vector<uint8_t>& bytes);
 
 // Runs the vitlab program with `args` (a shell-quoted string), capturing stdout+stderr.
 struct CommandResult {
@@ -30,6 +36,14 @@ struct CommandResult {
   std::string output;
 };
 CommandResult run_vitlab(const std::string& args);
+
+// Starts the vitlab program with `args` (no shell) in the background, its stdout sent to /dev/null;
+// for tests that kill a real process mid-run.
+pid_t spawn_vitlab(const std::vector<std::string>& args);
+// Waits until `path` exists (true) or `seconds` pass (false).
+bool wait_for_file(const std::string& path, double seconds = 180);
+// SIGKILLs the process and reaps it; returns true when it died of the signal (had not finished).
+bool kill_and_wait(pid_t pid);
 
 }  // namespace vitlab::test
 

@@ -2,10 +2,7 @@
 // written), a full tiny sweep with its summary files, skipping finished runs, refusing changed
 // configs, --force, failure isolation, resuming a killed sweep, --jobs and staged runs.
 #include <fcntl.h>
-#include <signal.h>
 #include <sys/file.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -19,8 +16,6 @@ using namespace vitlab;
 using test::run_vitlab;
 using test::TempDir;
 namespace fs = std::filesystem;
-
-extern char** environ;
 
 namespace {
 // About a second per run on 2 cores (most of it process start-up).
@@ -260,25 +255,11 @@ TEST_CASE("a killed sweep resumes to the same summary as an uninterrupted one", 
   REQUIRE(run_vitlab("sweep " + file + " --out " + dir.file("whole")).exit_code == 0);
 
   const std::string out = dir.file("killed");
-  std::vector<std::string> argv_s = {VITLAB_BINARY, "sweep", file, "--out", out};
-  std::vector<char*> argv;
-  for (auto& s : argv_s) argv.push_back(s.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t actions;  // keep the test's output clean
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
-  pid_t pid;
-  REQUIRE(posix_spawn(&pid, VITLAB_BINARY, &actions, nullptr, argv.data(), environ) == 0);
-  posix_spawn_file_actions_destroy(&actions);
+  const pid_t pid = test::spawn_vitlab({"sweep", file, "--out", out});
   const std::string first = out + "/runs/baseline=deeper__seed=0";
   const std::string second = out + "/runs/pos_embed=none__seed=0";
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(3);
-  while (!fs::exists(second + "/checkpoints/last.pt") && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  ::kill(pid, SIGKILL);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  REQUIRE(WIFSIGNALED(status));
+  test::wait_for_file(second + "/checkpoints/last.pt");
+  REQUIRE(test::kill_and_wait(pid));
   REQUIRE(fs::exists(first + "/result.json"));
   // The run in flight died with the sweep (no orphan keeps writing into its folder).
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));
@@ -348,6 +329,12 @@ TEST_CASE("stages: a later stage starts from an earlier stage's checkpoint of th
   const Json finetune = read_json(run + "/finetune/config.json");
   CHECK(finetune["init_from"] == fs::absolute(run + "/pretrain/checkpoints/last.pt").lexically_normal().string());
   CHECK(finetune["train"]["lr"] == 0.001);
+  // The import report of init_from is kept with the result (and printed in the stage's log).
+  const Json init = read_json(run + "/finetune/result.json")["init_from"];
+  CHECK(init["names"] == "vitlab");
+  CHECK(init["head_reinitialized"] == false);
+  CHECK(contains(test::read_text(run + "/finetune/train.log"), "init_from imported from"));
+  CHECK_FALSE(read_json(run + "/pretrain/result.json").contains("init_from"));
   CHECK(read_json(out + "/runs/baseline=scratch__seed=0/finetune/config.json")["init_from"] == "");
   const Json summary = read_json(out + "/summary.json");
   CHECK(summary["rows"][1]["results"][0]["test_accuracy"] ==

@@ -1,10 +1,5 @@
 // `vitlab train` / `vitlab eval` as a user runs them: determinism, kill + resume, divergence,
 // output-folder safety, exit statuses.
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <chrono>
 #include <thread>
 
@@ -15,8 +10,6 @@ using namespace vitlab;
 using test::run_vitlab;
 using test::TempDir;
 namespace fs = std::filesystem;
-
-extern char** environ;
 
 namespace {
 // A small synthetic run: 64 steps an epoch, about a second an epoch on 2 cores.
@@ -85,20 +78,10 @@ TEST_CASE("a killed vitlab train resumes to the same final weights", "[train][cl
 
   // Start a real process and SIGKILL it once the first epoch's checkpoint is on disk.
   const std::string out = dir.file("killed"), config = dir.file("run.json");
-  std::vector<std::string> argv_s = {VITLAB_BINARY, "train", config, "--quiet", "--out", out};
-  std::vector<char*> argv;
-  for (auto& s : argv_s) argv.push_back(s.data());
-  argv.push_back(nullptr);
-  pid_t pid;
-  REQUIRE(posix_spawn(&pid, VITLAB_BINARY, nullptr, nullptr, argv.data(), environ) == 0);
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(3);
-  while (!fs::exists(out + "/checkpoints/last.pt") && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  const pid_t pid = test::spawn_vitlab({"train", config, "--quiet", "--out", out});
+  test::wait_for_file(out + "/checkpoints/last.pt");
   std::this_thread::sleep_for(std::chrono::milliseconds(300));  // into the second epoch
-  ::kill(pid, SIGKILL);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  REQUIRE(WIFSIGNALED(status));
+  REQUIRE(test::kill_and_wait(pid));
   REQUIRE_FALSE(fs::exists(out + "/result.json"));  // it really was cut off mid-run
   const auto done_before = load_checkpoint(out + "/checkpoints/last.pt").epochs_done;
   REQUIRE(done_before >= 1);
@@ -111,6 +94,25 @@ TEST_CASE("a killed vitlab train resumes to the same final weights", "[train][cl
   const Json a = Json::parse(test::read_text(dir.file("whole/result.json")));
   const Json b = Json::parse(test::read_text(out + "/result.json"));
   CHECK(a["test_accuracy"] == b["test_accuracy"]);
+}
+
+TEST_CASE("checkpoint_every: fewer writes, the same last and best checkpoints", "[train][cli]") {
+  TempDir dir;
+  test::write_text(dir.file("every1.json"), small_run(3).dump());
+  Json sparse = small_run(3);
+  sparse["train"]["checkpoint_every"] = 2;  // writes after epochs 2 and 3 (the last is always written)
+  test::write_text(dir.file("every2.json"), sparse.dump());
+  REQUIRE(run_vitlab("train " + dir.file("every1.json") + " --quiet --out " + dir.file("a")).exit_code == 0);
+  REQUIRE(run_vitlab("train " + dir.file("every2.json") + " --quiet --out " + dir.file("b")).exit_code == 0);
+  expect_same_weights(dir.file("a/checkpoints/last.pt"), dir.file("b/checkpoints/last.pt"));
+  // best.pt holds the best epoch's state even when that epoch was not a checkpoint epoch.
+  const Json result = Json::parse(test::read_text(dir.file("b/result.json")));
+  const auto best = load_checkpoint(dir.file("b/checkpoints/best.pt"));
+  CHECK(best.epochs_done == result["best_epoch"].get<int64_t>());
+  CHECK(best.best_val_accuracy == result["best_val_accuracy"].get<double>());
+  expect_same_weights(dir.file("a/checkpoints/best.pt"), dir.file("b/checkpoints/best.pt"));
+  CHECK(load_checkpoint(dir.file("b/checkpoints/last.pt")).epochs_done == 3);
+  CHECK(count_lines(dir.file("b/metrics.jsonl")) == 3);  // metrics are still written every epoch
 }
 
 TEST_CASE("a diverging run stops with status diverged and keeps its folder", "[train][cli]") {

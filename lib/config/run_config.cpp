@@ -43,6 +43,20 @@ bool is_device_string(const std::string& text) {
   return text.find_first_not_of("0123456789", 5) == std::string::npos;
 }
 
+bool is_bookkeeping_key(const std::string& dotted_path) {
+  return dotted_path == "device" || dotted_path == "train.log_every" ||
+         dotted_path == "train.checkpoint_every";
+}
+
+Json without_bookkeeping_keys(Json resolved) {
+  resolved.erase("device");
+  if (resolved.contains("train") && resolved["train"].is_object()) {
+    resolved["train"].erase("log_every");
+    resolved["train"].erase("checkpoint_every");
+  }
+  return resolved;
+}
+
 RunConfig read_run_config(const Json& json, const std::string& source) {
   RunConfig c;
   JsonReader r(json, "", source);

@@ -24,6 +24,13 @@ struct RunConfig {
   void validate(const std::string& source = "") const;
 };
 
+// Keys of a resolved config that change how a run is carried out but not what it computes (where
+// it runs, how often it logs or checkpoints). A resumed run or a sweep's existing run folder may
+// differ from the planned config in these, and only in these.
+bool is_bookkeeping_key(const std::string& dotted_path);
+// The resolved config without those keys: what two runs must share to be the same run.
+Json without_bookkeeping_keys(Json resolved);
+
 // Reads and validates a run config. `model.name` is required; everything else has defaults.
 RunConfig read_run_config(const Json& json, const std::string& source = "");
 

@@ -38,6 +38,7 @@ void TrainConfig::read(JsonReader& r) {
   r.read("threads", threads, 0, 4096);
   r.read("fast_path", fast_path);
   r.read("log_every", log_every, 0);
+  r.read("checkpoint_every", checkpoint_every, 1, 1000000);
 }
 
 Json TrainConfig::to_json() const {
@@ -60,7 +61,8 @@ Json TrainConfig::to_json() const {
               {"precision", enum_name(precision, precision_names())},
               {"threads", threads},
               {"fast_path", fast_path},
-              {"log_every", log_every}};
+              {"log_every", log_every},
+              {"checkpoint_every", checkpoint_every}};
 }
 
 void TrainConfig::validate(const std::string& source, const std::string& path) const {

@@ -31,9 +31,12 @@ struct TrainConfig {
   double grad_clip = 0.0;  // global gradient-norm clip; 0 = off
   double label_smoothing = 0.0;
   Precision precision = Precision::kFp32;  // bf16 = CUDA autocast with fp32 master weights
-  int threads = 0;  // CPU threads; 0 = all cores
+  int threads = 0;  // CPU threads; 0 = OMP_NUM_THREADS when set, else all cores
   bool fast_path = true;  // CUDA: fused optimiser and CUDA-graph capture of the train step
   int log_every = 0;  // steps between progress lines inside an epoch; 0 = once per epoch
+  // Epochs between checkpoint writes (last.pt, and best.pt if validation improved since); the
+  // final epoch is always written. Long runs of big models write gigabytes at 1.
+  int checkpoint_every = 1;
 
   void read(JsonReader& reader);
   Json to_json() const;

@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include "vitlab_git_commit.h"  // generated at build time (CMakeLists.txt)
+
 namespace vitlab {
 std::string git_commit() { return VITLAB_GIT_COMMIT; }
 std::string version() { return VITLAB_VERSION; }

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "config/run_config.h"
 #include "io/atomic_file.h"
 
 namespace vitlab {
@@ -53,8 +54,8 @@ std::string difference(const Json& a, const Json& b, const std::string& path) {
       if (!a.contains(it.key())) keys.push_back(it.key());
     std::sort(keys.begin(), keys.end());
     for (const auto& k : keys) {
-      if (path.empty() && k == "device") continue;
       const std::string p = join_path(path, k);
+      if (is_bookkeeping_key(p)) continue;
       if (!a.contains(k)) return fmt::format("{} (absent there, {} in the sweep)", p, json_brief(b[k]));
       if (!b.contains(k)) return fmt::format("{} ({} there, absent in the sweep)", p, json_brief(a[k]));
       std::string d = difference(a[k], b[k], p);

@@ -34,6 +34,15 @@ uint64_t epoch_seed(int64_t run_seed, int64_t epoch, uint64_t stream) {
 
 namespace {
 using Clock = std::chrono::steady_clock;
+
+// A checkpoint whose tensors are host copies (the live state refers to the model's own tensors).
+Checkpoint host_copy(const Checkpoint& state) {
+  Checkpoint copy = state;
+  for (auto* tensors : {&copy.model, &copy.optimizer})
+    for (auto& [name, t] : *tensors) t = t.detach().to(torch::kCPU, /*non_blocking=*/false, /*copy=*/true);
+  return copy;
+}
+
 double seconds_since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
@@ -104,10 +113,8 @@ Json train_run(const RunConfig& cfg, const TrainOptions& opt) {
   std::optional<Checkpoint> resume_from;
   if (opt.resume && fs::exists(last_path)) {
     resume_from = load_checkpoint(last_path);
-    Json saved = resume_from->config, now = resolved;
-    saved.erase("device");  // a run may move between devices
-    now.erase("device");
-    if (saved != now)
+    // A run may move between devices or change how often it logs and checkpoints.
+    if (without_bookkeeping_keys(resume_from->config) != without_bookkeeping_keys(resolved))
       throw UserError(fmt::format("{}: the checkpoint was written for another config; resume with "
                                   "the config in {} or start a new run in another folder",
                                   last_path, config_path));
@@ -123,7 +130,8 @@ Json train_run(const RunConfig& cfg, const TrainOptions& opt) {
   // ---- Model, optimiser, state.
   torch::manual_seed(cfg.seed);
   ImageClassifier model = build_model(cfg.model);
-  if (!cfg.init_from.empty() && !resume_from) init_weights_from(*model, cfg.init_from);
+  std::optional<WeightsImportReport> init_report;
+  if (!cfg.init_from.empty() && !resume_from) init_report = init_weights_from(*model, cfg.init_from);
   model->to(device);
   std::vector<OptimizerParam> params;
   for (const auto& p : model->named_parameters(true))
@@ -149,15 +157,21 @@ Json train_run(const RunConfig& cfg, const TrainOptions& opt) {
   Progress progress(cfg.train.epochs, steps_per_epoch, cfg.train.log_every, opt.quiet);
   if (resume_from)
     progress.message(fmt::format("resuming {} after epoch {}", out.string(), state.epochs_done));
+  if (init_report) progress.message("init_from " + init_report->summary());
 
   Json result = {{"status", "running"}, {"parameters", params_count}, {"device", dev.str()}, {"cpu_threads", cpu_threads},
                  {"git_commit", git_commit()}, {"torch_version", torch_version()},
                  {"train_images", data.train.size()}, {"val_images", data.val.size()},
                  {"test_images", data.test.size()}, {"config", resolved}};
+  // What init_from did (resized position embeddings, a re-initialised head). A resumed run took
+  // its weights from its own checkpoint; the report of its first start is in that start's log.
+  if (init_report) result["init_from"] = init_report->to_json();
+  else if (!cfg.init_from.empty()) result["init_from"] = Json{{"source", cfg.init_from}, {"resumed", true}};
   const auto& aug = cfg.data.augment;
   const int64_t check_every = dev.cuda ? 50 : 1;  // NaN checks sync the device
   int64_t images_trained = 0;
   double train_seconds_now = 0;
+  std::optional<Checkpoint> pending_best;  // a best state not yet written (checkpoint_every > 1)
   try {
     for (int64_t epoch = state.epochs_done; epoch < cfg.train.epochs; ++epoch) {
       model->train();
@@ -220,12 +234,22 @@ Json train_run(const RunConfig& cfg, const TrainOptions& opt) {
       state.history.push_back(record);
       state.model = module_state(*model);
       state.optimizer = optimizer.state();
+      const bool write_now =
+          (epoch + 1) % cfg.train.checkpoint_every == 0 || epoch + 1 == cfg.train.epochs;
       if (val.count > 0 && val.accuracy > state.best_val_accuracy) {
         state.best_val_accuracy = val.accuracy;
         state.best_epoch = epoch + 1;
-        save_checkpoint(best_path, state);
+        // Between checkpoint epochs the best state waits in host memory; best.pt is written
+        // before last.pt, so a resume from last.pt never sees a best.pt newer than itself.
+        if (write_now) pending_best.reset();
+        else pending_best = host_copy(state);
       }
-      save_checkpoint(last_path, state);
+      if (write_now) {
+        if (pending_best) save_checkpoint(best_path, *pending_best);
+        else if (state.best_epoch == epoch + 1) save_checkpoint(best_path, state);
+        pending_best.reset();
+        save_checkpoint(last_path, state);
+      }
       write_metrics(metrics_path, state.history);
       progress.epoch_done(fmt::format(
           "epoch {}/{} loss {:.4f} train acc {:.2f}%{} {:.0f} img/s {}", epoch + 1,
@@ -239,6 +263,7 @@ Json train_run(const RunConfig& cfg, const TrainOptions& opt) {
     result["test_accuracy"] = test.accuracy;
     result["test_loss"] = test.loss;
   } catch (const Diverged& e) {
+    if (pending_best) save_checkpoint(best_path, *pending_best);  // the weights before it diverged
     result["status"] = "diverged";
     result["error"] = e.what();
   } catch (const UserError&) {
