@@ -33,6 +33,21 @@ ModelConfig tiny_vit(PosEmbed pos = PosEmbed::kLearned1d) {
 std::shared_ptr<ViTImpl> as_vit(const ImageClassifier& m) { return std::dynamic_pointer_cast<ViTImpl>(m); }
 }  // namespace
 
+TEST_CASE("trunc_normal_: normal(0, std) truncated to [-2, 2]", "[models]") {
+  torch::manual_seed(0);
+  auto small = torch::empty({200000});
+  trunc_normal_(small, 0.02);  // ViT's init: the bounds are 100 std away, a plain normal
+  CHECK(std::abs(small.mean().item<double>()) < 2e-4);
+  CHECK(std::abs(small.std().item<double>() - 0.02) < 2e-4);
+  // std 1.5: a quarter of the draws fall outside and are redrawn. The truncated normal's std is
+  // 1.5 * sqrt(1 - 2 b phi(b) / (2 Phi(b) - 1)) with b = 2 / 1.5, i.e. 1.0230.
+  auto wide = torch::empty({200000});
+  trunc_normal_(wide, 1.5);
+  CHECK(wide.abs().max().item<double>() <= 2.0);
+  CHECK(std::abs(wide.std().item<double>() - 1.0230) < 0.01);
+  CHECK(std::abs(wide.mean().item<double>()) < 0.01);
+}
+
 TEST_CASE("every factory entry builds, runs forward and backward with finite values", "[models]") {
   for (const auto& preset : model_presets()) {
     DYNAMIC_SECTION(preset.name) {

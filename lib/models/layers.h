@@ -56,8 +56,7 @@ struct GroupNormActImpl : torch::nn::Module {
 };
 TORCH_MODULE(GroupNormAct);
 
-// Truncated normal init in [-2 std, 2 std] as timm's trunc_normal_ (default a=-2, b=2 absolute;
-// identical for std 0.02 since 2 >> 2 std).
+// Normal(0, std) truncated to [-2, 2] (absolute bounds, as timm's trunc_normal_ defaults).
 void trunc_normal_(torch::Tensor& t, double std);
 
 }  // namespace vitlab
