@@ -1,0 +1,72 @@
+// `vitlab bench` as a user runs it: the record it writes, inference mode, profiling, bad options.
+#include "core/profiler.h"
+#include "test_helpers.h"
+
+using namespace vitlab;
+using test::run_vitlab;
+using test::TempDir;
+
+namespace {
+const std::string kTinyModel =
+    "--model vit_tiny_p4_28 --set width=32 --set depth=1 --set heads=2 --set mlp_dim=64 --set patch_size=7 "
+    "--device cpu --precision fp32 --batch 8 --steps 2 --windows 3 --warmup 1 ";
+bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+}  // namespace
+
+TEST_CASE("vitlab bench writes its record: speed, windows, parameters, FLOPs, threads", "[bench][cli]") {
+  TempDir dir;
+  auto r = run_vitlab("bench " + kTinyModel + "--threads 1 --json " + dir.file("b.json"));
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  CHECK(contains(r.output, "vit_tiny_p4_28 train fp32 batch 8 on cpu"));
+  const Json j = Json::parse(test::read_text(dir.file("b.json")));
+  CHECK(j["mode"] == "train");
+  CHECK(j["batch"] == 8);
+  CHECK(j["threads"] == 1);
+  CHECK(j["window_images_per_second"].size() == 3);
+  CHECK(j["images_per_second"].get<double>() > 0);
+  // D=32, one block, MLP 64, patch 7 on 28x28x1 (16 patches + class token), 10 classes.
+  const int64_t embed = 49 * 32 + 32, tokens = 32 + 17 * 32;
+  const int64_t block = 2 * (2 * 32) + (32 * 96 + 96) + (32 * 32 + 32) + (32 * 64 + 64) + (64 * 32 + 32);
+  CHECK(j["parameters"] == embed + tokens + block + 2 * 32 + (32 * 10 + 10));
+  CHECK(j["flops_per_image"].get<double>() > 0);
+  CHECK(j["mfu"].is_null());  // no stated peak for a CPU
+  CHECK(j["profile"].is_null());
+
+  auto infer = run_vitlab("bench " + kTinyModel + "--mode infer --json " + dir.file("i.json"));
+  REQUIRE(infer.exit_code == 0);
+  CHECK(Json::parse(test::read_text(dir.file("i.json")))["mode"] == "infer");
+}
+
+TEST_CASE("vitlab bench --profile: a trace and a kernel table, or a clear error on LibTorch 1.x", "[bench][cli]") {
+  TempDir dir;
+  auto r = run_vitlab("bench " + kTinyModel + "--profile " + dir.file("trace.json"));
+  INFO(r.output);
+  if (profiler_available()) {
+    REQUIRE(r.exit_code == 0);
+    CHECK(contains(r.output, "device time"));
+    CHECK(std::filesystem::exists(dir.file("trace.json")));
+  } else {
+    CHECK(r.exit_code == 2);
+    CHECK(contains(r.output, "--profile " + dir.file("trace.json") + ": profiling needs LibTorch >= 2.0"));
+    CHECK_FALSE(std::filesystem::exists(dir.file("trace.json")));
+  }
+}
+
+TEST_CASE("vitlab bench: bad options exit 2 with the option named", "[bench][cli]") {
+  auto mode = run_vitlab("bench " + kTinyModel + "--mode sideways");
+  CHECK(mode.exit_code == 2);
+  CHECK(contains(mode.output, "--mode: use train or infer"));
+  auto bf16 = run_vitlab("bench --model vit_tiny_p4_28 --device cpu --precision bf16");
+  CHECK(bf16.exit_code == 2);
+  CHECK(contains(bf16.output, "--precision: bf16 needs a CUDA device"));
+  auto model = run_vitlab("bench --model vit_z99 --device cpu --precision fp32");
+  CHECK(model.exit_code == 2);
+  CHECK(contains(model.output, "vit_z99"));
+  auto steps = run_vitlab("bench " + kTinyModel + "--steps 0");
+  CHECK(steps.exit_code == 2);
+  CHECK(contains(steps.output, "--steps and --windows must be at least 1"));
+  auto missing = run_vitlab("bench --device cpu");
+  CHECK(missing.exit_code == 2);
+  CHECK(contains(missing.output, "--model is required"));
+}
