@@ -11,6 +11,9 @@ struct Command {
   const char* name;
   const char* summary;
   CommandFn run;
+  // Trains or evaluates models on the CPU (itself or through child runs): gets the CPU runtime
+  // settings of core/cpu_runtime.h, whose re-execution costs about half a second at start-up.
+  bool cpu_compute = false;
 };
 
 // The explicit command table, in help order.

@@ -18,13 +18,13 @@ const std::vector<Command>& commands() {
   static const std::vector<Command> table = {
       {"models", "list the model factory: name, parameters, description", cmd_models},
       {"config", "print a resolved config (all defaults filled) after checking it", cmd_config},
-      {"train", "train one run from a config file", cmd_train},
-      {"eval", "re-evaluate a checkpoint on the test set", cmd_eval},
-      {"sweep", "run an ablation sweep (grid x seeds) and compare with the baseline", cmd_sweep},
+      {"train", "train one run from a config file", cmd_train, true},
+      {"eval", "re-evaluate a checkpoint on the test set", cmd_eval, true},
+      {"sweep", "run an ablation sweep (grid x seeds) and compare with the baseline", cmd_sweep, true},
       {"summarize", "rebuild a sweep's summary from its run folders", cmd_summarize},
       {"export", "write a checkpoint's weights as safetensors (timm names) or LibTorch", cmd_export},
       {"import", "turn timm safetensors or JAX .npz weights into a vitlab checkpoint", cmd_import},
-      {"bench", "measure training or inference speed, memory and MFU", cmd_bench},
+      {"bench", "measure training or inference speed, memory and MFU", cmd_bench, true},
   };
   return table;
 }
@@ -41,7 +41,6 @@ void print_usage() {
 
 int main(int argc, char** argv) {
   using namespace vitlab;
-  prepare_cpu_runtime(argv);
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") ||
       !std::strcmp(argv[1], "help")) {
     app::print_usage();
@@ -54,6 +53,7 @@ int main(int argc, char** argv) {
   }
   for (const auto& c : app::commands()) {
     if (c.name != std::string(argv[1])) continue;
+    if (c.cpu_compute) prepare_cpu_runtime(argv);  // sweep: its child runs inherit the settings
     try {
       return c.run(argc - 1, argv + 1);
     } catch (const UserError& e) {

@@ -15,7 +15,7 @@ bool contains(const std::string& text, const std::string& part) { return text.fi
 
 TEST_CASE("vitlab bench writes its record: speed, windows, parameters, FLOPs, threads", "[bench][cli]") {
   TempDir dir;
-  auto r = run_vitlab("bench " + kTinyModel + "--threads 1 --json " + dir.file("b.json"));
+  auto r = run_vitlab("bench " + kTinyModel + "--threads 1 --json " + dir.file("b.json"), "-u GOMP_SPINCOUNT");
   INFO(r.output);
   REQUIRE(r.exit_code == 0);
   CHECK(contains(r.output, "vit_tiny_p4_28 train fp32 batch 8 on cpu"));
@@ -32,10 +32,17 @@ TEST_CASE("vitlab bench writes its record: speed, windows, parameters, FLOPs, th
   CHECK(j["flops_per_image"].get<double>() > 0);
   CHECK(j["mfu"].is_null());  // no stated peak for a CPU
   CHECK(j["profile"].is_null());
+  CHECK(j["gomp_spincount"] == "10000");  // set by vitlab's one re-execution (core/cpu_runtime.h)
 
   auto infer = run_vitlab("bench " + kTinyModel + "--mode infer --json " + dir.file("i.json"));
   REQUIRE(infer.exit_code == 0);
   CHECK(Json::parse(test::read_text(dir.file("i.json")))["mode"] == "infer");
+
+  // A spin count the user set is kept; VITLAB_CPU_RUNTIME=off leaves the variable alone.
+  REQUIRE(run_vitlab("bench " + kTinyModel + "--json " + dir.file("own.json"), "GOMP_SPINCOUNT=500").exit_code == 0);
+  CHECK(Json::parse(test::read_text(dir.file("own.json")))["gomp_spincount"] == "500");
+  REQUIRE(run_vitlab("bench " + kTinyModel + "--json " + dir.file("off.json"), "-u GOMP_SPINCOUNT VITLAB_CPU_RUNTIME=off").exit_code == 0);
+  CHECK(Json::parse(test::read_text(dir.file("off.json")))["gomp_spincount"].is_null());
 }
 
 TEST_CASE("vitlab bench --profile: a trace and a kernel table, or a clear error on LibTorch 1.x", "[bench][cli]") {

@@ -14,6 +14,8 @@
 #include <sstream>
 #include <thread>
 
+#include "models/factory.h"
+
 extern char** environ;
 
 namespace vitlab::test {
@@ -74,6 +76,15 @@ bool kill_and_wait(pid_t pid) {
   return WIFSIGNALED(status);
 }
 
+ImageClassifier random_model(const ModelConfig& c, uint64_t seed) {
+  torch::manual_seed(seed);
+  ImageClassifier m = build_model(c);
+  torch::NoGradGuard no_grad;
+  for (auto& p : m->parameters()) p.copy_(torch::randn_like(p) * 0.3 + (p.dim() == 1 ? 0.5 : 0.0));
+  m->eval();
+  return m;
+}
+
 std::string read_text(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   std::stringstream s;
@@ -81,8 +92,9 @@ std::string read_text(const std::string& path) {
   return s.str();
 }
 
-CommandResult run_vitlab(const std::string& args) {
-  const std::string command = std::string(VITLAB_BINARY) + " " + args + " 2>&1";
+CommandResult run_vitlab(const std::string& args, const std::string& environment) {
+  const std::string command =
+      (environment.empty() ? "" : "env " + environment + " ") + VITLAB_BINARY + " " + args + " 2>&1";
   FILE* pipe = ::popen(command.c_str(), "r");
   REQUIRE(pipe != nullptr);
   std::string output;

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "models/classifier.h"
 
 namespace vitlab::test {
 
@@ -30,12 +31,17 @@ std::string read_text(const std::string& path);
 // Writes raw bytes, creating the parent folders.
 void write_bytes(const std::string& path, const std::vector<uint8_t>& bytes);
 
+// A model built from `seed`, then every parameter randomised so that nothing is zero or one by
+// init (weights tests compare logits after export/import), in eval mode.
+ImageClassifier random_model(const ModelConfig& c, uint64_t seed);
+
 // Runs the vitlab program with `args` (a shell-quoted string), capturing stdout+stderr.
+// `environment`: arguments for env(1) in front of it, e.g. "-u GOMP_SPINCOUNT VITLAB_CPU_RUNTIME=off".
 struct CommandResult {
   int exit_code;
   std::string output;
 };
-CommandResult run_vitlab(const std::string& args);
+CommandResult run_vitlab(const std::string& args, const std::string& environment = "");
 
 // Starts the vitlab program with `args` (no shell) in the background, its stdout sent to /dev/null;
 // for tests that kill a real process mid-run.

@@ -53,6 +53,11 @@ void prepare_cpu_runtime(char** argv) {
   ::mallopt(M_TRIM_THRESHOLD, 1 << 30);
 }
 
+std::string gomp_spincount() {
+  const char* value = std::getenv("GOMP_SPINCOUNT");
+  return value ? value : "";
+}
+
 int configure_cpu_threads(int requested) {
   int n = requested > 0 ? requested : positive_env_int("OMP_NUM_THREADS");
   if (n <= 0) n = available_cores();

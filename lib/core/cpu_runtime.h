@@ -7,13 +7,18 @@
 // BiT baseline keeps its OpenMP speed. glibc's default of returning freed blocks to the kernel cost
 // another ~15% in page faults on every step.
 #pragma once
+#include <string>
 
 namespace vitlab {
 
-// Call first thing in main(). libgomp reads GOMP_SPINCOUNT only when it is loaded, so when the
-// variable is unset this sets it and re-executes the program once. Also keeps freed memory in the
+// Call before any compute, in commands that train or evaluate (apps/main.cpp's command table).
+// libgomp reads GOMP_SPINCOUNT only when it is loaded, so when the variable is unset this sets it
+// and re-executes the program once (a value the user set is kept). Also keeps freed memory in the
 // process instead of unmapping it after every step. VITLAB_CPU_RUNTIME=off skips both.
 void prepare_cpu_runtime(char** argv);
+
+// The GOMP_SPINCOUNT this process runs with ("" when unset), for benchmark records.
+std::string gomp_spincount();
 
 // Threads for CPU compute: `requested` > 0, else OMP_NUM_THREADS when set (the sweep runner splits
 // the cores between parallel runs that way), else every core this process may run on. Sets ATen's

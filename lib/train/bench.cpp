@@ -120,6 +120,7 @@ Json run_benchmark(const BenchOptions& o) {
               {"device", dev.str()},
               {"device_name", name},
               {"threads", device.is_cuda() ? 0 : cpu_threads},
+              {"gomp_spincount", gomp_spincount().empty() ? Json() : Json(gomp_spincount())},
               {"images_per_second", ips},
               {"window_images_per_second", rates},
               {"peak_memory_bytes", cuda::peak_memory_bytes(device)},
