@@ -7,9 +7,8 @@
 #include "config/run_config.h"
 #include "data/batcher.h"
 #include "data/load_data.h"
-#include "models/factory.h"
-#include "train/checkpoint.h"
 #include "train/evaluate.h"
+#include "train/weights_init.h"
 
 namespace vitlab::app {
 
@@ -33,13 +32,12 @@ int cmd_eval(int argc, char** argv) {
   if (split != "test" && split != "val")
     throw UserError(fmt::format("--split: \"{}\" is not a split; use test or val", split));
   if (args["batch"].as<int>() < 1) throw UserError("--batch: must be at least 1");
-  const Checkpoint checkpoint = load_checkpoint(path);
-  const RunConfig config = read_run_config(checkpoint.config, path + " (stored config)");
+  const CheckpointModel loaded = load_model_from_checkpoint(path);
+  const RunConfig& config = loaded.config;
   const DeviceChoice dev = parse_device(args["device"].as<std::string>(), "--device");
   const torch::Device device = dev.cuda ? torch::Device(torch::kCUDA, dev.index) : torch::Device(torch::kCPU);
 
-  ImageClassifier model = build_model(config.model);
-  load_module_state(*model, checkpoint.model, path);
+  ImageClassifier model = loaded.model;
   model->to(device);
   DataBundle data = load_data(config.data, path);
   const Dataset& part = split == "test" ? data.test : data.val;
@@ -47,7 +45,7 @@ int cmd_eval(int argc, char** argv) {
   const bool bf16 = dev.cuda && config.train.precision == Precision::kBf16;
   const EvalResult r = evaluate(*model, DeviceDataset(part, device), Normalizer(data.mean, data.std, device),
                                 args["batch"].as<int>(), bf16);
-  std::cout << Json{{"checkpoint", path}, {"split", split}, {"epochs_done", checkpoint.epochs_done},
+  std::cout << Json{{"checkpoint", path}, {"split", split}, {"epochs_done", loaded.checkpoint.epochs_done},
                     {"accuracy", r.accuracy}, {"loss", r.loss}, {"images", r.count}, {"device", dev.str()}}
                    .dump(2)
             << "\n";

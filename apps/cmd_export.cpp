@@ -5,10 +5,8 @@
 #include <iostream>
 
 #include "apps/commands.h"
-#include "config/run_config.h"
 #include "io/weights_export.h"
-#include "models/factory.h"
-#include "train/checkpoint.h"
+#include "train/weights_init.h"
 
 namespace vitlab::app {
 
@@ -50,12 +48,9 @@ int cmd_export(int argc, char** argv) {
   const std::string out = args["out"].as<std::string>();
   const std::string sidecar = args.count("config-out") ? args["config-out"].as<std::string>() : out + ".json";
 
-  const Checkpoint checkpoint = load_checkpoint(path);
-  const RunConfig config = read_run_config(checkpoint.config, path + " (stored config)");
-  ImageClassifier model = build_model(config.model);
-  load_module_state(*model, checkpoint.model, path);
-  const Json extra = {{"source_checkpoint", path}, {"epochs_done", checkpoint.epochs_done}};
-  const ExportResult result = export_weights(*model, out, format, names, sidecar, extra);
+  const CheckpointModel loaded = load_model_from_checkpoint(path);
+  const Json extra = {{"source_checkpoint", path}, {"epochs_done", loaded.checkpoint.epochs_done}};
+  const ExportResult result = export_weights(*loaded.model, out, format, names, sidecar, extra);
   std::cout << Json{{"out", out},
                     {"format", enum_name(format, export_format_names())},
                     {"names", result.names},

@@ -29,15 +29,7 @@ ModelConfig small(const std::string& preset, Json overrides = Json::object()) {
   return read_model_config(j);
 }
 
-// Built from `seed`, then every parameter randomised so that nothing is zero or one by init.
-ImageClassifier random_model(const ModelConfig& c, uint64_t seed) {
-  torch::manual_seed(seed);
-  ImageClassifier m = build_model(c);
-  torch::NoGradGuard no_grad;
-  for (auto& p : m->parameters()) p.copy_(torch::randn_like(p) * 0.3 + (p.dim() == 1 ? 0.5 : 0.0));
-  m->eval();
-  return m;
-}
+using test::random_model;
 
 torch::Tensor logits(const ImageClassifier& m, uint64_t seed = 7) {
   const auto& c = m->config();

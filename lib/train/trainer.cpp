@@ -241,12 +241,11 @@ Json train_run(const RunConfig& cfg, const TrainOptions& opt) {
         state.best_epoch = epoch + 1;
         // Between checkpoint epochs the best state waits in host memory; best.pt is written
         // before last.pt, so a resume from last.pt never sees a best.pt newer than itself.
-        if (write_now) pending_best.reset();
-        else pending_best = host_copy(state);
+        if (!write_now) pending_best = host_copy(state);
       }
       if (write_now) {
-        if (pending_best) save_checkpoint(best_path, *pending_best);
-        else if (state.best_epoch == epoch + 1) save_checkpoint(best_path, state);
+        if (state.best_epoch == epoch + 1) save_checkpoint(best_path, state);
+        else if (pending_best) save_checkpoint(best_path, *pending_best);
         pending_best.reset();
         save_checkpoint(last_path, state);
       }
