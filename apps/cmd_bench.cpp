@@ -23,7 +23,8 @@ int cmd_bench(int argc, char** argv) {
       "windows", "timed windows (the median is reported)", cxxopts::value<int>()->default_value("5"))(
       "warmup", "untimed warm-up steps", cxxopts::value<int>()->default_value("10"))(
       "device", "auto, cpu, cuda or cuda:N", cxxopts::value<std::string>()->default_value("auto"))(
-      "plain", "disable the fast path (fused optimiser, CUDA graph)")(
+      "plain", "disable the fast path (fused optimiser, CUDA graph, fused kernels)")(
+      "no-fused-kernels", "fast path without the hand-written CUDA kernels (to measure their share)")(
       "threads", "CPU threads (0 = all)", cxxopts::value<int>()->default_value("0"))(
       "peak-tflops", "peak for MFU (default: by GPU model)", cxxopts::value<double>()->default_value("0"))(
       "set", "model override, key=value (repeatable; e.g. depth=9)", cxxopts::value<std::vector<std::string>>())(
@@ -55,6 +56,7 @@ int cmd_bench(int argc, char** argv) {
   const std::string mode = args["mode"].as<std::string>();
   if (mode != "train" && mode != "infer") throw UserError("--mode: use train or infer");
   o.train_mode = mode == "train";
+  o.fused_kernels = args.count("no-fused-kernels") == 0;
   o.steps = args["steps"].as<int>();
   o.windows = args["windows"].as<int>();
   o.warmup_steps = args["warmup"].as<int>();

@@ -12,8 +12,10 @@ run() {  # name, args...
   $v bench "$@" --json "$out/$name.json" || echo "FAILED: $name"
 }
 run small_fast --model vit_tiny_p4_28 --set depth=12 --optimizer sgd --batch 256
+run small_nofused --model vit_tiny_p4_28 --set depth=12 --optimizer sgd --batch 256 --no-fused-kernels
 run small_plain --model vit_tiny_p4_28 --set depth=12 --optimizer sgd --batch 256 --plain
 run vit_s16_fast --model vit_s16 --batch 256
 run vit_b16_fast --model vit_b16 --batch 256
+run vit_b16_nofused --model vit_b16 --batch 256 --no-fused-kernels
 run vit_b16_plain --model vit_b16 --batch 256 --plain
 run bit_r50x1_fast --model bit_r50x1 --batch 256

@@ -32,6 +32,7 @@ TEST_CASE("vitlab bench writes its record: speed, windows, parameters, FLOPs, th
   CHECK(j["flops_per_image"].get<double>() > 0);
   CHECK(j["mfu"].is_null());  // no stated peak for a CPU
   CHECK(j["profile"].is_null());
+  CHECK(j["fused_kernels"] == false);  // CUDA only
   CHECK(j["gomp_spincount"] == "10000");  // set by vitlab's one re-execution (core/cpu_runtime.h)
 
   auto infer = run_vitlab("bench " + kTinyModel + "--mode infer --json " + dir.file("i.json"));
@@ -76,4 +77,24 @@ TEST_CASE("vitlab bench: bad options exit 2 with the option named", "[bench][cli
   auto missing = run_vitlab("bench --device cpu");
   CHECK(missing.exit_code == 2);
   CHECK(contains(missing.output, "--model is required"));
+}
+
+TEST_CASE("vitlab bench on CUDA: the fast path's fused kernels, and --no-fused-kernels", "[bench][cli][cuda]") {
+  if (!torch::cuda::is_available()) {
+    WARN("no CUDA device: skipped");
+    return;
+  }
+  TempDir dir;
+  const std::string gpu_model =
+      "--model vit_tiny_p4_28 --set depth=2 --device cuda --batch 32 --steps 2 --windows 2 --warmup 4 ";
+  REQUIRE(run_vitlab("bench " + gpu_model + "--json " + dir.file("fast.json")).exit_code == 0);
+  const Json fast = Json::parse(test::read_text(dir.file("fast.json")));
+  CHECK(fast["fused_kernels"] == true);
+  CHECK(fast["cuda_graph"] == true);
+  REQUIRE(run_vitlab("bench " + gpu_model + "--no-fused-kernels --json " + dir.file("nf.json")).exit_code == 0);
+  const Json no_fused = Json::parse(test::read_text(dir.file("nf.json")));
+  CHECK(no_fused["fused_kernels"] == false);
+  CHECK(no_fused["cuda_graph"] == true);
+  REQUIRE(run_vitlab("bench " + gpu_model + "--plain --json " + dir.file("plain.json")).exit_code == 0);
+  CHECK(Json::parse(test::read_text(dir.file("plain.json")))["fused_kernels"] == false);
 }

@@ -55,6 +55,17 @@ inline void fused_sgd(at::TensorList params, at::TensorList grads, at::TensorLis
 }
 #endif
 
+// The dtype CUDA autocast casts matmul inputs to, or nullopt when autocast is off.
+inline c10::optional<at::ScalarType> cuda_autocast_dtype() {
+#if VITLAB_TORCH_AT_LEAST(2, 4)
+  if (!at::autocast::is_autocast_enabled(at::kCUDA)) return c10::nullopt;
+  return at::autocast::get_autocast_dtype(at::kCUDA);
+#else
+  if (!at::autocast::is_enabled()) return c10::nullopt;
+  return at::autocast::get_autocast_gpu_dtype();
+#endif
+}
+
 // bf16 autocast on CUDA, as a scope guard. On CPU it does nothing (vitlab trains CPU in fp32).
 class CudaAutocast {
  public:

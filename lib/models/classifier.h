@@ -16,6 +16,11 @@ class ImageClassifierImpl : public torch::nn::Module {
   // Parameters that weight decay must skip: norms, biases, position embeddings, class token.
   virtual bool skip_weight_decay(const std::string& parameter_name) const;
 
+  // Switches to hand-written CUDA kernels where a model has them (the ViT's fused residual-add +
+  // LayerNorm); they compute the same function. Off by default; the CUDA fast path turns it on.
+  virtual void use_fused_kernels(bool /*on*/) {}
+  virtual bool uses_fused_kernels() const { return false; }
+
  protected:
   ModelConfig config_;
 };

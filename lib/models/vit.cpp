@@ -1,5 +1,7 @@
 #include "models/vit.h"
 
+#include "models/fused_norm.h"
+
 namespace vitlab {
 namespace {
 torch::nn::LayerNorm layer_norm(int64_t width, double eps) {
@@ -38,23 +40,42 @@ BlockImpl::BlockImpl(const ModelConfig& c, double drop_path_rate)
   mlp = register_module("mlp", Mlp(c.width, c.mlp_dim, c.dropout));
 }
 
-torch::Tensor BlockImpl::forward(const torch::Tensor& x, torch::Tensor* weights) {
-  auto h = norm1->forward(x);
+torch::Tensor BlockImpl::mix(const torch::Tensor& normed, torch::Tensor* weights) {
   switch (mixer) {
     case TokenMixer::kAttention:
-      h = attn->forward(h, relative ? relative->forward() : torch::Tensor(), weights);
-      break;
+      return attn->forward(normed, relative ? relative->forward() : torch::Tensor(), weights);
     case TokenMixer::kAxial:
-      h = axial->forward(h);
-      break;
+      return axial->forward(normed);
     case TokenMixer::kPooling:
-      h = pooling->forward(h);
-      break;
+      return pooling->forward(normed);
   }
+  throw std::logic_error("unknown token mixer");
+}
+
+torch::Tensor BlockImpl::forward(const torch::Tensor& x, torch::Tensor* weights) {
+  auto h = mix(norm1->forward(x), weights);
   // Both residual branches are assigned back to the stream (a published port dropped the MLP's).
   auto y = x + drop_path(h, drop_path_rate, is_training());
   y = y + drop_path(mlp->forward(norm2->forward(y)), drop_path_rate, is_training());
   return y;
+}
+
+std::pair<torch::Tensor, torch::Tensor> BlockImpl::forward_fused(const torch::Tensor& x,
+                                                                 const torch::Tensor& pending,
+                                                                 torch::Tensor* weights) {
+  // Attention projects its input first, so LN1 may be written in autocast's dtype; the pooling
+  // mixer subtracts its input from a pooled copy and keeps float32, as the plain path.
+  const bool mixer_projects = mixer != TokenMixer::kPooling;
+  torch::Tensor stream, normed;
+  if (pending.defined()) {
+    std::tie(stream, normed) = fused_add_layer_norm(x, pending, norm1, mixer_projects);
+  } else {
+    stream = x;
+    normed = fused_layer_norm(x, norm1, mixer_projects);
+  }
+  auto h = drop_path(mix(normed, weights), drop_path_rate, is_training());
+  auto [y, normed2] = fused_add_layer_norm(stream, h, norm2, /*feeds_matmul=*/true);
+  return {y, drop_path(mlp->forward(normed2), drop_path_rate, is_training())};
 }
 
 PatchEmbedImpl::PatchEmbedImpl(const ModelConfig& c) {
@@ -123,6 +144,15 @@ torch::Tensor ViTImpl::add_tokens_and_positions(const torch::Tensor& patches) {
 }
 
 torch::Tensor ViTImpl::encode(const torch::Tensor& tokens, std::vector<torch::Tensor>* attention) {
+  if (fused_kernels_) {
+    torch::Tensor x = tokens, pending;  // the stream is x + pending
+    for (auto& block : block_list) {
+      torch::Tensor w;
+      std::tie(x, pending) = block->forward_fused(x, pending, attention ? &w : nullptr);
+      if (attention) attention->push_back(w);
+    }
+    return pending.defined() ? x + pending : x;
+  }
   auto x = tokens;
   for (auto& block : block_list) {
     if (attention) {

@@ -19,6 +19,12 @@ struct BlockImpl : torch::nn::Module {
   BlockImpl(const ModelConfig& c, double drop_path_rate);
   // `weights`, when not null, receives the attention weights (B, heads, T, T) (attention mixer).
   torch::Tensor forward(const torch::Tensor& x, torch::Tensor* weights = nullptr);
+  // The same block for the fused-kernel path: the stream arrives as x + pending (pending: the
+  // previous block's MLP branch, or undefined) and leaves as (y, m) meaning y + m, so every
+  // residual add happens inside the following LayerNorm's kernel (models/fused_norm.h).
+  std::pair<torch::Tensor, torch::Tensor> forward_fused(const torch::Tensor& x,
+                                                        const torch::Tensor& pending,
+                                                        torch::Tensor* weights = nullptr);
 
   TokenMixer mixer;
   double drop_path_rate;
@@ -28,6 +34,9 @@ struct BlockImpl : torch::nn::Module {
   AxialAttention axial{nullptr};
   PoolingMixer pooling{nullptr};
   Mlp mlp{nullptr};
+
+ private:
+  torch::Tensor mix(const torch::Tensor& normed, torch::Tensor* weights);  // the token mixer
 };
 TORCH_MODULE(Block);
 
@@ -59,6 +68,9 @@ class ViTImpl : public ImageClassifierImpl {
                                        std::vector<torch::Tensor>& attention);
 
   int64_t num_prefix_tokens() const { return config_.class_token ? 1 : 0; }
+  // Fused residual-add + LayerNorm kernels in encode() (CUDA fast path); same function.
+  void use_fused_kernels(bool on) override { fused_kernels_ = on; }
+  bool uses_fused_kernels() const override { return fused_kernels_; }
 
   PatchEmbed patch_embed{nullptr};
   torch::Tensor cls_token;  // (1, 1, D)
@@ -69,6 +81,9 @@ class ViTImpl : public ImageClassifierImpl {
   torch::nn::LayerNorm fc_norm{nullptr};  // after_pool GAP (timm's fc_norm)
   torch::nn::Linear pre_logits{nullptr};  // tanh representation layer (representation_size)
   torch::nn::Linear head{nullptr};
+
+ private:
+  bool fused_kernels_ = false;
 };
 
 }  // namespace vitlab

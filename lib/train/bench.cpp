@@ -64,6 +64,7 @@ Json run_benchmark(const BenchOptions& o) {
     params.push_back({p.key(), p.value(), !model->skip_weight_decay(p.key())});
   Optimizer optimizer(params, o.train, o.train.fast_path);
   TrainStep step(model, optimizer, o.train, device, o.train.fast_path);
+  if (!o.fused_kernels) model->use_fused_kernels(false);
 
   cuda::reset_peak_memory(device);
   std::function<void()> run_one;
@@ -117,6 +118,7 @@ Json run_benchmark(const BenchOptions& o) {
               {"fast_path", o.train.fast_path},
               {"cuda_graph", step.graphed()},
               {"fused_optimizer", optimizer.fused()},
+              {"fused_kernels", model->uses_fused_kernels()},
               {"device", dev.str()},
               {"device_name", name},
               {"threads", device.is_cuda() ? 0 : cpu_threads},

@@ -12,6 +12,7 @@ struct BenchOptions {
   TrainConfig train;  // optimiser, precision, fast_path, batch_size
   std::string device = "auto";
   bool train_mode = true;   // false: inference (forward only, no grad)
+  bool fused_kernels = true;  // the fast path's hand-written kernels (off: to measure their share)
   int warmup_steps = 10;
   int steps = 20;            // steps per timed window
   int windows = 5;

@@ -20,15 +20,17 @@ torch::Tensor clip_grad_norm(const std::vector<torch::Tensor>& params, double ma
 }
 
 TrainStep::TrainStep(ImageClassifier model, Optimizer& optimizer, const TrainConfig& config,
-                     torch::Device device, bool use_graph, int warmup_steps)
+                     torch::Device device, bool fast_path, int warmup_steps)
     : model_(std::move(model)),
       optimizer_(optimizer),
       config_(config),
       device_(device),
-      use_graph_(use_graph && device.is_cuda() && cuda::built_with_cuda() && optimizer.fused()),
+      use_graph_(fast_path && device.is_cuda() && cuda::built_with_cuda() && optimizer.fused()),
       warmup_steps_(warmup_steps) {
   lr_ = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat).device(device));
   params_ = model_->parameters();
+  // The fast path's hand-written kernels (CUDA only; they compute the same function).
+  model_->use_fused_kernels(fast_path && device.is_cuda() && cuda::built_with_cuda());
 }
 
 StepOutput TrainStep::compute(const torch::Tensor& images, const torch::Tensor& targets,

@@ -25,10 +25,11 @@ struct StepOutput {
 
 class TrainStep {
  public:
-  // `use_graph`: capture the step as a CUDA graph after `warmup_steps` eager steps (CUDA only;
-  // batches must keep one shape, which training's drop_last guarantees).
+  // `fast_path` (CUDA only): the model's fused kernels, and capture of the step as a CUDA graph
+  // after `warmup_steps` eager steps (batches must keep one shape, which training's drop_last
+  // guarantees; the graph also needs the fused optimiser).
   TrainStep(ImageClassifier model, Optimizer& optimizer, const TrainConfig& config,
-            torch::Device device, bool use_graph, int warmup_steps = 3);
+            torch::Device device, bool fast_path, int warmup_steps = 3);
 
   // images: (B, C, H, W) float normalised; targets: (B, K) soft targets.
   StepOutput run(const torch::Tensor& images, const torch::Tensor& targets, double lr);

@@ -1,0 +1,249 @@
+// One warp per row: the row (at most 1024 floats) stays in registers between the mean, the
+// variance and the output, so the forward reads x and delta once and writes sum and out once;
+// the backward reads grad_out, grad_sum and the input once. gamma/beta gradients are summed per
+// block in shared memory and then over blocks by the caller (deterministic, no atomics).
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include "models/cuda/fused_norm_kernels.h"
+
+namespace vitlab::kernels {
+namespace {
+
+constexpr int kWarps = 8;
+constexpr int kThreads = kWarps * 32;
+
+__device__ __forceinline__ float4 load4(const float* p) { return *reinterpret_cast<const float4*>(p); }
+__device__ __forceinline__ float4 load4(const __nv_bfloat16* p) {
+  const uint2 raw = *reinterpret_cast<const uint2*>(p);
+  const float2 lo = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&raw.x));
+  const float2 hi = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&raw.y));
+  return make_float4(lo.x, lo.y, hi.x, hi.y);
+}
+__device__ __forceinline__ void store4(float* p, float4 v) { *reinterpret_cast<float4*>(p) = v; }
+__device__ __forceinline__ void store4(__nv_bfloat16* p, float4 v) {
+  // Round to nearest even, as ATen's float -> bfloat16 conversion.
+  __nv_bfloat162 lo = __floats2bfloat162_rn(v.x, v.y), hi = __floats2bfloat162_rn(v.z, v.w);
+  uint2 raw;
+  raw.x = *reinterpret_cast<uint32_t*>(&lo);
+  raw.y = *reinterpret_cast<uint32_t*>(&hi);
+  *reinterpret_cast<uint2*>(p) = raw;
+}
+__device__ __forceinline__ float get(const float4& v, int k) {
+  return k == 0 ? v.x : k == 1 ? v.y : k == 2 ? v.z : v.w;
+}
+
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+  for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);
+  return v;
+}
+
+template <int kSteps, typename TDelta, typename TOut>
+__global__ void __launch_bounds__(kThreads) norm_forward_kernel(NormForwardArgs a) {
+  const int lane = threadIdx.x % 32;
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * kWarps + threadIdx.x / 32;
+  if (row >= a.rows) return;
+  const int width = a.width;
+  const int64_t base = row * width;
+  const auto* delta = static_cast<const TDelta*>(a.delta);
+  float v[kSteps * 4];
+  float sum = 0.f;
+#pragma unroll
+  for (int i = 0; i < kSteps; ++i) {
+    const int c = (i * 32 + lane) * 4;
+    if (c < width) {
+      float4 x = load4(a.x + base + c);
+      if (delta) {
+        const float4 d = load4(delta + base + c);
+        x = make_float4(x.x + d.x, x.y + d.y, x.z + d.z, x.w + d.w);
+        store4(a.sum + base + c, x);
+      }
+      v[i * 4 + 0] = x.x, v[i * 4 + 1] = x.y, v[i * 4 + 2] = x.z, v[i * 4 + 3] = x.w;
+      sum += (x.x + x.y) + (x.z + x.w);
+    }
+  }
+  const float mean = warp_sum(sum) / width;
+  float squares = 0.f;
+#pragma unroll
+  for (int i = 0; i < kSteps; ++i) {
+    if ((i * 32 + lane) * 4 < width) {
+#pragma unroll
+      for (int k = 0; k < 4; ++k) {
+        const float d = v[i * 4 + k] - mean;
+        squares += d * d;
+      }
+    }
+  }
+  const float rstd = rsqrtf(warp_sum(squares) / width + a.eps);  // biased variance, as ATen
+  auto* out = static_cast<TOut*>(a.out);
+#pragma unroll
+  for (int i = 0; i < kSteps; ++i) {
+    const int c = (i * 32 + lane) * 4;
+    if (c < width) {
+      const float4 g = load4(a.gamma + c), b = load4(a.beta + c);
+      store4(out + base + c, make_float4((v[i * 4 + 0] - mean) * rstd * g.x + b.x,
+                                         (v[i * 4 + 1] - mean) * rstd * g.y + b.y,
+                                         (v[i * 4 + 2] - mean) * rstd * g.z + b.z,
+                                         (v[i * 4 + 3] - mean) * rstd * g.w + b.w));
+    }
+  }
+  if (lane == 0) {
+    a.mean[row] = mean;
+    a.rstd[row] = rstd;
+  }
+}
+
+// Sums one per-lane accumulator over the block's warps into row blockIdx.x of `out` (blocks, width).
+template <int kSteps>
+__device__ __forceinline__ void block_column_sums(const float (&acc)[kSteps * 4], float* shared,
+                                                  float* out, int width) {
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+#pragma unroll
+  for (int i = 0; i < kSteps; ++i) {
+    const int c = (i * 32 + lane) * 4;
+    if (c < width)
+#pragma unroll
+      for (int k = 0; k < 4; ++k) shared[warp * width + c + k] = acc[i * 4 + k];
+  }
+  __syncthreads();
+  float* row = out + static_cast<int64_t>(blockIdx.x) * width;
+  for (int c = threadIdx.x; c < width; c += kThreads) {
+    float s = 0.f;
+#pragma unroll
+    for (int w = 0; w < kWarps; ++w) s += shared[w * width + c];
+    row[c] = s;
+  }
+  __syncthreads();
+}
+
+template <int kSteps, typename TGrad, typename TGradDelta>
+__global__ void __launch_bounds__(kThreads) norm_backward_kernel(NormBackwardArgs a) {
+  extern __shared__ float partial[];  // (kWarps, width)
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const int width = a.width;
+  const auto* grad_out = static_cast<const TGrad*>(a.grad_out);
+  auto* grad_delta = static_cast<TGradDelta*>(a.grad_delta);
+  float gamma[kSteps * 4], dgamma[kSteps * 4], dbeta[kSteps * 4];
+#pragma unroll
+  for (int i = 0; i < kSteps; ++i) {
+    const int c = (i * 32 + lane) * 4;
+    const float4 g = c < width ? load4(a.gamma + c) : make_float4(0.f, 0.f, 0.f, 0.f);
+#pragma unroll
+    for (int k = 0; k < 4; ++k) gamma[i * 4 + k] = get(g, k), dgamma[i * 4 + k] = 0.f, dbeta[i * 4 + k] = 0.f;
+  }
+  for (int64_t row = static_cast<int64_t>(blockIdx.x) * kWarps + warp; row < a.rows;
+       row += static_cast<int64_t>(gridDim.x) * kWarps) {
+    const int64_t base = row * width;
+    const float mean = a.mean[row], rstd = a.rstd[row];
+    float xhat[kSteps * 4], g[kSteps * 4];
+    float sum_g = 0.f, sum_gx = 0.f;
+#pragma unroll
+    for (int i = 0; i < kSteps; ++i) {
+      const int c = (i * 32 + lane) * 4;
+      if (c < width) {
+        const float4 dy = load4(grad_out + base + c), x = load4(a.input + base + c);
+#pragma unroll
+        for (int k = 0; k < 4; ++k) {
+          const int j = i * 4 + k;
+          xhat[j] = (get(x, k) - mean) * rstd;
+          g[j] = get(dy, k) * gamma[j];
+          dgamma[j] += get(dy, k) * xhat[j];
+          dbeta[j] += get(dy, k);
+          sum_g += g[j];
+          sum_gx += g[j] * xhat[j];
+        }
+      }
+    }
+    const float mean_g = warp_sum(sum_g) / width, mean_gx = warp_sum(sum_gx) / width;
+#pragma unroll
+    for (int i = 0; i < kSteps; ++i) {
+      const int c = (i * 32 + lane) * 4;
+      if (c < width) {
+        float r[4];
+#pragma unroll
+        for (int k = 0; k < 4; ++k) r[k] = rstd * (g[i * 4 + k] - mean_g - xhat[i * 4 + k] * mean_gx);
+        float4 dx = make_float4(r[0], r[1], r[2], r[3]);
+        if (a.grad_sum) {
+          const float4 s = load4(a.grad_sum + base + c);
+          dx = make_float4(dx.x + s.x, dx.y + s.y, dx.z + s.z, dx.w + s.w);
+        }
+        store4(a.grad_input + base + c, dx);
+        if (grad_delta) store4(grad_delta + base + c, dx);
+      }
+    }
+  }
+  // Per-block sums of dgamma and dbeta (two calls, not a pointer to either array: taking an
+  // array's address would move it from registers to local memory).
+  block_column_sums<kSteps>(dgamma, partial, a.partial_gamma, width);
+  block_column_sums<kSteps>(dbeta, partial, a.partial_beta, width);
+}
+
+template <int kSteps>
+void launch_forward(const NormForwardArgs& a, cudaStream_t stream) {
+  const dim3 grid(static_cast<unsigned>((a.rows + kWarps - 1) / kWarps));
+  const bool bf16_delta = a.delta && a.delta_type == ElemType::kBFloat16;
+  const bool bf16_out = a.out_type == ElemType::kBFloat16;
+  if (bf16_delta && bf16_out)
+    norm_forward_kernel<kSteps, __nv_bfloat16, __nv_bfloat16><<<grid, kThreads, 0, stream>>>(a);
+  else if (bf16_delta)
+    norm_forward_kernel<kSteps, __nv_bfloat16, float><<<grid, kThreads, 0, stream>>>(a);
+  else if (bf16_out)
+    norm_forward_kernel<kSteps, float, __nv_bfloat16><<<grid, kThreads, 0, stream>>>(a);
+  else
+    norm_forward_kernel<kSteps, float, float><<<grid, kThreads, 0, stream>>>(a);
+}
+
+template <int kSteps>
+void launch_backward(const NormBackwardArgs& a, int blocks, cudaStream_t stream) {
+  const size_t shared = sizeof(float) * kWarps * a.width;  // <= 32 KiB for width <= 1024
+  const bool bf16_grad = a.grad_out_type == ElemType::kBFloat16;
+  const bool delta = a.grad_delta != nullptr;  // only for a bf16 delta
+  if (bf16_grad && delta)
+    norm_backward_kernel<kSteps, __nv_bfloat16, __nv_bfloat16><<<blocks, kThreads, shared, stream>>>(a);
+  else if (bf16_grad)
+    norm_backward_kernel<kSteps, __nv_bfloat16, float><<<blocks, kThreads, shared, stream>>>(a);
+  else if (delta)
+    norm_backward_kernel<kSteps, float, __nv_bfloat16><<<blocks, kThreads, shared, stream>>>(a);
+  else
+    norm_backward_kernel<kSteps, float, float><<<blocks, kThreads, shared, stream>>>(a);
+}
+
+}  // namespace
+
+void norm_forward(const NormForwardArgs& a, void* cuda_stream) {
+  if (a.rows == 0) return;
+  auto stream = static_cast<cudaStream_t>(cuda_stream);
+  switch ((a.width + 127) / 128) {
+    case 1: return launch_forward<1>(a, stream);
+    case 2: return launch_forward<2>(a, stream);
+    case 3: return launch_forward<3>(a, stream);
+    case 4: return launch_forward<4>(a, stream);
+    case 5: return launch_forward<5>(a, stream);
+    case 6: return launch_forward<6>(a, stream);
+    case 7: return launch_forward<7>(a, stream);
+    default: return launch_forward<8>(a, stream);
+  }
+}
+
+int norm_backward_blocks(int64_t rows, int sm_count) {
+  const int64_t wanted = (rows + kWarps - 1) / kWarps;
+  const int64_t most = 2LL * (sm_count > 0 ? sm_count : 1);  // ~ 2 blocks per SM stay resident
+  return static_cast<int>(wanted < most ? (wanted > 0 ? wanted : 1) : most);
+}
+
+void norm_backward(const NormBackwardArgs& a, int blocks, void* cuda_stream) {
+  auto stream = static_cast<cudaStream_t>(cuda_stream);
+  switch ((a.width + 127) / 128) {
+    case 1: return launch_backward<1>(a, blocks, stream);
+    case 2: return launch_backward<2>(a, blocks, stream);
+    case 3: return launch_backward<3>(a, blocks, stream);
+    case 4: return launch_backward<4>(a, blocks, stream);
+    case 5: return launch_backward<5>(a, blocks, stream);
+    case 6: return launch_backward<6>(a, blocks, stream);
+    case 7: return launch_backward<7>(a, blocks, stream);
+    default: return launch_backward<8>(a, blocks, stream);
+  }
+}
+
+}  // namespace vitlab::kernels

@@ -1,0 +1,185 @@
+#include "models/fused_norm.h"
+
+#include "core/compat.h"
+
+#if VITLAB_WITH_CUDA
+#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAException.h>
+
+#include "models/cuda/fused_norm_kernels.h"
+#endif
+
+namespace vitlab {
+namespace {
+
+// ATen's form of the same function: what the plain path computes.
+torch::Tensor aten_layer_norm(const torch::Tensor& x, const torch::nn::LayerNorm& norm) {
+  const auto& o = norm->options;
+  return torch::layer_norm(x, o.normalized_shape(), norm->weight, norm->bias, o.eps());
+}
+
+}  // namespace
+
+#if VITLAB_WITH_CUDA
+namespace {
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+kernels::ElemType elem_type(const torch::Tensor& t) {
+  return t.scalar_type() == torch::kBFloat16 ? kernels::ElemType::kBFloat16 : kernels::ElemType::kFloat32;
+}
+
+bool aligned16(const torch::Tensor& t) { return reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0; }
+
+// Contiguous and 16-byte aligned (the kernels load four floats or four bfloat16 at a time).
+torch::Tensor kernel_ready(const torch::Tensor& t) {
+  auto c = t.contiguous();
+  return aligned16(c) ? c : c.clone();
+}
+
+// The output dtype: autocast's (bfloat16) when the output feeds a matmul under autocast.
+torch::ScalarType output_dtype(bool feeds_matmul) {
+  if (!feeds_matmul) return torch::kFloat;
+  // The kernels write float32 or bfloat16; under fp16 autocast the linear layer does the cast.
+  const auto autocast = compat::cuda_autocast_dtype();
+  return autocast == torch::kBFloat16 ? torch::kBFloat16 : torch::kFloat;
+}
+
+// Forward for both functions: `delta` undefined means LN(x) alone.
+variable_list norm_forward(AutogradContext* ctx, const torch::Tensor& x_in, const torch::Tensor& delta_in,
+                           const torch::Tensor& gamma, const torch::Tensor& beta, double eps,
+                           torch::ScalarType out_dtype) {
+  const auto x = kernel_ready(x_in);
+  const auto delta = delta_in.defined() ? kernel_ready(delta_in) : torch::Tensor();
+  const int64_t width = x.size(-1), rows = x.numel() / width;
+  auto out = torch::empty(x.sizes(), x.options().dtype(out_dtype));
+  auto sum = delta.defined() ? torch::empty_like(x) : torch::Tensor();
+  auto mean = torch::empty({rows}, x.options()), rstd = torch::empty({rows}, x.options());
+  kernels::NormForwardArgs a;
+  a.x = x.data_ptr<float>();
+  if (delta.defined()) {
+    a.delta = delta.data_ptr();
+    a.delta_type = elem_type(delta);
+    a.sum = sum.data_ptr<float>();
+  }
+  a.out = out.data_ptr();
+  a.out_type = elem_type(out);
+  a.gamma = gamma.data_ptr<float>();
+  a.beta = beta.data_ptr<float>();
+  a.mean = mean.data_ptr<float>();
+  a.rstd = rstd.data_ptr<float>();
+  a.rows = rows;
+  a.width = static_cast<int>(width);
+  a.eps = static_cast<float>(eps);
+  kernels::norm_forward(a, at::cuda::getCurrentCUDAStream().stream());
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  ctx->save_for_backward({delta.defined() ? sum : x, mean, rstd, gamma});
+  ctx->saved_data["delta_bf16"] = delta.defined() && delta.scalar_type() == torch::kBFloat16;
+  ctx->saved_data["out_dtype"] = static_cast<int64_t>(out_dtype);
+  if (delta.defined()) return {sum, out};
+  return {out};
+}
+
+// Backward for both: returns (grad x, grad delta, grad gamma, grad beta).
+std::array<torch::Tensor, 4> norm_backward(AutogradContext* ctx, const torch::Tensor& grad_sum_in,
+                                           const torch::Tensor& grad_out_in) {
+  const auto saved = ctx->get_saved_variables();
+  const auto &input = saved[0], &mean = saved[1], &rstd = saved[2], &gamma = saved[3];
+  const auto out_dtype = static_cast<torch::ScalarType>(ctx->saved_data["out_dtype"].toInt());
+  const bool delta_bf16 = ctx->saved_data["delta_bf16"].toBool();
+  const int64_t width = input.size(-1), rows = input.numel() / width;
+  const auto grad_out = kernel_ready(grad_out_in.defined() ? grad_out_in.to(out_dtype)
+                                                           : torch::zeros(input.sizes(), input.options().dtype(out_dtype)));
+  const auto grad_sum = grad_sum_in.defined() ? kernel_ready(grad_sum_in.to(torch::kFloat)) : torch::Tensor();
+  auto grad_input = torch::empty_like(input);
+  auto grad_delta = delta_bf16 ? torch::empty(input.sizes(), input.options().dtype(torch::kBFloat16)) : torch::Tensor();
+  const int blocks = kernels::norm_backward_blocks(rows, at::cuda::getCurrentDeviceProperties()->multiProcessorCount);
+  auto partial = torch::empty({2, blocks, width}, input.options());
+  kernels::NormBackwardArgs a;
+  a.grad_out = grad_out.data_ptr();
+  a.grad_out_type = elem_type(grad_out);
+  a.grad_sum = grad_sum.defined() ? grad_sum.data_ptr<float>() : nullptr;
+  a.input = input.data_ptr<float>();
+  a.mean = mean.data_ptr<float>();
+  a.rstd = rstd.data_ptr<float>();
+  a.gamma = gamma.data_ptr<float>();
+  a.grad_input = grad_input.data_ptr<float>();
+  a.grad_delta = grad_delta.defined() ? grad_delta.data_ptr() : nullptr;
+  a.partial_gamma = partial[0].data_ptr<float>();
+  a.partial_beta = partial[1].data_ptr<float>();
+  a.rows = rows;
+  a.width = static_cast<int>(width);
+  kernels::norm_backward(a, blocks, at::cuda::getCurrentCUDAStream().stream());
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  const auto gamma_beta = partial.sum(1);  // (2, width)
+  return {grad_input, grad_delta.defined() ? grad_delta : grad_input, gamma_beta[0], gamma_beta[1]};
+}
+
+struct LayerNormFunction : torch::autograd::Function<LayerNormFunction> {
+  static variable_list forward(AutogradContext* ctx, const torch::Tensor& x, const torch::Tensor& gamma,
+                               const torch::Tensor& beta, double eps, int64_t out_dtype) {
+    return norm_forward(ctx, x, torch::Tensor(), gamma, beta, eps, static_cast<torch::ScalarType>(out_dtype));
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto g = norm_backward(ctx, torch::Tensor(), grads[0]);
+    return {g[0], g[2], g[3], torch::Tensor(), torch::Tensor()};
+  }
+};
+
+struct AddLayerNormFunction : torch::autograd::Function<AddLayerNormFunction> {
+  static variable_list forward(AutogradContext* ctx, const torch::Tensor& x, const torch::Tensor& delta,
+                               const torch::Tensor& gamma, const torch::Tensor& beta, double eps,
+                               int64_t out_dtype) {
+    return norm_forward(ctx, x, delta, gamma, beta, eps, static_cast<torch::ScalarType>(out_dtype));
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto g = norm_backward(ctx, grads[0], grads[1]);
+    return {g[0], g[1], g[2], g[3], torch::Tensor(), torch::Tensor()};
+  }
+};
+}  // namespace
+
+bool fused_norm_kernels_apply(const torch::Tensor& x, const torch::nn::LayerNorm& norm) {
+  const auto& o = norm->options;
+  return x.is_cuda() && x.scalar_type() == torch::kFloat && x.dim() >= 2 &&
+         o.normalized_shape().size() == 1 && o.normalized_shape()[0] == x.size(-1) &&
+         kernels::norm_width_supported(x.size(-1)) && o.elementwise_affine() &&
+         norm->weight.scalar_type() == torch::kFloat && norm->bias.scalar_type() == torch::kFloat;
+}
+
+torch::Tensor fused_layer_norm(const torch::Tensor& x, const torch::nn::LayerNorm& norm, bool feeds_matmul) {
+  if (!fused_norm_kernels_apply(x, norm)) return aten_layer_norm(x, norm);
+  return LayerNormFunction::apply(x, norm->weight, norm->bias, norm->options.eps(),
+                                  static_cast<int64_t>(output_dtype(feeds_matmul)))[0];
+}
+
+std::pair<torch::Tensor, torch::Tensor> fused_add_layer_norm(const torch::Tensor& x, const torch::Tensor& delta,
+                                                             const torch::nn::LayerNorm& norm, bool feeds_matmul) {
+  const bool delta_ok = delta.sizes() == x.sizes() && delta.device() == x.device() &&
+                        (delta.scalar_type() == torch::kFloat || delta.scalar_type() == torch::kBFloat16);
+  if (!delta_ok || !fused_norm_kernels_apply(x, norm)) {
+    auto sum = x + delta;
+    return {sum, aten_layer_norm(sum, norm)};
+  }
+  auto outputs = AddLayerNormFunction::apply(x, delta, norm->weight, norm->bias, norm->options.eps(),
+                                             static_cast<int64_t>(output_dtype(feeds_matmul)));
+  return {outputs[0], outputs[1]};
+}
+
+#else  // LibTorch without CUDA: ATen only.
+
+bool fused_norm_kernels_apply(const torch::Tensor&, const torch::nn::LayerNorm&) { return false; }
+
+torch::Tensor fused_layer_norm(const torch::Tensor& x, const torch::nn::LayerNorm& norm, bool) {
+  return aten_layer_norm(x, norm);
+}
+
+std::pair<torch::Tensor, torch::Tensor> fused_add_layer_norm(const torch::Tensor& x, const torch::Tensor& delta,
+                                                             const torch::nn::LayerNorm& norm, bool) {
+  auto sum = x + delta;
+  return {sum, aten_layer_norm(sum, norm)};
+}
+
+#endif
+
+}  // namespace vitlab

@@ -1,0 +1,147 @@
+// The fused residual-add + LayerNorm path (models/fused_norm.h): the CUDA kernels against ATen's
+// LayerNorm (values and gradients), and the ViT's fused form of encode() against the plain one.
+#include "config/model_presets.h"
+#include "core/compat.h"
+#include "models/factory.h"
+#include "models/fused_norm.h"
+#include "models/vit.h"
+#include "test_helpers.h"
+
+using namespace vitlab;
+
+namespace {
+struct NormResult {
+  torch::Tensor sum, out, grad_x, grad_delta, grad_gamma, grad_beta;
+};
+
+// Runs (x + delta -> LN) forward and backward, fused or with ATen, from the same leaves and
+// output gradients. An undefined delta means LN(x) alone.
+NormResult run_norm(bool fused, const torch::Tensor& x0, const torch::Tensor& delta0, torch::nn::LayerNorm& norm,
+                    bool bf16_autocast, const torch::Tensor& grad_out, const torch::Tensor& grad_sum) {
+  auto x = x0.detach().clone().requires_grad_();
+  auto delta = delta0.defined() ? delta0.detach().clone().requires_grad_() : torch::Tensor();
+  for (auto& p : norm->parameters()) p.mutable_grad() = torch::Tensor();
+  NormResult r;
+  {
+    compat::CudaAutocast autocast(bf16_autocast);
+    if (fused) {
+      if (delta.defined()) std::tie(r.sum, r.out) = fused_add_layer_norm(x, delta, norm, true);
+      else r.out = fused_layer_norm(x, norm, true);
+    } else {
+      r.sum = delta.defined() ? x + delta : x;
+      r.out = norm->forward(r.sum);
+      if (bf16_autocast) r.out = r.out.to(torch::kBFloat16);  // what the next linear's autocast does
+    }
+  }
+  auto loss = (r.out.to(torch::kFloat) * grad_out).sum();
+  if (delta.defined()) loss = loss + (r.sum * grad_sum).sum();
+  loss.backward();
+  r.grad_x = x.grad();
+  if (delta.defined()) r.grad_delta = delta.grad();
+  r.grad_gamma = norm->weight.grad().clone();
+  r.grad_beta = norm->bias.grad().clone();
+  return r;
+}
+
+bool close(const torch::Tensor& a, const torch::Tensor& b, double rtol, double atol) {
+  return torch::allclose(a.to(torch::kFloat), b.to(torch::kFloat), rtol, atol);
+}
+}  // namespace
+
+TEST_CASE("fused LayerNorm kernels match ATen's LayerNorm, values and gradients", "[cuda]") {
+  if (!torch::cuda::is_available()) {
+    WARN("no CUDA device: skipped");
+    return;
+  }
+  const torch::Device device(torch::kCUDA, 0);
+  for (int64_t width : {36, 100, 192, 384, 768, 1024, 1028}) {
+    for (int delta_kind = 0; delta_kind < 3; ++delta_kind) {  // none, float32, bfloat16
+      for (bool bf16 : {false, true}) {
+        DYNAMIC_SECTION("width " << width << " delta " << delta_kind << " bf16 " << bf16) {
+          torch::manual_seed(width + delta_kind);
+          auto norm = torch::nn::LayerNorm(torch::nn::LayerNormOptions({width}).eps(1e-6));
+          norm->to(device);
+          {
+            torch::NoGradGuard no_grad;  // non-trivial affine parameters
+            norm->weight.normal_(1.0, 0.3);
+            norm->bias.normal_(0.0, 0.3);
+          }
+          const auto f32 = torch::TensorOptions().device(device);
+          auto x = torch::randn({3, 333, width}, f32) * 2 + 0.5;
+          torch::Tensor delta;
+          if (delta_kind == 1) delta = torch::randn({3, 333, width}, f32);
+          if (delta_kind == 2) delta = torch::randn({3, 333, width}, f32).to(torch::kBFloat16);
+          const auto grad_out = torch::randn({3, 333, width}, f32);
+          const auto grad_sum = torch::randn({3, 333, width}, f32);
+          CHECK(fused_norm_kernels_apply(x, norm) == (width <= 1024));
+
+          const auto ref = run_norm(false, x, delta, norm, bf16, grad_out, grad_sum);
+          const auto got = run_norm(true, x, delta, norm, bf16, grad_out, grad_sum);
+          REQUIRE(got.out.scalar_type() == (bf16 ? torch::kBFloat16 : torch::kFloat));
+          if (delta.defined()) CHECK(torch::equal(got.sum, ref.sum));  // the same float32 add
+          // Mean and variance summed in another order: float32 agrees to ~1e-6; a bfloat16 output
+          // rounds the same float32 value, so it may differ by one bf16 step where that value sits
+          // on a rounding boundary.
+          if (bf16) {
+            CHECK(close(got.out, ref.out, 8e-3, 8e-3));
+            CHECK(got.out.eq(ref.out).to(torch::kFloat).mean().item<double>() > 0.99);
+          } else {
+            CHECK(close(got.out, ref.out, 1e-5, 1e-5));
+          }
+          CHECK(close(got.grad_x, ref.grad_x, 1e-4, 1e-4));
+          if (delta.defined()) {
+            REQUIRE(got.grad_delta.scalar_type() == delta.scalar_type());
+            CHECK(close(got.grad_delta, ref.grad_delta, delta_kind == 2 ? 8e-3 : 1e-4, 1e-4));
+          }
+          CHECK(close(got.grad_gamma, ref.grad_gamma, 1e-4, 1e-3));
+          CHECK(close(got.grad_beta, ref.grad_beta, 1e-4, 1e-3));
+        }
+      }
+    }
+  }
+}
+
+namespace {
+ModelConfig fused_test_vit(TokenMixer mixer, PosEmbed pos, Pooling pooling) {
+  ModelConfig c = find_model_preset("vit_tiny_p4_28").config;
+  c.width = 32;
+  c.heads = 4;
+  c.depth = 3;
+  c.mlp_dim = 64;
+  c.image_size = 16;
+  c.token_mixer = mixer;
+  c.pos_embed = pos;
+  c.pool = pooling;
+  c.class_token = pooling == Pooling::kCls;
+  c.validate();
+  return c;
+}
+}  // namespace
+
+TEST_CASE("the ViT's fused encode computes the plain encode's function", "[models]") {
+  // On the CPU the fused functions fall back to ATen, so both forms must agree exactly: this pins
+  // the fused block's wiring (where each residual branch joins the stream).
+  const std::vector<std::tuple<TokenMixer, PosEmbed, Pooling>> variants = {
+      {TokenMixer::kAttention, PosEmbed::kLearned1d, Pooling::kCls},
+      {TokenMixer::kAttention, PosEmbed::kRelative, Pooling::kGap},
+      {TokenMixer::kAxial, PosEmbed::kSincos2d, Pooling::kGap},
+      {TokenMixer::kPooling, PosEmbed::kLearned2d, Pooling::kGap}};
+  for (const auto& [mixer, pos, pooling] : variants) {
+    torch::manual_seed(3);
+    auto model = build_model(fused_test_vit(mixer, pos, pooling));
+    model->eval();
+    const auto images = torch::randn({2, 1, 16, 16});
+    auto run = [&](bool fused) {
+      model->use_fused_kernels(fused);
+      model->zero_grad();
+      auto logits = model->forward(images);
+      logits.square().sum().backward();
+      std::vector<torch::Tensor> grads;
+      for (const auto& p : model->parameters()) grads.push_back(p.grad().clone());
+      return std::make_pair(logits.detach(), grads);
+    };
+    const auto plain = run(false), fused = run(true);
+    CHECK(torch::equal(plain.first, fused.first));
+    for (size_t i = 0; i < plain.second.size(); ++i) CHECK(torch::allclose(plain.second[i], fused.second[i], 1e-6, 1e-7));
+  }
+}
