@@ -77,14 +77,16 @@ TEST_CASE("fused LayerNorm kernels match ATen's LayerNorm, values and gradients"
 
           const auto ref = run_norm(false, x, delta, norm, bf16, grad_out, grad_sum);
           const auto got = run_norm(true, x, delta, norm, bf16, grad_out, grad_sum);
-          REQUIRE(got.out.scalar_type() == (bf16 ? torch::kBFloat16 : torch::kFloat));
+          // The kernels write bf16 for the next matmul; ATen's fallback keeps LayerNorm's float32.
+          REQUIRE(got.out.scalar_type() == (bf16 && width <= 1024 ? torch::kBFloat16 : torch::kFloat));
           if (delta.defined()) CHECK(torch::equal(got.sum, ref.sum));  // the same float32 add
           // Mean and variance summed in another order: float32 agrees to ~1e-6; a bfloat16 output
           // rounds the same float32 value, so it may differ by one bf16 step where that value sits
           // on a rounding boundary.
           if (bf16) {
-            CHECK(close(got.out, ref.out, 8e-3, 8e-3));
-            CHECK(got.out.eq(ref.out).to(torch::kFloat).mean().item<double>() > 0.99);
+            const auto out = got.out.to(torch::kBFloat16);  // the fallback's float32 as the linear casts it
+            CHECK(close(out, ref.out, 8e-3, 8e-3));
+            CHECK(out.eq(ref.out).to(torch::kFloat).mean().item<double>() > 0.99);
           } else {
             CHECK(close(got.out, ref.out, 1e-5, 1e-5));
           }
@@ -118,9 +120,10 @@ ModelConfig fused_test_vit(TokenMixer mixer, PosEmbed pos, Pooling pooling) {
 }
 }  // namespace
 
-TEST_CASE("the ViT's fused encode computes the plain encode's function", "[models]") {
-  // On the CPU the fused functions fall back to ATen, so both forms must agree exactly: this pins
-  // the fused block's wiring (where each residual branch joins the stream).
+TEST_CASE("the ViT's fused path computes the plain path's function", "[models]") {
+  // On the CPU the fused functions fall back to ATen, so both forms must agree to rounding: this
+  // pins the fused block's wiring (where each residual branch joins the stream) and the patch
+  // projection as a matmul.
   const std::vector<std::tuple<TokenMixer, PosEmbed, Pooling>> variants = {
       {TokenMixer::kAttention, PosEmbed::kLearned1d, Pooling::kCls},
       {TokenMixer::kAttention, PosEmbed::kRelative, Pooling::kGap},
@@ -141,7 +144,8 @@ TEST_CASE("the ViT's fused encode computes the plain encode's function", "[model
       return std::make_pair(logits.detach(), grads);
     };
     const auto plain = run(false), fused = run(true);
-    CHECK(torch::equal(plain.first, fused.first));
-    for (size_t i = 0; i < plain.second.size(); ++i) CHECK(torch::allclose(plain.second[i], fused.second[i], 1e-6, 1e-7));
+    // The patch projection runs as a matmul instead of a convolution: same sums, another order.
+    CHECK(torch::allclose(plain.first, fused.first, 1e-5, 1e-6));
+    for (size_t i = 0; i < plain.second.size(); ++i) CHECK(torch::allclose(plain.second[i], fused.second[i], 1e-4, 1e-6));
   }
 }

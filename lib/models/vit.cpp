@@ -1,5 +1,6 @@
 #include "models/vit.h"
 
+#include "core/compat.h"
 #include "models/fused_norm.h"
 
 namespace vitlab {
@@ -94,6 +95,20 @@ torch::Tensor PatchEmbedImpl::forward(const torch::Tensor& images) {
   return x.flatten(2).transpose(1, 2);    // (B, N, D), row-major over the grid
 }
 
+torch::Tensor PatchEmbedImpl::forward_as_matmul(const torch::Tensor& images) {
+  const int64_t p = proj->options.kernel_size()->at(0), D = proj->options.out_channels();
+  const int64_t B = images.size(0), C = images.size(1);
+  const int64_t gh = images.size(2) / p, gw = images.size(3) / p;  // the conv drops the remainder
+  auto x = images;
+  // Cast before the layout copy, as the convolution would under autocast.
+  if (const auto dtype = compat::cuda_autocast_dtype(); dtype && images.is_cuda()) x = x.to(*dtype);
+  x = x.narrow(2, 0, gh * p).narrow(3, 0, gw * p)
+          .reshape({B, C, gh, p, gw, p})
+          .permute({0, 2, 4, 1, 3, 5})    // (B, gh, gw, C, p, p)
+          .reshape({B, gh * gw, C * p * p});  // (B, N, C p p), row-major over the grid
+  return torch::linear(x, proj->weight.reshape({D, C * p * p}), proj->bias);  // (B, N, D)
+}
+
 ViTImpl::ViTImpl(const ModelConfig& c) : ImageClassifierImpl(c) {
   patch_embed = register_module("patch_embed", PatchEmbed(c));
   if (c.class_token) {
@@ -131,7 +146,10 @@ ViTImpl::ViTImpl(const ModelConfig& c) : ImageClassifierImpl(c) {
   }
 }
 
-torch::Tensor ViTImpl::embed(const torch::Tensor& images) { return patch_embed->forward(images); }
+torch::Tensor ViTImpl::embed(const torch::Tensor& images) {
+  if (fused_kernels_ && !patch_embed->backbone) return patch_embed->forward_as_matmul(images);
+  return patch_embed->forward(images);
+}
 
 torch::Tensor ViTImpl::add_tokens_and_positions(const torch::Tensor& patches) {
   auto x = patches;

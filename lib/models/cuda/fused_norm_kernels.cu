@@ -137,12 +137,14 @@ __global__ void __launch_bounds__(kThreads) norm_backward_kernel(NormBackwardArg
     const int64_t base = row * width;
     const float mean = a.mean[row], rstd = a.rstd[row];
     float xhat[kSteps * 4], g[kSteps * 4];
+    float4 stream_grad[kSteps];  // loaded with the others: one memory latency per row, not two
     float sum_g = 0.f, sum_gx = 0.f;
 #pragma unroll
     for (int i = 0; i < kSteps; ++i) {
       const int c = (i * 32 + lane) * 4;
       if (c < width) {
         const float4 dy = load4(grad_out + base + c), x = load4(a.input + base + c);
+        stream_grad[i] = a.grad_sum ? load4(a.grad_sum + base + c) : make_float4(0.f, 0.f, 0.f, 0.f);
 #pragma unroll
         for (int k = 0; k < 4; ++k) {
           const int j = i * 4 + k;
@@ -163,11 +165,8 @@ __global__ void __launch_bounds__(kThreads) norm_backward_kernel(NormBackwardArg
         float r[4];
 #pragma unroll
         for (int k = 0; k < 4; ++k) r[k] = rstd * (g[i * 4 + k] - mean_g - xhat[i * 4 + k] * mean_gx);
-        float4 dx = make_float4(r[0], r[1], r[2], r[3]);
-        if (a.grad_sum) {
-          const float4 s = load4(a.grad_sum + base + c);
-          dx = make_float4(dx.x + s.x, dx.y + s.y, dx.z + s.z, dx.w + s.w);
-        }
+        const float4& s = stream_grad[i];
+        const float4 dx = make_float4(r[0] + s.x, r[1] + s.y, r[2] + s.z, r[3] + s.w);
         store4(a.grad_input + base + c, dx);
         if (grad_delta) store4(grad_delta + base + c, dx);
       }
