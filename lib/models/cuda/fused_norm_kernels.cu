@@ -29,10 +29,6 @@ __device__ __forceinline__ void store4(__nv_bfloat16* p, float4 v) {
   raw.y = *reinterpret_cast<uint32_t*>(&hi);
   *reinterpret_cast<uint2*>(p) = raw;
 }
-__device__ __forceinline__ float get(const float4& v, int k) {
-  return k == 0 ? v.x : k == 1 ? v.y : k == 2 ? v.z : v.w;
-}
-
 __device__ __forceinline__ float warp_sum(float v) {
 #pragma unroll
   for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);
@@ -94,49 +90,29 @@ __global__ void __launch_bounds__(kThreads) norm_forward_kernel(NormForwardArgs 
   }
 }
 
-// Sums one per-lane accumulator over the block's warps into row blockIdx.x of `out` (blocks, width).
-template <int kSteps>
-__device__ __forceinline__ void block_column_sums(const float (&acc)[kSteps * 4], float* shared,
-                                                  float* out, int width) {
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-#pragma unroll
-  for (int i = 0; i < kSteps; ++i) {
-    const int c = (i * 32 + lane) * 4;
-    if (c < width)
-#pragma unroll
-      for (int k = 0; k < 4; ++k) shared[warp * width + c + k] = acc[i * 4 + k];
-  }
-  __syncthreads();
-  float* row = out + static_cast<int64_t>(blockIdx.x) * width;
-  for (int c = threadIdx.x; c < width; c += kThreads) {
-    float s = 0.f;
-#pragma unroll
-    for (int w = 0; w < kWarps; ++w) s += shared[w * width + c];
-    row[c] = s;
-  }
-  __syncthreads();
-}
+// Backward: 2 blocks of 8 warps per SM. The gamma/beta gradient sums live in shared memory (one
+// row per warp), not registers: in registers they made ~170 registers per thread, one block per
+// SM, and the kernel latency-bound at ~55% of memory bandwidth.
+constexpr int kBackwardBlocksPerSm = 2;
 
 template <int kSteps, typename TGrad, typename TGradDelta>
-__global__ void __launch_bounds__(kThreads) norm_backward_kernel(NormBackwardArgs a) {
-  extern __shared__ float partial[];  // (kWarps, width)
+__global__ void __launch_bounds__(kThreads, kBackwardBlocksPerSm) norm_backward_kernel(NormBackwardArgs a) {
+  extern __shared__ float shared[];  // gamma (width), then dgamma and dbeta (kWarps, width) each
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const int width = a.width;
+  float* gamma = shared;
+  float* dgamma = shared + width + warp * width;
+  float* dbeta = shared + width + (kWarps + warp) * width;
+  for (int c = threadIdx.x; c < width; c += kThreads) gamma[c] = a.gamma[c];
+  for (int c = lane; c < width; c += 32) dgamma[c] = 0.f, dbeta[c] = 0.f;
+  __syncthreads();
   const auto* grad_out = static_cast<const TGrad*>(a.grad_out);
   auto* grad_delta = static_cast<TGradDelta*>(a.grad_delta);
-  float gamma[kSteps * 4], dgamma[kSteps * 4], dbeta[kSteps * 4];
-#pragma unroll
-  for (int i = 0; i < kSteps; ++i) {
-    const int c = (i * 32 + lane) * 4;
-    const float4 g = c < width ? load4(a.gamma + c) : make_float4(0.f, 0.f, 0.f, 0.f);
-#pragma unroll
-    for (int k = 0; k < 4; ++k) gamma[i * 4 + k] = get(g, k), dgamma[i * 4 + k] = 0.f, dbeta[i * 4 + k] = 0.f;
-  }
   for (int64_t row = static_cast<int64_t>(blockIdx.x) * kWarps + warp; row < a.rows;
        row += static_cast<int64_t>(gridDim.x) * kWarps) {
     const int64_t base = row * width;
     const float mean = a.mean[row], rstd = a.rstd[row];
-    float xhat[kSteps * 4], g[kSteps * 4];
+    float4 xhat[kSteps], g[kSteps];
     float4 stream_grad[kSteps];  // loaded with the others: one memory latency per row, not two
     float sum_g = 0.f, sum_gx = 0.f;
 #pragma unroll
@@ -145,16 +121,17 @@ __global__ void __launch_bounds__(kThreads) norm_backward_kernel(NormBackwardArg
       if (c < width) {
         const float4 dy = load4(grad_out + base + c), x = load4(a.input + base + c);
         stream_grad[i] = a.grad_sum ? load4(a.grad_sum + base + c) : make_float4(0.f, 0.f, 0.f, 0.f);
-#pragma unroll
-        for (int k = 0; k < 4; ++k) {
-          const int j = i * 4 + k;
-          xhat[j] = (get(x, k) - mean) * rstd;
-          g[j] = get(dy, k) * gamma[j];
-          dgamma[j] += get(dy, k) * xhat[j];
-          dbeta[j] += get(dy, k);
-          sum_g += g[j];
-          sum_gx += g[j] * xhat[j];
-        }
+        const float4 gm = *reinterpret_cast<const float4*>(gamma + c);
+        xhat[i] = make_float4((x.x - mean) * rstd, (x.y - mean) * rstd, (x.z - mean) * rstd, (x.w - mean) * rstd);
+        g[i] = make_float4(dy.x * gm.x, dy.y * gm.y, dy.z * gm.z, dy.w * gm.w);
+        float4 dgm = *reinterpret_cast<float4*>(dgamma + c), dbt = *reinterpret_cast<float4*>(dbeta + c);
+        dgm = make_float4(dgm.x + dy.x * xhat[i].x, dgm.y + dy.y * xhat[i].y, dgm.z + dy.z * xhat[i].z,
+                          dgm.w + dy.w * xhat[i].w);
+        dbt = make_float4(dbt.x + dy.x, dbt.y + dy.y, dbt.z + dy.z, dbt.w + dy.w);
+        *reinterpret_cast<float4*>(dgamma + c) = dgm;
+        *reinterpret_cast<float4*>(dbeta + c) = dbt;
+        sum_g += (g[i].x + g[i].y) + (g[i].z + g[i].w);
+        sum_gx += (g[i].x * xhat[i].x + g[i].y * xhat[i].y) + (g[i].z * xhat[i].z + g[i].w * xhat[i].w);
       }
     }
     const float mean_g = warp_sum(sum_g) / width, mean_gx = warp_sum(sum_gx) / width;
@@ -162,20 +139,26 @@ __global__ void __launch_bounds__(kThreads) norm_backward_kernel(NormBackwardArg
     for (int i = 0; i < kSteps; ++i) {
       const int c = (i * 32 + lane) * 4;
       if (c < width) {
-        float r[4];
-#pragma unroll
-        for (int k = 0; k < 4; ++k) r[k] = rstd * (g[i * 4 + k] - mean_g - xhat[i * 4 + k] * mean_gx);
-        const float4& s = stream_grad[i];
-        const float4 dx = make_float4(r[0] + s.x, r[1] + s.y, r[2] + s.z, r[3] + s.w);
+        const float4 &h = xhat[i], &gg = g[i], &s = stream_grad[i];
+        const float4 dx = make_float4(rstd * (gg.x - mean_g - h.x * mean_gx) + s.x,
+                                      rstd * (gg.y - mean_g - h.y * mean_gx) + s.y,
+                                      rstd * (gg.z - mean_g - h.z * mean_gx) + s.z,
+                                      rstd * (gg.w - mean_g - h.w * mean_gx) + s.w);
         store4(a.grad_input + base + c, dx);
         if (grad_delta) store4(grad_delta + base + c, dx);
       }
     }
   }
-  // Per-block sums of dgamma and dbeta (two calls, not a pointer to either array: taking an
-  // array's address would move it from registers to local memory).
-  block_column_sums<kSteps>(dgamma, partial, a.partial_gamma, width);
-  block_column_sums<kSteps>(dbeta, partial, a.partial_beta, width);
+  // The block's sums over its warps: one row of the (blocks, width) partials each.
+  __syncthreads();
+  const int64_t out = static_cast<int64_t>(blockIdx.x) * width;
+  for (int c = threadIdx.x; c < width; c += kThreads) {
+    float sg = 0.f, sb = 0.f;
+#pragma unroll
+    for (int w = 0; w < kWarps; ++w) sg += shared[width + w * width + c], sb += shared[width + (kWarps + w) * width + c];
+    a.partial_gamma[out + c] = sg;
+    a.partial_beta[out + c] = sb;
+  }
 }
 
 template <int kSteps>
@@ -193,19 +176,25 @@ void launch_forward(const NormForwardArgs& a, cudaStream_t stream) {
     norm_forward_kernel<kSteps, float, float><<<grid, kThreads, 0, stream>>>(a);
 }
 
+template <int kSteps, typename TGrad, typename TGradDelta>
+void launch_backward_typed(const NormBackwardArgs& a, int blocks, cudaStream_t stream) {
+  // gamma + two (kWarps, width) sums: up to 66 KiB for width 1024, above the default 48 KiB.
+  const int shared = static_cast<int>(sizeof(float) * (1 + 2 * kWarps) * a.width);
+  auto* kernel = norm_backward_kernel<kSteps, TGrad, TGradDelta>;
+  static const cudaError_t opt_in = cudaFuncSetAttribute(
+      kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(sizeof(float) * (1 + 2 * kWarps) * kMaxNormWidth));
+  (void)opt_in;  // a failure shows as the launch's error
+  kernel<<<blocks, kThreads, shared, stream>>>(a);
+}
+
 template <int kSteps>
 void launch_backward(const NormBackwardArgs& a, int blocks, cudaStream_t stream) {
-  const size_t shared = sizeof(float) * kWarps * a.width;  // <= 32 KiB for width <= 1024
   const bool bf16_grad = a.grad_out_type == ElemType::kBFloat16;
   const bool delta = a.grad_delta != nullptr;  // only for a bf16 delta
-  if (bf16_grad && delta)
-    norm_backward_kernel<kSteps, __nv_bfloat16, __nv_bfloat16><<<blocks, kThreads, shared, stream>>>(a);
-  else if (bf16_grad)
-    norm_backward_kernel<kSteps, __nv_bfloat16, float><<<blocks, kThreads, shared, stream>>>(a);
-  else if (delta)
-    norm_backward_kernel<kSteps, float, __nv_bfloat16><<<blocks, kThreads, shared, stream>>>(a);
-  else
-    norm_backward_kernel<kSteps, float, float><<<blocks, kThreads, shared, stream>>>(a);
+  if (bf16_grad && delta) launch_backward_typed<kSteps, __nv_bfloat16, __nv_bfloat16>(a, blocks, stream);
+  else if (bf16_grad) launch_backward_typed<kSteps, __nv_bfloat16, float>(a, blocks, stream);
+  else if (delta) launch_backward_typed<kSteps, float, __nv_bfloat16>(a, blocks, stream);
+  else launch_backward_typed<kSteps, float, float>(a, blocks, stream);
 }
 
 }  // namespace
@@ -227,7 +216,7 @@ void norm_forward(const NormForwardArgs& a, void* cuda_stream) {
 
 int norm_backward_blocks(int64_t rows, int sm_count) {
   const int64_t wanted = (rows + kWarps - 1) / kWarps;
-  const int64_t most = 2LL * (sm_count > 0 ? sm_count : 1);  // ~ 2 blocks per SM stay resident
+  const int64_t most = int64_t{kBackwardBlocksPerSm} * (sm_count > 0 ? sm_count : 1);  // one wave
   return static_cast<int>(wanted < most ? (wanted > 0 ? wanted : 1) : most);
 }
 
