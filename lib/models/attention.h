@@ -27,6 +27,7 @@ struct AttentionImpl : torch::nn::Module {
   torch::nn::Linear qkv{nullptr}, proj{nullptr};
   int64_t heads;
   double attn_dropout, dropout;
+  bool fast_linears = false;  // the CUDA fast path's linear backward (models/fast_linear.h)
 };
 TORCH_MODULE(Attention);
 

@@ -2,10 +2,8 @@
 
 #include "core/compat.h"
 
+#include "models/kernel_tensors.h"
 #if VITLAB_WITH_CUDA
-#include <ATen/cuda/CUDAContext.h>
-#include <c10/cuda/CUDAException.h>
-
 #include "models/cuda/fused_norm_kernels.h"
 #endif
 
@@ -24,17 +22,10 @@ torch::Tensor aten_layer_norm(const torch::Tensor& x, const torch::nn::LayerNorm
 namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
+using kernels::kernel_ready;
 
 kernels::ElemType elem_type(const torch::Tensor& t) {
   return t.scalar_type() == torch::kBFloat16 ? kernels::ElemType::kBFloat16 : kernels::ElemType::kFloat32;
-}
-
-bool aligned16(const torch::Tensor& t) { return reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0; }
-
-// Contiguous and 16-byte aligned (the kernels load four floats or four bfloat16 at a time).
-torch::Tensor kernel_ready(const torch::Tensor& t) {
-  auto c = t.contiguous();
-  return aligned16(c) ? c : c.clone();
 }
 
 // The output dtype: autocast's (bfloat16) when the output feeds a matmul under autocast.
@@ -71,7 +62,7 @@ variable_list norm_forward(AutogradContext* ctx, const torch::Tensor& x_in, cons
   a.rows = rows;
   a.width = static_cast<int>(width);
   a.eps = static_cast<float>(eps);
-  kernels::norm_forward(a, at::cuda::getCurrentCUDAStream().stream());
+  kernels::norm_forward(a, kernels::current_stream());
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   ctx->save_for_backward({delta.defined() ? sum : x, mean, rstd, gamma});
   ctx->saved_data["delta_bf16"] = delta.defined() && delta.scalar_type() == torch::kBFloat16;
@@ -93,7 +84,7 @@ std::array<torch::Tensor, 4> norm_backward(AutogradContext* ctx, const torch::Te
   const auto grad_sum = grad_sum_in.defined() ? kernel_ready(grad_sum_in.to(torch::kFloat)) : torch::Tensor();
   auto grad_input = torch::empty_like(input);
   auto grad_delta = delta_bf16 ? torch::empty(input.sizes(), input.options().dtype(torch::kBFloat16)) : torch::Tensor();
-  const int blocks = kernels::norm_backward_blocks(rows, at::cuda::getCurrentDeviceProperties()->multiProcessorCount);
+  const int blocks = kernels::norm_backward_blocks(rows, kernels::sm_count());
   auto partial = torch::empty({2, blocks, width}, input.options());
   kernels::NormBackwardArgs a;
   a.grad_out = grad_out.data_ptr();
@@ -109,7 +100,7 @@ std::array<torch::Tensor, 4> norm_backward(AutogradContext* ctx, const torch::Te
   a.partial_beta = partial[1].data_ptr<float>();
   a.rows = rows;
   a.width = static_cast<int>(width);
-  kernels::norm_backward(a, blocks, at::cuda::getCurrentCUDAStream().stream());
+  kernels::norm_backward(a, blocks, kernels::current_stream());
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   const auto gamma_beta = partial.sum(1);  // (2, width)
   return {grad_input, grad_delta.defined() ? grad_delta : grad_input, gamma_beta[0], gamma_beta[1]};

@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "models/fast_linear.h"
+
 namespace vitlab {
 
 torch::Tensor drop_path(const torch::Tensor& x, double rate, bool training) {
@@ -19,9 +21,9 @@ MlpImpl::MlpImpl(int64_t width, int64_t hidden, double dropout) : dropout(dropou
 }
 
 torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
-  auto h = torch::gelu(linear(fc1, x));
+  auto h = linear_act(x, fc1, Activation::kGelu, fast_linears);
   h = torch::dropout(h, dropout, is_training());
-  return torch::dropout(linear(fc2, h), dropout, is_training());
+  return torch::dropout(linear_act(h, fc2, Activation::kNone, fast_linears), dropout, is_training());
 }
 
 std::pair<int64_t, int64_t> same_padding(int64_t size, int64_t kernel, int64_t stride,

@@ -24,6 +24,7 @@ struct MlpImpl : torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& x);
   torch::nn::Linear fc1{nullptr}, fc2{nullptr};
   double dropout;
+  bool fast_linears = false;  // the CUDA fast path's linear backward (models/fast_linear.h)
 };
 TORCH_MODULE(Mlp);
 

@@ -79,6 +79,12 @@ std::pair<torch::Tensor, torch::Tensor> BlockImpl::forward_fused(const torch::Te
   return {y, drop_path(mlp->forward(normed2), drop_path_rate, is_training())};
 }
 
+void BlockImpl::use_fast_linears(bool on) {
+  mlp->fast_linears = on;
+  if (attn) attn->fast_linears = on;
+  if (axial) axial->row->fast_linears = axial->column->fast_linears = on;
+}
+
 PatchEmbedImpl::PatchEmbedImpl(const ModelConfig& c) {
   int64_t in = c.in_channels;
   if (c.family == ModelFamily::kHybrid) {
@@ -144,6 +150,11 @@ ViTImpl::ViTImpl(const ModelConfig& c) : ImageClassifierImpl(c) {
   } else {
     init_linear(*head);
   }
+}
+
+void ViTImpl::use_fused_kernels(bool on) {
+  fused_kernels_ = on;
+  for (auto& block : block_list) block->use_fast_linears(on);
 }
 
 torch::Tensor ViTImpl::embed(const torch::Tensor& images) {

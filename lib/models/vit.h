@@ -25,6 +25,8 @@ struct BlockImpl : torch::nn::Module {
   std::pair<torch::Tensor, torch::Tensor> forward_fused(const torch::Tensor& x,
                                                         const torch::Tensor& pending,
                                                         torch::Tensor* weights = nullptr);
+  // The fast path's linear layers (models/fast_linear.h) in the mixer and the MLP.
+  void use_fast_linears(bool on);
 
   TokenMixer mixer;
   double drop_path_rate;
@@ -73,7 +75,7 @@ class ViTImpl : public ImageClassifierImpl {
 
   int64_t num_prefix_tokens() const { return config_.class_token ? 1 : 0; }
   // Fused residual-add + LayerNorm kernels in encode() (CUDA fast path); same function.
-  void use_fused_kernels(bool on) override { fused_kernels_ = on; }
+  void use_fused_kernels(bool on) override;
   bool uses_fused_kernels() const override { return fused_kernels_; }
 
   PatchEmbed patch_embed{nullptr};
