@@ -5,6 +5,7 @@
 
 #include "apps/commands.h"
 #include "config/run_config.h"
+#include "core/cpu_runtime.h"
 #include "data/batcher.h"
 #include "data/load_data.h"
 #include "train/evaluate.h"
@@ -37,8 +38,10 @@ int cmd_eval(int argc, char** argv) {
   const DeviceChoice dev = parse_device(args["device"].as<std::string>(), "--device");
   const torch::Device device = dev.cuda ? torch::Device(torch::kCUDA, dev.index) : torch::Device(torch::kCPU);
 
+  if (!dev.cuda) configure_cpu_threads(config.train.threads);  // as the run trained (train.threads)
   ImageClassifier model = loaded.model;
   model->to(device);
+  model->use_fused_kernels(dev.cuda && config.train.fast_path);  // the run's CUDA kernels
   DataBundle data = load_data(config.data, path);
   const Dataset& part = split == "test" ? data.test : data.val;
   if (part.size() == 0) throw UserError(fmt::format("{}: the run has no {} split (data.val_size is 0)", path, split));

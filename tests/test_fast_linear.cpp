@@ -27,10 +27,6 @@ LinearResult run_linear(bool fast, const torch::Tensor& x0, torch::nn::Linear& l
   r.grad_bias = layer->bias.grad().clone();
   return r;
 }
-
-bool close(const torch::Tensor& a, const torch::Tensor& b, double rtol, double atol) {
-  return torch::allclose(a.to(torch::kFloat), b.to(torch::kFloat), rtol, atol);
-}
 }  // namespace
 
 TEST_CASE("fast linear layers match autocast's linear and GELU, values and gradients", "[cuda]") {
@@ -61,9 +57,9 @@ TEST_CASE("fast linear layers match autocast's linear and GELU, values and gradi
           // GELU's derivative with the same float32 formula; the matmuls in the same dtypes. The
           // bias gradient is summed in another order and rounded to bf16 as autocast's: one bf16
           // step at most.
-          CHECK(close(got.grad_x, ref.grad_x, 1e-2, 1e-3));
-          CHECK(close(got.grad_weight, ref.grad_weight, 1e-2, 1e-2));
-          CHECK(close(got.grad_bias, ref.grad_bias, 8e-3, 1e-2));
+          CHECK(test::allclose_as_float(got.grad_x, ref.grad_x, 1e-2, 1e-3));
+          CHECK(test::allclose_as_float(got.grad_weight, ref.grad_weight, 1e-2, 1e-2));
+          CHECK(test::allclose_as_float(got.grad_bias, ref.grad_bias, 8e-3, 1e-2));
           CHECK(got.grad_weight.scalar_type() == torch::kFloat);
           CHECK(got.grad_bias.scalar_type() == torch::kFloat);
         }

@@ -45,10 +45,6 @@ NormResult run_norm(bool fused, const torch::Tensor& x0, const torch::Tensor& de
   r.grad_beta = norm->bias.grad().clone();
   return r;
 }
-
-bool close(const torch::Tensor& a, const torch::Tensor& b, double rtol, double atol) {
-  return torch::allclose(a.to(torch::kFloat), b.to(torch::kFloat), rtol, atol);
-}
 }  // namespace
 
 TEST_CASE("fused LayerNorm kernels match ATen's LayerNorm, values and gradients", "[cuda]") {
@@ -87,18 +83,18 @@ TEST_CASE("fused LayerNorm kernels match ATen's LayerNorm, values and gradients"
           // rounds the same float32 value, so it may differ by one bf16 step where that value sits
           // on a rounding boundary.
           if (bf16) {
-            CHECK(close(got.out, ref.out, 8e-3, 8e-3));
+            CHECK(test::allclose_as_float(got.out, ref.out, 8e-3, 8e-3));
             CHECK(got.out.eq(ref.out).to(torch::kFloat).mean().item<double>() > 0.99);
           } else {
-            CHECK(close(got.out, ref.out, 1e-5, 1e-5));
+            CHECK(test::allclose_as_float(got.out, ref.out, 1e-5, 1e-5));
           }
-          CHECK(close(got.grad_x, ref.grad_x, 1e-4, 1e-4));
+          CHECK(test::allclose_as_float(got.grad_x, ref.grad_x, 1e-4, 1e-4));
           if (delta.defined()) {
             REQUIRE(got.grad_delta.scalar_type() == delta.scalar_type());
-            CHECK(close(got.grad_delta, ref.grad_delta, delta_kind == 2 ? 8e-3 : 1e-4, 1e-4));
+            CHECK(test::allclose_as_float(got.grad_delta, ref.grad_delta, delta_kind == 2 ? 8e-3 : 1e-4, 1e-4));
           }
-          CHECK(close(got.grad_gamma, ref.grad_gamma, 1e-4, 1e-3));
-          CHECK(close(got.grad_beta, ref.grad_beta, 1e-4, 1e-3));
+          CHECK(test::allclose_as_float(got.grad_gamma, ref.grad_gamma, 1e-4, 1e-3));
+          CHECK(test::allclose_as_float(got.grad_beta, ref.grad_beta, 1e-4, 1e-3));
         }
       }
     }

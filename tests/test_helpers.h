@@ -54,6 +54,11 @@ bool kill_and_wait(pid_t pid);
 }  // namespace vitlab::test
 
 namespace vitlab::test {
+// torch::allclose after casting both to float32 (bf16 results against float32 references).
+inline bool allclose_as_float(const torch::Tensor& a, const torch::Tensor& b, double rtol, double atol) {
+  return torch::allclose(a.to(torch::kFloat), b.to(torch::kFloat), rtol, atol);
+}
+
 // Matches an exception whose what() contains a substring.
 class MessageContains : public Catch::MatcherBase<std::exception> {
  public:
