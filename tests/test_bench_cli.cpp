@@ -80,10 +80,7 @@ TEST_CASE("vitlab bench: bad options exit 2 with the option named", "[bench][cli
 }
 
 TEST_CASE("vitlab bench on CUDA: the fast path's fused kernels, and --no-fused-kernels", "[bench][cli][cuda]") {
-  if (!torch::cuda::is_available()) {
-    WARN("no CUDA device: skipped");
-    return;
-  }
+  SKIP_WITHOUT_CUDA();
   TempDir dir;
   const std::string gpu_model =
       "--model vit_tiny_p4_28 --set depth=2 --device cuda --batch 32 --steps 2 --windows 2 --warmup 4 ";

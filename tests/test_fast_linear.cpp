@@ -30,10 +30,7 @@ LinearResult run_linear(bool fast, const torch::Tensor& x0, torch::nn::Linear& l
 }  // namespace
 
 TEST_CASE("fast linear layers match autocast's linear and GELU, values and gradients", "[cuda]") {
-  if (!torch::cuda::is_available()) {
-    WARN("no CUDA device: skipped");
-    return;
-  }
+  SKIP_WITHOUT_CUDA();
   const torch::Device device(torch::kCUDA, 0);
   for (int64_t out_features : {64, 100, 768, 3072}) {
     for (auto act : {Activation::kNone, Activation::kGelu}) {

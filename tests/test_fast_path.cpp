@@ -41,10 +41,7 @@ std::vector<double> losses(bool fast, Precision precision, OptimizerKind kind, i
 }  // namespace
 
 TEST_CASE("fast and plain CUDA paths give the same losses step by step", "[cuda]") {
-  if (!torch::cuda::is_available()) {
-    WARN("no CUDA device: skipped");
-    return;
-  }
+  SKIP_WITHOUT_CUDA();
   for (auto kind : {OptimizerKind::kAdamW, OptimizerKind::kSgd}) {
     // fp32: the paths differ only in kernel fusion, so agreement is near rounding.
     auto plain = losses(false, Precision::kFp32, kind, 12);

@@ -48,10 +48,7 @@ NormResult run_norm(bool fused, const torch::Tensor& x0, const torch::Tensor& de
 }  // namespace
 
 TEST_CASE("fused LayerNorm kernels match ATen's LayerNorm, values and gradients", "[cuda]") {
-  if (!torch::cuda::is_available()) {
-    WARN("no CUDA device: skipped");
-    return;
-  }
+  SKIP_WITHOUT_CUDA();
   const torch::Device device(torch::kCUDA, 0);
   for (int64_t width : {36, 100, 192, 384, 768, 1024, 1028}) {
     for (int delta_kind = 0; delta_kind < 3; ++delta_kind) {  // none, float32, bfloat16

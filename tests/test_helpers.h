@@ -73,6 +73,15 @@ class MessageContains : public Catch::MatcherBase<std::exception> {
 };
 }  // namespace vitlab::test
 
+// First line of a [cuda] test: where no CUDA device exists it warns and returns (passes).
+#define SKIP_WITHOUT_CUDA()                  \
+  do {                                       \
+    if (!torch::cuda::is_available()) {      \
+      WARN("no CUDA device: skipped");       \
+      return;                                \
+    }                                        \
+  } while (0)
+
 // REQUIRE that `expr` throws an exception of `Type` whose message contains `substring`.
 #define REQUIRE_THROWS_WITH_TYPE(expr, Type, substring) \
   REQUIRE_THROWS_MATCHES(expr, Type, vitlab::test::MessageContains(substring))
