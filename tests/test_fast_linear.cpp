@@ -11,8 +11,8 @@ struct LinearResult {
   torch::Tensor out, grad_x, grad_weight, grad_bias;
 };
 
-LinearResult run_linear(bool fast, const torch::Tensor& x0, torch::nn::Linear& layer, Activation act,
-                        const torch::Tensor& grad_out) {
+LinearResult run_linear(bool fast, const torch::Tensor& x0, torch::nn::Linear& layer,
+                        Activation act, const torch::Tensor& grad_out) {
   auto x = x0.detach().clone().requires_grad_();
   layer->zero_grad();
   LinearResult r;
@@ -35,8 +35,8 @@ TEST_CASE("fast linear layers match autocast's linear and GELU, values and gradi
   for (int64_t out_features : {64, 100, 768, 3072}) {
     for (auto act : {Activation::kNone, Activation::kGelu}) {
       for (auto in_dtype : {torch::kFloat, torch::kBFloat16}) {
-        DYNAMIC_SECTION("out " << out_features << " gelu " << (act == Activation::kGelu) << " bf16 input "
-                               << (in_dtype == torch::kBFloat16)) {
+        DYNAMIC_SECTION("out " << out_features << " gelu " << (act == Activation::kGelu)
+                               << " bf16 input " << (in_dtype == torch::kBFloat16)) {
           torch::manual_seed(out_features);
           torch::nn::Linear layer(192, out_features);
           layer->to(device);
@@ -44,8 +44,10 @@ TEST_CASE("fast linear layers match autocast's linear and GELU, values and gradi
             torch::NoGradGuard no_grad;
             layer->bias.normal_(0.0, 0.5);
           }
-          const auto x = torch::randn({4, 777, 192}, torch::TensorOptions().device(device)).to(in_dtype);
-          const auto grad_out = torch::randn({4, 777, out_features}, torch::TensorOptions().device(device));
+          const auto x =
+              torch::randn({4, 777, 192}, torch::TensorOptions().device(device)).to(in_dtype);
+          const auto grad_out =
+              torch::randn({4, 777, out_features}, torch::TensorOptions().device(device));
           const auto ref = run_linear(false, x, layer, act, grad_out);
           const auto got = run_linear(true, x, layer, act, grad_out);
           REQUIRE(got.out.scalar_type() == torch::kBFloat16);

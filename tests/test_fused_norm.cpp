@@ -17,8 +17,9 @@ struct NormResult {
 
 // Runs (x + delta -> LN) forward and backward, fused or with ATen, from the same leaves and
 // output gradients. An undefined delta means LN(x) alone.
-NormResult run_norm(bool fused, const torch::Tensor& x0, const torch::Tensor& delta0, torch::nn::LayerNorm& norm,
-                    bool bf16_autocast, const torch::Tensor& grad_out, const torch::Tensor& grad_sum) {
+NormResult run_norm(bool fused, const torch::Tensor& x0, const torch::Tensor& delta0,
+                    torch::nn::LayerNorm& norm, bool bf16_autocast, const torch::Tensor& grad_out,
+                    const torch::Tensor& grad_sum) {
   auto x = x0.detach().clone().requires_grad_();
   auto delta = delta0.defined() ? delta0.detach().clone().requires_grad_() : torch::Tensor();
   for (auto& p : norm->parameters()) p.mutable_grad() = torch::Tensor();
@@ -26,8 +27,10 @@ NormResult run_norm(bool fused, const torch::Tensor& x0, const torch::Tensor& de
   {
     compat::CudaAutocast autocast(bf16_autocast);
     if (fused) {
-      if (delta.defined()) std::tie(r.sum, r.out) = fused_add_layer_norm(x, delta, norm, true);
-      else r.out = fused_layer_norm(x, norm, true);
+      if (delta.defined())
+        std::tie(r.sum, r.out) = fused_add_layer_norm(x, delta, norm, true);
+      else
+        r.out = fused_layer_norm(x, norm, true);
     } else {
       r.sum = delta.defined() ? x + delta : x;
       r.out = norm->forward(r.sum);
@@ -88,7 +91,8 @@ TEST_CASE("fused LayerNorm kernels match ATen's LayerNorm, values and gradients"
           CHECK(test::allclose_as_float(got.grad_x, ref.grad_x, 1e-4, 1e-4));
           if (delta.defined()) {
             REQUIRE(got.grad_delta.scalar_type() == delta.scalar_type());
-            CHECK(test::allclose_as_float(got.grad_delta, ref.grad_delta, delta_kind == 2 ? 8e-3 : 1e-4, 1e-4));
+            CHECK(test::allclose_as_float(got.grad_delta, ref.grad_delta,
+                                          delta_kind == 2 ? 8e-3 : 1e-4, 1e-4));
           }
           CHECK(test::allclose_as_float(got.grad_gamma, ref.grad_gamma, 1e-4, 1e-3));
           CHECK(test::allclose_as_float(got.grad_beta, ref.grad_beta, 1e-4, 1e-3));
@@ -141,6 +145,7 @@ TEST_CASE("the ViT's fused path computes the plain path's function", "[models]")
     const auto plain = run(false), fused = run(true);
     // The patch projection runs as a matmul instead of a convolution: same sums, another order.
     CHECK(torch::allclose(plain.first, fused.first, 1e-5, 1e-6));
-    for (size_t i = 0; i < plain.second.size(); ++i) CHECK(torch::allclose(plain.second[i], fused.second[i], 1e-4, 1e-6));
+    for (size_t i = 0; i < plain.second.size(); ++i)
+      CHECK(torch::allclose(plain.second[i], fused.second[i], 1e-4, 1e-6));
   }
 }

@@ -10,7 +10,8 @@
 namespace vitlab {
 namespace {
 
-torch::Tensor aten_linear_act(const torch::Tensor& x, const torch::nn::Linear& layer, Activation act) {
+torch::Tensor aten_linear_act(const torch::Tensor& x, const torch::nn::Linear& layer,
+                              Activation act) {
   auto y = linear(layer, x);
   return act == Activation::kGelu ? torch::gelu(y) : y;
 }
@@ -25,8 +26,9 @@ using torch::autograd::variable_list;
 // Forward as autocast runs it (inputs, weight and bias cast to bfloat16, one at::linear); the
 // backward computes what autograd would from those casts, in the same dtypes.
 struct LinearActFunction : torch::autograd::Function<LinearActFunction> {
-  static variable_list forward(AutogradContext* ctx, const torch::Tensor& x, const torch::Tensor& weight,
-                               const torch::Tensor& bias, int64_t activation) {
+  static variable_list forward(AutogradContext* ctx, const torch::Tensor& x,
+                               const torch::Tensor& weight, const torch::Tensor& bias,
+                               int64_t activation) {
     const auto x16 = x.to(torch::kBFloat16), w16 = weight.to(torch::kBFloat16);
     auto h = torch::linear(x16, w16, bias.to(torch::kBFloat16));
     const bool gelu = activation == static_cast<int64_t>(Activation::kGelu);
@@ -62,7 +64,9 @@ struct LinearActFunction : torch::autograd::Function<LinearActFunction> {
       kernels::column_sums(a, chunks, kernels::current_stream());
     }
     C10_CUDA_KERNEL_LAUNCH_CHECK();
-    const auto dtype = [&](const char* key) { return static_cast<torch::ScalarType>(ctx->saved_data[key].toInt()); };
+    const auto dtype = [&](const char* key) {
+      return static_cast<torch::ScalarType>(ctx->saved_data[key].toInt());
+    };
     // The bias gradient as autocast's path has it: summed in float32, rounded to the bf16 bias.
     auto grad_bias = partial.sum(0).to(torch::kBFloat16).to(dtype("bias_dtype"));
     auto grad_weight = grad.t().mm(x16.reshape({-1, in_features})).to(dtype("weight_dtype"));
@@ -79,16 +83,20 @@ bool fast_linear_applies(const torch::Tensor& x, const torch::nn::Linear& layer)
          (x.scalar_type() == torch::kFloat || x.scalar_type() == torch::kBFloat16);
 }
 
-torch::Tensor linear_act(const torch::Tensor& x, const torch::nn::Linear& layer, Activation act, bool fast) {
+torch::Tensor linear_act(const torch::Tensor& x, const torch::nn::Linear& layer, Activation act,
+                         bool fast) {
   if (!fast || !fast_linear_applies(x, layer)) return aten_linear_act(x, layer, act);
   return LinearActFunction::apply(x, layer->weight, layer->bias, static_cast<int64_t>(act))[0];
 }
 
 #else  // LibTorch without CUDA: ATen only.
 
-bool fast_linear_applies(const torch::Tensor&, const torch::nn::Linear&) { return false; }
+bool fast_linear_applies(const torch::Tensor&, const torch::nn::Linear&) {
+  return false;
+}
 
-torch::Tensor linear_act(const torch::Tensor& x, const torch::nn::Linear& layer, Activation act, bool) {
+torch::Tensor linear_act(const torch::Tensor& x, const torch::nn::Linear& layer, Activation act,
+                         bool) {
   return aten_linear_act(x, layer, act);
 }
 

@@ -1,7 +1,6 @@
 #include "models/fused_norm.h"
 
 #include "core/compat.h"
-
 #include "models/kernel_tensors.h"
 #if VITLAB_WITH_CUDA
 #include "models/cuda/fused_norm_kernels.h"
@@ -20,12 +19,13 @@ torch::Tensor aten_layer_norm(const torch::Tensor& x, const torch::nn::LayerNorm
 
 #if VITLAB_WITH_CUDA
 namespace {
+using kernels::kernel_ready;
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
-using kernels::kernel_ready;
 
 kernels::ElemType elem_type(const torch::Tensor& t) {
-  return t.scalar_type() == torch::kBFloat16 ? kernels::ElemType::kBFloat16 : kernels::ElemType::kFloat32;
+  return t.scalar_type() == torch::kBFloat16 ? kernels::ElemType::kBFloat16
+                                             : kernels::ElemType::kFloat32;
 }
 
 // The output dtype: autocast's (bfloat16) when the output feeds a matmul under autocast.
@@ -37,9 +37,9 @@ torch::ScalarType output_dtype(bool feeds_matmul) {
 }
 
 // Forward for both functions: `delta` undefined means LN(x) alone.
-variable_list norm_forward(AutogradContext* ctx, const torch::Tensor& x_in, const torch::Tensor& delta_in,
-                           const torch::Tensor& gamma, const torch::Tensor& beta, double eps,
-                           torch::ScalarType out_dtype) {
+variable_list norm_forward(AutogradContext* ctx, const torch::Tensor& x_in,
+                           const torch::Tensor& delta_in, const torch::Tensor& gamma,
+                           const torch::Tensor& beta, double eps, torch::ScalarType out_dtype) {
   const auto x = kernel_ready(x_in);
   const auto delta = delta_in.defined() ? kernel_ready(delta_in) : torch::Tensor();
   const int64_t width = x.size(-1), rows = x.numel() / width;
@@ -79,11 +79,15 @@ std::array<torch::Tensor, 4> norm_backward(AutogradContext* ctx, const torch::Te
   const auto out_dtype = static_cast<torch::ScalarType>(ctx->saved_data["out_dtype"].toInt());
   const bool delta_bf16 = ctx->saved_data["delta_bf16"].toBool();
   const int64_t width = input.size(-1), rows = input.numel() / width;
-  const auto grad_out = kernel_ready(grad_out_in.defined() ? grad_out_in.to(out_dtype)
-                                                           : torch::zeros(input.sizes(), input.options().dtype(out_dtype)));
-  const auto grad_sum = grad_sum_in.defined() ? kernel_ready(grad_sum_in.to(torch::kFloat)) : torch::Tensor();
+  const auto grad_out = kernel_ready(
+      grad_out_in.defined() ? grad_out_in.to(out_dtype)
+                            : torch::zeros(input.sizes(), input.options().dtype(out_dtype)));
+  const auto grad_sum =
+      grad_sum_in.defined() ? kernel_ready(grad_sum_in.to(torch::kFloat)) : torch::Tensor();
   auto grad_input = torch::empty_like(input);
-  auto grad_delta = delta_bf16 ? torch::empty(input.sizes(), input.options().dtype(torch::kBFloat16)) : torch::Tensor();
+  auto grad_delta = delta_bf16
+                        ? torch::empty(input.sizes(), input.options().dtype(torch::kBFloat16))
+                        : torch::Tensor();
   const int blocks = kernels::norm_backward_blocks(rows, kernels::sm_count());
   auto partial = torch::empty({2, blocks, width}, input.options());
   kernels::NormBackwardArgs a;
@@ -107,9 +111,11 @@ std::array<torch::Tensor, 4> norm_backward(AutogradContext* ctx, const torch::Te
 }
 
 struct LayerNormFunction : torch::autograd::Function<LayerNormFunction> {
-  static variable_list forward(AutogradContext* ctx, const torch::Tensor& x, const torch::Tensor& gamma,
-                               const torch::Tensor& beta, double eps, int64_t out_dtype) {
-    return norm_forward(ctx, x, torch::Tensor(), gamma, beta, eps, static_cast<torch::ScalarType>(out_dtype));
+  static variable_list forward(AutogradContext* ctx, const torch::Tensor& x,
+                               const torch::Tensor& gamma, const torch::Tensor& beta, double eps,
+                               int64_t out_dtype) {
+    return norm_forward(ctx, x, torch::Tensor(), gamma, beta, eps,
+                        static_cast<torch::ScalarType>(out_dtype));
   }
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     const auto g = norm_backward(ctx, torch::Tensor(), grads[0]);
@@ -118,9 +124,9 @@ struct LayerNormFunction : torch::autograd::Function<LayerNormFunction> {
 };
 
 struct AddLayerNormFunction : torch::autograd::Function<AddLayerNormFunction> {
-  static variable_list forward(AutogradContext* ctx, const torch::Tensor& x, const torch::Tensor& delta,
-                               const torch::Tensor& gamma, const torch::Tensor& beta, double eps,
-                               int64_t out_dtype) {
+  static variable_list forward(AutogradContext* ctx, const torch::Tensor& x,
+                               const torch::Tensor& delta, const torch::Tensor& gamma,
+                               const torch::Tensor& beta, double eps, int64_t out_dtype) {
     return norm_forward(ctx, x, delta, gamma, beta, eps, static_cast<torch::ScalarType>(out_dtype));
   }
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
@@ -138,35 +144,44 @@ bool fused_norm_kernels_apply(const torch::Tensor& x, const torch::nn::LayerNorm
          norm->weight.scalar_type() == torch::kFloat && norm->bias.scalar_type() == torch::kFloat;
 }
 
-torch::Tensor fused_layer_norm(const torch::Tensor& x, const torch::nn::LayerNorm& norm, bool feeds_matmul) {
+torch::Tensor fused_layer_norm(const torch::Tensor& x, const torch::nn::LayerNorm& norm,
+                               bool feeds_matmul) {
   if (!fused_norm_kernels_apply(x, norm)) return aten_layer_norm(x, norm);
   return LayerNormFunction::apply(x, norm->weight, norm->bias, norm->options.eps(),
                                   static_cast<int64_t>(output_dtype(feeds_matmul)))[0];
 }
 
-std::pair<torch::Tensor, torch::Tensor> fused_add_layer_norm(const torch::Tensor& x, const torch::Tensor& delta,
-                                                             const torch::nn::LayerNorm& norm, bool feeds_matmul) {
-  const bool delta_ok = delta.sizes() == x.sizes() && delta.device() == x.device() &&
-                        (delta.scalar_type() == torch::kFloat || delta.scalar_type() == torch::kBFloat16);
+std::pair<torch::Tensor, torch::Tensor> fused_add_layer_norm(const torch::Tensor& x,
+                                                             const torch::Tensor& delta,
+                                                             const torch::nn::LayerNorm& norm,
+                                                             bool feeds_matmul) {
+  const bool delta_ok =
+      delta.sizes() == x.sizes() && delta.device() == x.device() &&
+      (delta.scalar_type() == torch::kFloat || delta.scalar_type() == torch::kBFloat16);
   if (!delta_ok || !fused_norm_kernels_apply(x, norm)) {
     auto sum = x + delta;
     return {sum, aten_layer_norm(sum, norm)};
   }
-  auto outputs = AddLayerNormFunction::apply(x, delta, norm->weight, norm->bias, norm->options.eps(),
-                                             static_cast<int64_t>(output_dtype(feeds_matmul)));
+  auto outputs =
+      AddLayerNormFunction::apply(x, delta, norm->weight, norm->bias, norm->options.eps(),
+                                  static_cast<int64_t>(output_dtype(feeds_matmul)));
   return {outputs[0], outputs[1]};
 }
 
 #else  // LibTorch without CUDA: ATen only.
 
-bool fused_norm_kernels_apply(const torch::Tensor&, const torch::nn::LayerNorm&) { return false; }
+bool fused_norm_kernels_apply(const torch::Tensor&, const torch::nn::LayerNorm&) {
+  return false;
+}
 
 torch::Tensor fused_layer_norm(const torch::Tensor& x, const torch::nn::LayerNorm& norm, bool) {
   return aten_layer_norm(x, norm);
 }
 
-std::pair<torch::Tensor, torch::Tensor> fused_add_layer_norm(const torch::Tensor& x, const torch::Tensor& delta,
-                                                             const torch::nn::LayerNorm& norm, bool) {
+std::pair<torch::Tensor, torch::Tensor> fused_add_layer_norm(const torch::Tensor& x,
+                                                             const torch::Tensor& delta,
+                                                             const torch::nn::LayerNorm& norm,
+                                                             bool) {
   auto sum = x + delta;
   return {sum, aten_layer_norm(sum, norm)};
 }

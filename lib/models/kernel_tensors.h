@@ -15,8 +15,12 @@ inline torch::Tensor kernel_ready(const torch::Tensor& t) {
   return reinterpret_cast<uintptr_t>(c.data_ptr()) % 16 == 0 ? c : c.clone();
 }
 
-inline void* current_stream() { return at::cuda::getCurrentCUDAStream().stream(); }
-inline int sm_count() { return at::cuda::getCurrentDeviceProperties()->multiProcessorCount; }
+inline void* current_stream() {
+  return at::cuda::getCurrentCUDAStream().stream();
+}
+inline int sm_count() {
+  return at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
+}
 
 }  // namespace vitlab::kernels
 #endif

@@ -13,14 +13,18 @@ namespace {
 constexpr int kWarps = 8;
 constexpr int kThreads = kWarps * 32;
 
-__device__ __forceinline__ float4 load4(const float* p) { return *reinterpret_cast<const float4*>(p); }
+__device__ __forceinline__ float4 load4(const float* p) {
+  return *reinterpret_cast<const float4*>(p);
+}
 __device__ __forceinline__ float4 load4(const __nv_bfloat16* p) {
   const uint2 raw = *reinterpret_cast<const uint2*>(p);
   const float2 lo = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&raw.x));
   const float2 hi = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&raw.y));
   return make_float4(lo.x, lo.y, hi.x, hi.y);
 }
-__device__ __forceinline__ void store4(float* p, float4 v) { *reinterpret_cast<float4*>(p) = v; }
+__device__ __forceinline__ void store4(float* p, float4 v) {
+  *reinterpret_cast<float4*>(p) = v;
+}
 __device__ __forceinline__ void store4(__nv_bfloat16* p, float4 v) {
   // Round to nearest even, as ATen's float -> bfloat16 conversion.
   __nv_bfloat162 lo = __floats2bfloat162_rn(v.x, v.y), hi = __floats2bfloat162_rn(v.z, v.w);
@@ -96,7 +100,8 @@ __global__ void __launch_bounds__(kThreads) norm_forward_kernel(NormForwardArgs 
 constexpr int kBackwardBlocksPerSm = 2;
 
 template <int kSteps, typename TGrad, typename TGradDelta>
-__global__ void __launch_bounds__(kThreads, kBackwardBlocksPerSm) norm_backward_kernel(NormBackwardArgs a) {
+__global__ void __launch_bounds__(kThreads, kBackwardBlocksPerSm)
+    norm_backward_kernel(NormBackwardArgs a) {
   extern __shared__ float shared[];  // gamma (width), then dgamma and dbeta (kWarps, width) each
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const int width = a.width;
@@ -120,18 +125,22 @@ __global__ void __launch_bounds__(kThreads, kBackwardBlocksPerSm) norm_backward_
       const int c = (i * 32 + lane) * 4;
       if (c < width) {
         const float4 dy = load4(grad_out + base + c), x = load4(a.input + base + c);
-        stream_grad[i] = a.grad_sum ? load4(a.grad_sum + base + c) : make_float4(0.f, 0.f, 0.f, 0.f);
+        stream_grad[i] =
+            a.grad_sum ? load4(a.grad_sum + base + c) : make_float4(0.f, 0.f, 0.f, 0.f);
         const float4 gm = *reinterpret_cast<const float4*>(gamma + c);
-        xhat[i] = make_float4((x.x - mean) * rstd, (x.y - mean) * rstd, (x.z - mean) * rstd, (x.w - mean) * rstd);
+        xhat[i] = make_float4((x.x - mean) * rstd, (x.y - mean) * rstd, (x.z - mean) * rstd,
+                              (x.w - mean) * rstd);
         g[i] = make_float4(dy.x * gm.x, dy.y * gm.y, dy.z * gm.z, dy.w * gm.w);
-        float4 dgm = *reinterpret_cast<float4*>(dgamma + c), dbt = *reinterpret_cast<float4*>(dbeta + c);
-        dgm = make_float4(dgm.x + dy.x * xhat[i].x, dgm.y + dy.y * xhat[i].y, dgm.z + dy.z * xhat[i].z,
-                          dgm.w + dy.w * xhat[i].w);
+        float4 dgm = *reinterpret_cast<float4*>(dgamma + c),
+               dbt = *reinterpret_cast<float4*>(dbeta + c);
+        dgm = make_float4(dgm.x + dy.x * xhat[i].x, dgm.y + dy.y * xhat[i].y,
+                          dgm.z + dy.z * xhat[i].z, dgm.w + dy.w * xhat[i].w);
         dbt = make_float4(dbt.x + dy.x, dbt.y + dy.y, dbt.z + dy.z, dbt.w + dy.w);
         *reinterpret_cast<float4*>(dgamma + c) = dgm;
         *reinterpret_cast<float4*>(dbeta + c) = dbt;
         sum_g += (g[i].x + g[i].y) + (g[i].z + g[i].w);
-        sum_gx += (g[i].x * xhat[i].x + g[i].y * xhat[i].y) + (g[i].z * xhat[i].z + g[i].w * xhat[i].w);
+        sum_gx +=
+            (g[i].x * xhat[i].x + g[i].y * xhat[i].y) + (g[i].z * xhat[i].z + g[i].w * xhat[i].w);
       }
     }
     const float mean_g = warp_sum(sum_g) / width, mean_gx = warp_sum(sum_gx) / width;
@@ -155,7 +164,8 @@ __global__ void __launch_bounds__(kThreads, kBackwardBlocksPerSm) norm_backward_
   for (int c = threadIdx.x; c < width; c += kThreads) {
     float sg = 0.f, sb = 0.f;
 #pragma unroll
-    for (int w = 0; w < kWarps; ++w) sg += shared[width + w * width + c], sb += shared[width + (kWarps + w) * width + c];
+    for (int w = 0; w < kWarps; ++w)
+      sg += shared[width + w * width + c], sb += shared[width + (kWarps + w) * width + c];
     a.partial_gamma[out + c] = sg;
     a.partial_beta[out + c] = sb;
   }
@@ -181,8 +191,9 @@ void launch_backward_typed(const NormBackwardArgs& a, int blocks, cudaStream_t s
   // gamma + two (kWarps, width) sums: up to 66 KiB for width 1024, above the default 48 KiB.
   const int shared = static_cast<int>(sizeof(float) * (1 + 2 * kWarps) * a.width);
   auto* kernel = norm_backward_kernel<kSteps, TGrad, TGradDelta>;
-  static const cudaError_t opt_in = cudaFuncSetAttribute(
-      kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(sizeof(float) * (1 + 2 * kWarps) * kMaxNormWidth));
+  static const cudaError_t opt_in =
+      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                           static_cast<int>(sizeof(float) * (1 + 2 * kWarps) * kMaxNormWidth));
   (void)opt_in;  // a failure shows as the launch's error
   kernel<<<blocks, kThreads, shared, stream>>>(a);
 }
@@ -191,10 +202,14 @@ template <int kSteps>
 void launch_backward(const NormBackwardArgs& a, int blocks, cudaStream_t stream) {
   const bool bf16_grad = a.grad_out_type == ElemType::kBFloat16;
   const bool delta = a.grad_delta != nullptr;  // only for a bf16 delta
-  if (bf16_grad && delta) launch_backward_typed<kSteps, __nv_bfloat16, __nv_bfloat16>(a, blocks, stream);
-  else if (bf16_grad) launch_backward_typed<kSteps, __nv_bfloat16, float>(a, blocks, stream);
-  else if (delta) launch_backward_typed<kSteps, float, __nv_bfloat16>(a, blocks, stream);
-  else launch_backward_typed<kSteps, float, float>(a, blocks, stream);
+  if (bf16_grad && delta)
+    launch_backward_typed<kSteps, __nv_bfloat16, __nv_bfloat16>(a, blocks, stream);
+  else if (bf16_grad)
+    launch_backward_typed<kSteps, __nv_bfloat16, float>(a, blocks, stream);
+  else if (delta)
+    launch_backward_typed<kSteps, float, __nv_bfloat16>(a, blocks, stream);
+  else
+    launch_backward_typed<kSteps, float, float>(a, blocks, stream);
 }
 
 }  // namespace
@@ -203,14 +218,22 @@ void norm_forward(const NormForwardArgs& a, void* cuda_stream) {
   if (a.rows == 0) return;
   auto stream = static_cast<cudaStream_t>(cuda_stream);
   switch ((a.width + 127) / 128) {
-    case 1: return launch_forward<1>(a, stream);
-    case 2: return launch_forward<2>(a, stream);
-    case 3: return launch_forward<3>(a, stream);
-    case 4: return launch_forward<4>(a, stream);
-    case 5: return launch_forward<5>(a, stream);
-    case 6: return launch_forward<6>(a, stream);
-    case 7: return launch_forward<7>(a, stream);
-    default: return launch_forward<8>(a, stream);
+    case 1:
+      return launch_forward<1>(a, stream);
+    case 2:
+      return launch_forward<2>(a, stream);
+    case 3:
+      return launch_forward<3>(a, stream);
+    case 4:
+      return launch_forward<4>(a, stream);
+    case 5:
+      return launch_forward<5>(a, stream);
+    case 6:
+      return launch_forward<6>(a, stream);
+    case 7:
+      return launch_forward<7>(a, stream);
+    default:
+      return launch_forward<8>(a, stream);
   }
 }
 
@@ -223,14 +246,22 @@ int norm_backward_blocks(int64_t rows, int sm_count) {
 void norm_backward(const NormBackwardArgs& a, int blocks, void* cuda_stream) {
   auto stream = static_cast<cudaStream_t>(cuda_stream);
   switch ((a.width + 127) / 128) {
-    case 1: return launch_backward<1>(a, blocks, stream);
-    case 2: return launch_backward<2>(a, blocks, stream);
-    case 3: return launch_backward<3>(a, blocks, stream);
-    case 4: return launch_backward<4>(a, blocks, stream);
-    case 5: return launch_backward<5>(a, blocks, stream);
-    case 6: return launch_backward<6>(a, blocks, stream);
-    case 7: return launch_backward<7>(a, blocks, stream);
-    default: return launch_backward<8>(a, blocks, stream);
+    case 1:
+      return launch_backward<1>(a, blocks, stream);
+    case 2:
+      return launch_backward<2>(a, blocks, stream);
+    case 3:
+      return launch_backward<3>(a, blocks, stream);
+    case 4:
+      return launch_backward<4>(a, blocks, stream);
+    case 5:
+      return launch_backward<5>(a, blocks, stream);
+    case 6:
+      return launch_backward<6>(a, blocks, stream);
+    case 7:
+      return launch_backward<7>(a, blocks, stream);
+    default:
+      return launch_backward<8>(a, blocks, stream);
   }
 }
 

@@ -16,16 +16,16 @@ inline bool norm_width_supported(int64_t width) {
 }
 
 struct NormForwardArgs {
-  const float* x = nullptr;      // (rows, width) the residual stream, float32
-  const void* delta = nullptr;   // (rows, width) a residual branch to add first, or null
+  const float* x = nullptr;     // (rows, width) the residual stream, float32
+  const void* delta = nullptr;  // (rows, width) a residual branch to add first, or null
   ElemType delta_type = ElemType::kFloat32;
-  float* sum = nullptr;          // x + delta (written when delta is set)
-  void* out = nullptr;           // LN(x [+ delta]) * gamma + beta
+  float* sum = nullptr;  // x + delta (written when delta is set)
+  void* out = nullptr;   // LN(x [+ delta]) * gamma + beta
   ElemType out_type = ElemType::kFloat32;
   const float* gamma = nullptr;
   const float* beta = nullptr;
-  float* mean = nullptr;         // (rows) saved for the backward
-  float* rstd = nullptr;         // (rows) 1 / sqrt(var + eps)
+  float* mean = nullptr;  // (rows) saved for the backward
+  float* rstd = nullptr;  // (rows) 1 / sqrt(var + eps)
   int64_t rows = 0;
   int width = 0;
   float eps = 1e-6f;
@@ -40,9 +40,9 @@ struct NormBackwardArgs {
   const float* mean = nullptr;
   const float* rstd = nullptr;
   const float* gamma = nullptr;
-  float* grad_input = nullptr;      // grad_sum + LN backward, float32
-  void* grad_delta = nullptr;       // the same rounded to bfloat16 for a bf16 delta, or null
-  float* partial_gamma = nullptr;   // (blocks, width) per-block sums, reduced by the caller
+  float* grad_input = nullptr;     // grad_sum + LN backward, float32
+  void* grad_delta = nullptr;      // the same rounded to bfloat16 for a bf16 delta, or null
+  float* partial_gamma = nullptr;  // (blocks, width) per-block sums, reduced by the caller
   float* partial_beta = nullptr;
   int64_t rows = 0;
   int width = 0;

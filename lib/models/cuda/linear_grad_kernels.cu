@@ -40,15 +40,15 @@ __device__ __forceinline__ void store8(__nv_bfloat16* p, float (&v)[8]) {
 
 // d/dh of h * Phi(h) = Phi(h) + h * phi(h), computed in float32 as ATen's GeluBackward (erf form).
 __device__ __forceinline__ float gelu_derivative(float h) {
-  constexpr float kAlpha = 0.70710678118654752440f;            // 1 / sqrt(2)
-  constexpr float kBeta = 0.39894228040143267794f;             // 1 / sqrt(2 pi)
+  constexpr float kAlpha = 0.70710678118654752440f;  // 1 / sqrt(2)
+  constexpr float kBeta = 0.39894228040143267794f;   // 1 / sqrt(2 pi)
   const float cdf = 0.5f * (1.0f + erff(h * kAlpha));
   const float pdf = kBeta * expf(-0.5f * h * h);
   return cdf + h * pdf;
 }
 
 template <bool kGelu>
-__global__ void __launch_bounds__(kColumnThreads * kRowThreads) column_sum_kernel(ColumnSumArgs a) {
+__global__ void __launch_bounds__(kColumnThreads* kRowThreads) column_sum_kernel(ColumnSumArgs a) {
   __shared__ float partial[kRowThreads][kBlockColumns];
   const int col = (blockIdx.x * kColumnThreads + threadIdx.x) * kColumnsPerThread;
   const int64_t rows_per_chunk = (a.rows + gridDim.y - 1) / gridDim.y;
@@ -67,7 +67,8 @@ __global__ void __launch_bounds__(kColumnThreads * kRowThreads) column_sum_kerne
         load8(static_cast<const __nv_bfloat16*>(a.input) + at, h);
 #pragma unroll
         for (int k = 0; k < 8; ++k) g[k] *= gelu_derivative(h[k]);
-        store8(static_cast<__nv_bfloat16*>(a.grad_input) + at, g);  // g now holds the rounded values
+        store8(static_cast<__nv_bfloat16*>(a.grad_input) + at,
+               g);  // g now holds the rounded values
       }
 #pragma unroll
       for (int k = 0; k < 8; ++k) sum[k] += g[k];
@@ -105,7 +106,9 @@ int column_sum_chunks(int64_t rows, int64_t cols, int sm_count) {
   return static_cast<int>(chunks > 0 ? chunks : 1);
 }
 
-void column_sums(const ColumnSumArgs& a, int chunks, void* cuda_stream) { launch<false>(a, chunks, cuda_stream); }
+void column_sums(const ColumnSumArgs& a, int chunks, void* cuda_stream) {
+  launch<false>(a, chunks, cuda_stream);
+}
 
 void gelu_backward_column_sums(const ColumnSumArgs& a, int chunks, void* cuda_stream) {
   launch<true>(a, chunks, cuda_stream);

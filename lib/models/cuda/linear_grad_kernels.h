@@ -1,5 +1,6 @@
 // Bias gradients (column sums of a bfloat16 gradient) and the exact-erf GELU backward fused with
-// them, as CUDA kernels (compiled only in the CUDA build). Plain C++ header, as fused_norm_kernels.h.
+// them, as CUDA kernels (compiled only in the CUDA build). Plain C++ header, as
+// fused_norm_kernels.h.
 #pragma once
 #include <cstdint>
 
@@ -8,18 +9,21 @@ namespace vitlab::kernels {
 // Column sums of a (rows, cols) bfloat16 matrix in float32, per row chunk: `partial` is
 // (chunks, cols), summed over chunks by the caller. cols % 8 == 0 and 16-byte aligned rows.
 struct ColumnSumArgs {
-  const void* grad = nullptr;     // (rows, cols) bfloat16: the output gradient
-  const void* input = nullptr;    // GELU only: (rows, cols) bfloat16 pre-activation h
-  void* grad_input = nullptr;     // GELU only: (rows, cols) bfloat16 grad * gelu'(h)
-  float* partial = nullptr;       // (chunks, cols)
+  const void* grad = nullptr;   // (rows, cols) bfloat16: the output gradient
+  const void* input = nullptr;  // GELU only: (rows, cols) bfloat16 pre-activation h
+  void* grad_input = nullptr;   // GELU only: (rows, cols) bfloat16 grad * gelu'(h)
+  float* partial = nullptr;     // (chunks, cols)
   int64_t rows = 0;
   int cols = 0;
 };
-inline bool column_sum_supported(int64_t cols) { return cols > 0 && cols % 8 == 0; }
+inline bool column_sum_supported(int64_t cols) {
+  return cols > 0 && cols % 8 == 0;
+}
 int column_sum_chunks(int64_t rows, int64_t cols, int sm_count);
 // partial = column sums of grad.
 void column_sums(const ColumnSumArgs& args, int chunks, void* cuda_stream);
-// grad_input = grad * gelu'(input) (exact erf form, rounded to bfloat16); partial = its column sums.
+// grad_input = grad * gelu'(input) (exact erf form, rounded to bfloat16); partial = its column
+// sums.
 void gelu_backward_column_sums(const ColumnSumArgs& args, int chunks, void* cuda_stream);
 
 }  // namespace vitlab::kernels
