@@ -62,21 +62,18 @@ TEST_CASE("vitlab bench --profile: a trace and a kernel table, or a clear error 
 }
 
 TEST_CASE("vitlab bench: bad options exit 2 with the option named", "[bench][cli]") {
-  auto mode = run_vitlab("bench " + kTinyModel + "--mode sideways");
-  CHECK(mode.exit_code == 2);
-  CHECK(contains(mode.output, "--mode: use train or infer"));
-  auto bf16 = run_vitlab("bench --model vit_tiny_p4_28 --device cpu --precision bf16");
-  CHECK(bf16.exit_code == 2);
-  CHECK(contains(bf16.output, "--precision: bf16 needs a CUDA device"));
-  auto model = run_vitlab("bench --model vit_z99 --device cpu --precision fp32");
-  CHECK(model.exit_code == 2);
-  CHECK(contains(model.output, "vit_z99"));
-  auto steps = run_vitlab("bench " + kTinyModel + "--steps 0");
-  CHECK(steps.exit_code == 2);
-  CHECK(contains(steps.output, "--steps and --windows must be at least 1"));
-  auto missing = run_vitlab("bench --device cpu");
-  CHECK(missing.exit_code == 2);
-  CHECK(contains(missing.output, "--model is required"));
+  const std::vector<std::pair<std::string, std::string>> cases = {  // arguments, message
+      {kTinyModel + "--mode sideways", "--mode: use train or infer"},
+      {"--model vit_tiny_p4_28 --device cpu --precision bf16", "--precision: bf16 needs a CUDA device"},
+      {"--model vit_z99 --device cpu --precision fp32", "vit_z99"},
+      {kTinyModel + "--steps 0", "--steps and --windows must be at least 1"},
+      {"--device cpu", "--model is required"}};
+  for (const auto& [arguments, message] : cases) {
+    auto r = run_vitlab("bench " + arguments);
+    INFO(arguments);
+    CHECK(r.exit_code == 2);
+    CHECK(contains(r.output, message));
+  }
 }
 
 TEST_CASE("vitlab bench on CUDA: the fast path's fused kernels, and --no-fused-kernels", "[bench][cli][cuda]") {
@@ -84,14 +81,15 @@ TEST_CASE("vitlab bench on CUDA: the fast path's fused kernels, and --no-fused-k
   TempDir dir;
   const std::string gpu_model =
       "--model vit_tiny_p4_28 --set depth=2 --device cuda --batch 32 --steps 2 --windows 2 --warmup 4 ";
-  REQUIRE(run_vitlab("bench " + gpu_model + "--json " + dir.file("fast.json")).exit_code == 0);
-  const Json fast = Json::parse(test::read_text(dir.file("fast.json")));
+  const auto record = [&](const std::string& flags, const std::string& name) {
+    REQUIRE(run_vitlab("bench " + gpu_model + flags + "--json " + dir.file(name)).exit_code == 0);
+    return Json::parse(test::read_text(dir.file(name)));
+  };
+  const Json fast = record("", "fast.json");
   CHECK(fast["fused_kernels"] == true);
   CHECK(fast["cuda_graph"] == true);
-  REQUIRE(run_vitlab("bench " + gpu_model + "--no-fused-kernels --json " + dir.file("nf.json")).exit_code == 0);
-  const Json no_fused = Json::parse(test::read_text(dir.file("nf.json")));
+  const Json no_fused = record("--no-fused-kernels ", "nf.json");
   CHECK(no_fused["fused_kernels"] == false);
   CHECK(no_fused["cuda_graph"] == true);
-  REQUIRE(run_vitlab("bench " + gpu_model + "--plain --json " + dir.file("plain.json")).exit_code == 0);
-  CHECK(Json::parse(test::read_text(dir.file("plain.json")))["fused_kernels"] == false);
+  CHECK(record("--plain ", "plain.json")["fused_kernels"] == false);
 }

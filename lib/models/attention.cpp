@@ -36,7 +36,9 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
   // straight into (B, T, 3, H, d), which is already the linear's (B, T, 3D). Three selects would
   // cost zero-filled full-size gradients and adds; unbinding a permuted (3, B, H, T, d) view costs
   // a stack plus a permuting copy (together 12% of ViT-B/16's step on an H100).
-  const auto qkv_parts = linear_act(x, qkv, Activation::kNone, fast_linears).reshape({B, T, 3, heads, D / heads}).unbind(2);
+  const auto qkv_parts = linear_act(x, qkv, Activation::kNone, fast_linears)
+                             .reshape({B, T, 3, heads, D / heads})
+                             .unbind(2);
   const auto q = qkv_parts[0].transpose(1, 2), k = qkv_parts[1].transpose(1, 2),
              v = qkv_parts[2].transpose(1, 2);
   const double p = is_training() ? attn_dropout : 0.0;
@@ -53,7 +55,8 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
     out = compat::scaled_dot_product_attention(q, k, v, bias, p);
   }
   out = out.transpose(1, 2).reshape({B, T, D});  // (B, T, D)
-  return torch::dropout(linear_act(out, proj, Activation::kNone, fast_linears), dropout, is_training());
+  return torch::dropout(linear_act(out, proj, Activation::kNone, fast_linears), dropout,
+                        is_training());
 }
 
 AxialAttentionImpl::AxialAttentionImpl(int64_t width, int64_t heads, int64_t grid, bool qkv_bias,

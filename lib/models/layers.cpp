@@ -23,7 +23,8 @@ MlpImpl::MlpImpl(int64_t width, int64_t hidden, double dropout) : dropout(dropou
 torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
   auto h = linear_act(x, fc1, Activation::kGelu, fast_linears);
   h = torch::dropout(h, dropout, is_training());
-  return torch::dropout(linear_act(h, fc2, Activation::kNone, fast_linears), dropout, is_training());
+  return torch::dropout(linear_act(h, fc2, Activation::kNone, fast_linears), dropout,
+                        is_training());
 }
 
 std::pair<int64_t, int64_t> same_padding(int64_t size, int64_t kernel, int64_t stride,

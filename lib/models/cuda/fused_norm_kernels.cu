@@ -5,6 +5,8 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#include <type_traits>
+
 #include "models/cuda/fused_norm_kernels.h"
 
 namespace vitlab::kernels {
@@ -212,29 +214,37 @@ void launch_backward(const NormBackwardArgs& a, int blocks, cudaStream_t stream)
     launch_backward_typed<kSteps, float, float>(a, blocks, stream);
 }
 
+// Calls f(std::integral_constant<int, kSteps>) with the kernels' steps of 128 columns for
+// `width` (at most 8: kMaxNormWidth).
+template <typename F>
+void with_steps(int width, F&& f) {
+  switch ((width + 127) / 128) {
+    case 1:
+      return f(std::integral_constant<int, 1>{});
+    case 2:
+      return f(std::integral_constant<int, 2>{});
+    case 3:
+      return f(std::integral_constant<int, 3>{});
+    case 4:
+      return f(std::integral_constant<int, 4>{});
+    case 5:
+      return f(std::integral_constant<int, 5>{});
+    case 6:
+      return f(std::integral_constant<int, 6>{});
+    case 7:
+      return f(std::integral_constant<int, 7>{});
+    default:
+      return f(std::integral_constant<int, 8>{});
+  }
+}
+
 }  // namespace
 
 void norm_forward(const NormForwardArgs& a, void* cuda_stream) {
   if (a.rows == 0) return;
-  auto stream = static_cast<cudaStream_t>(cuda_stream);
-  switch ((a.width + 127) / 128) {
-    case 1:
-      return launch_forward<1>(a, stream);
-    case 2:
-      return launch_forward<2>(a, stream);
-    case 3:
-      return launch_forward<3>(a, stream);
-    case 4:
-      return launch_forward<4>(a, stream);
-    case 5:
-      return launch_forward<5>(a, stream);
-    case 6:
-      return launch_forward<6>(a, stream);
-    case 7:
-      return launch_forward<7>(a, stream);
-    default:
-      return launch_forward<8>(a, stream);
-  }
+  with_steps(a.width, [&](auto steps) {
+    launch_forward<decltype(steps)::value>(a, static_cast<cudaStream_t>(cuda_stream));
+  });
 }
 
 int norm_backward_blocks(int64_t rows, int sm_count) {
@@ -244,25 +254,9 @@ int norm_backward_blocks(int64_t rows, int sm_count) {
 }
 
 void norm_backward(const NormBackwardArgs& a, int blocks, void* cuda_stream) {
-  auto stream = static_cast<cudaStream_t>(cuda_stream);
-  switch ((a.width + 127) / 128) {
-    case 1:
-      return launch_backward<1>(a, blocks, stream);
-    case 2:
-      return launch_backward<2>(a, blocks, stream);
-    case 3:
-      return launch_backward<3>(a, blocks, stream);
-    case 4:
-      return launch_backward<4>(a, blocks, stream);
-    case 5:
-      return launch_backward<5>(a, blocks, stream);
-    case 6:
-      return launch_backward<6>(a, blocks, stream);
-    case 7:
-      return launch_backward<7>(a, blocks, stream);
-    default:
-      return launch_backward<8>(a, blocks, stream);
-  }
+  with_steps(a.width, [&](auto steps) {
+    launch_backward<decltype(steps)::value>(a, blocks, static_cast<cudaStream_t>(cuda_stream));
+  });
 }
 
 }  // namespace vitlab::kernels
