@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "models/fast_linear.h"
+#include "models/fused_group_norm.h"
 
 namespace vitlab {
 
@@ -66,15 +67,21 @@ torch::Tensor StdConv2dImpl::forward(const torch::Tensor& x) {
   return torch::conv2d(x, standardized.to(x.scalar_type()), {}, stride, (kernel - 1) / 2);
 }
 
-GroupNormActImpl::GroupNormActImpl(int64_t channels, bool relu) : groups(32), relu(relu) {
+GroupNormActImpl::GroupNormActImpl(int64_t channels, bool relu, bool feeds_conv)
+    : groups(32), relu(relu), feeds_conv(feeds_conv) {
   weight = register_parameter("weight", torch::ones({channels}));
   bias = register_parameter("bias", torch::zeros({channels}));
   while (channels % groups != 0) groups /= 2;  // tiny test widths: largest power of 2 dividing
 }
 
 torch::Tensor GroupNormActImpl::forward(const torch::Tensor& x) {
-  auto y = torch::group_norm(x, groups, weight, bias, 1e-5);
-  return relu ? torch::relu(y) : y;
+  return fused_group_norm_act(x, groups, weight, bias, 1e-5, relu, feeds_conv, fused_kernels);
+}
+
+void use_group_norm_kernels(torch::nn::Module& module, bool on) {
+  for (const auto& child : module.modules(/*include_self=*/true)) {
+    if (auto norm = std::dynamic_pointer_cast<GroupNormActImpl>(child)) norm->fused_kernels = on;
+  }
 }
 
 void trunc_normal_(torch::Tensor& t, double std) {

@@ -11,14 +11,15 @@ namespace vitlab {
 torch::Tensor drop_path(const torch::Tensor& x, double rate, bool training);
 
 // y = x W^T + b through at::linear. torch::nn::Linear::forward (LibTorch's C++ functional) does a
-// matmul and then `out += bias` for 3-D inputs: under bf16 autocast that add mixes a bf16 output with
-// the fp32 bias in a slow casting kernel, and cuBLASLt's fused bias epilogue is never used. On an
-// H100 that was 19% of ViT-B/16's train step (vitlab bench --profile, 2026-11-26).
+// matmul and then `out += bias` for 3-D inputs: under bf16 autocast that add mixes a bf16 output
+// with the fp32 bias in a slow casting kernel, and cuBLASLt's fused bias epilogue is never used. On
+// an H100 that was 19% of ViT-B/16's train step (vitlab bench --profile, 2026-11-26).
 inline torch::Tensor linear(const torch::nn::Linear& layer, const torch::Tensor& x) {
   return torch::linear(x, layer->weight, layer->bias);
 }
 
-// Transformer MLP: fc1 -> GELU (exact erf form, as timm and the paper) -> dropout -> fc2 -> dropout.
+// Transformer MLP: fc1 -> GELU (exact erf form, as timm and the paper) -> dropout -> fc2 ->
+// dropout.
 struct MlpImpl : torch::nn::Module {
   MlpImpl(int64_t width, int64_t hidden, double dropout);
   torch::Tensor forward(const torch::Tensor& x);
@@ -48,14 +49,19 @@ struct StdConv2dImpl : torch::nn::Module {
 TORCH_MODULE(StdConv2d);
 
 // GroupNorm (32 groups, eps 1e-5 as timm's GroupNormAct) followed by an optional ReLU.
+// `feeds_conv`: the output goes straight into a convolution (lets the CUDA kernels write bf16).
 struct GroupNormActImpl : torch::nn::Module {
-  GroupNormActImpl(int64_t channels, bool relu);
+  GroupNormActImpl(int64_t channels, bool relu, bool feeds_conv);
   torch::Tensor forward(const torch::Tensor& x);
   torch::Tensor weight, bias;
   int64_t groups;
-  bool relu;
+  bool relu, feeds_conv;
+  bool fused_kernels = false;  // the CUDA fast path's kernels (models/fused_group_norm.h)
 };
 TORCH_MODULE(GroupNormAct);
+
+// Turns the GroupNorm kernels on or off in every GroupNormAct under `module`.
+void use_group_norm_kernels(torch::nn::Module& module, bool on);
 
 // Normal(0, std) truncated to [-2, 2] (absolute bounds, as timm's trunc_normal_ defaults).
 void trunc_normal_(torch::Tensor& t, double std);

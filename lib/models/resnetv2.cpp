@@ -11,15 +11,16 @@ ResNetBlockImpl::ResNetBlockImpl(int64_t in, int64_t out, int64_t stride, const 
   if (stride != 1 || in != out) {
     downsample = register_module("downsample", std::make_shared<torch::nn::Module>());
     downsample_conv = downsample->register_module("conv", StdConv2d(in, out, 1, stride, pad, eps));
-    if (!preact) downsample_norm = downsample->register_module("norm", GroupNormAct(out, false));
+    if (!preact)
+      downsample_norm = downsample->register_module("norm", GroupNormAct(out, false, false));
   }
   // Pre-activation: norm before each conv (norm1 acts on the block input). Post-activation:
   // norm after each conv, the last without ReLU (applied after the residual sum).
-  norm1 = register_module("norm1", GroupNormAct(preact ? in : mid, true));
+  norm1 = register_module("norm1", GroupNormAct(preact ? in : mid, true, true));
   conv1 = register_module("conv1", StdConv2d(in, mid, 1, 1, pad, eps));
-  norm2 = register_module("norm2", GroupNormAct(mid, true));
+  norm2 = register_module("norm2", GroupNormAct(mid, true, true));
   conv2 = register_module("conv2", StdConv2d(mid, mid, 3, stride, pad, eps));
-  norm3 = register_module("norm3", GroupNormAct(preact ? mid : out, preact));
+  norm3 = register_module("norm3", GroupNormAct(preact ? mid : out, preact, preact));
   conv3 = register_module("conv3", StdConv2d(mid, out, 1, 1, pad, eps));
   // Register in timm's order so named_parameters() lists them as timm does.
   if (preact) {
@@ -51,10 +52,13 @@ ResNetBackboneImpl::ResNetBackboneImpl(const ModelConfig& c) : config(c) {
   const int64_t stem_width = 64 * c.resnet_width;
   const bool small = c.resnet_stem == ResNetStem::kSmall;
   stem = register_module("stem", std::make_shared<torch::nn::Module>());
-  stem_conv = stem->register_module(
-      "conv", StdConv2d(c.in_channels, stem_width, small ? 3 : 7, small ? 1 : 2, c.resnet_padding,
-                        c.std_conv_eps));
-  if (!c.resnet_preact) stem_norm = stem->register_module("norm", GroupNormAct(stem_width, true));
+  stem_conv =
+      stem->register_module("conv", StdConv2d(c.in_channels, stem_width, small ? 3 : 7,
+                                              small ? 1 : 2, c.resnet_padding, c.std_conv_eps));
+  if (!c.resnet_preact)
+    stem_norm = stem->register_module(
+        "norm",
+        GroupNormAct(stem_width, true, /*feeds_conv=*/true));  // max-pool commutes with rounding
 
   stages = register_module("stages", torch::nn::ModuleList());
   int64_t in = stem_width;
@@ -81,7 +85,7 @@ ResNetBackboneImpl::ResNetBackboneImpl(const ModelConfig& c) : config(c) {
     blocks.push_back(std::move(list));
   }
   out_channels_ = in;
-  if (c.resnet_preact) norm = register_module("norm", GroupNormAct(in, true));
+  if (c.resnet_preact) norm = register_module("norm", GroupNormAct(in, true, false));
 }
 
 torch::Tensor ResNetBackboneImpl::forward(const torch::Tensor& images) {
@@ -111,6 +115,11 @@ ResNetV2Impl::ResNetV2Impl(const ModelConfig& c) : ImageClassifierImpl(c) {
     fc->weight.zero_();
     fc->bias.zero_();
   }
+}
+
+void ResNetV2Impl::use_fused_kernels(bool on) {
+  fused_kernels_ = on;
+  use_group_norm_kernels(*backbone, on);
 }
 
 torch::Tensor ResNetV2Impl::forward_features(const torch::Tensor& images) {

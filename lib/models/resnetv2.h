@@ -48,9 +48,15 @@ class ResNetV2Impl : public ImageClassifierImpl {
   explicit ResNetV2Impl(const ModelConfig& c);
   torch::Tensor forward(const torch::Tensor& images) override;
   torch::Tensor forward_features(const torch::Tensor& images);  // (B, F) pooled
+  // The GroupNorm kernels (models/fused_group_norm.h) in every norm.
+  void use_fused_kernels(bool on) override;
+  bool uses_fused_kernels() const override { return fused_kernels_; }
 
   ResNetBackbone backbone{nullptr};
   torch::nn::Linear fc{nullptr};
+
+ private:
+  bool fused_kernels_ = false;
 };
 
 }  // namespace vitlab

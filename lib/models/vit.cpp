@@ -24,7 +24,8 @@ BlockImpl::BlockImpl(const ModelConfig& c, double drop_path_rate)
   norm1 = register_module("norm1", layer_norm(c.width, c.layer_norm_eps));
   switch (c.token_mixer) {
     case TokenMixer::kAttention:
-      attn = register_module("attn", Attention(c.width, c.heads, c.qkv_bias, c.attn_dropout, c.dropout));
+      attn = register_module("attn",
+                             Attention(c.width, c.heads, c.qkv_bias, c.attn_dropout, c.dropout));
       if (c.pos_embed == PosEmbed::kRelative)
         relative = register_module(
             "relative", RelativePositionBias(c.heads, c.num_patches() + (c.class_token ? 1 : 0)));
@@ -92,13 +93,14 @@ PatchEmbedImpl::PatchEmbedImpl(const ModelConfig& c) {
     in = backbone->out_channels();
   }
   proj = register_module(
-      "proj", torch::nn::Conv2d(torch::nn::Conv2dOptions(in, c.width, c.patch_size).stride(c.patch_size)));
+      "proj",
+      torch::nn::Conv2d(torch::nn::Conv2dOptions(in, c.width, c.patch_size).stride(c.patch_size)));
 }
 
 torch::Tensor PatchEmbedImpl::forward(const torch::Tensor& images) {
   auto x = backbone ? backbone->forward(images) : images;
-  x = proj->forward(x);                   // (B, D, gh, gw)
-  return x.flatten(2).transpose(1, 2);    // (B, N, D), row-major over the grid
+  x = proj->forward(x);                 // (B, D, gh, gw)
+  return x.flatten(2).transpose(1, 2);  // (B, N, D), row-major over the grid
 }
 
 torch::Tensor PatchEmbedImpl::forward_as_matmul(const torch::Tensor& images) {
@@ -108,9 +110,10 @@ torch::Tensor PatchEmbedImpl::forward_as_matmul(const torch::Tensor& images) {
   auto x = images;
   // Cast before the layout copy, as the convolution would under autocast.
   if (const auto dtype = compat::cuda_autocast_dtype(); dtype && images.is_cuda()) x = x.to(*dtype);
-  x = x.narrow(2, 0, gh * p).narrow(3, 0, gw * p)
+  x = x.narrow(2, 0, gh * p)
+          .narrow(3, 0, gw * p)
           .reshape({B, C, gh, p, gw, p})
-          .permute({0, 2, 4, 1, 3, 5})    // (B, gh, gw, C, p, p)
+          .permute({0, 2, 4, 1, 3, 5})        // (B, gh, gw, C, p, p)
           .reshape({B, gh * gw, C * p * p});  // (B, N, C p p), row-major over the grid
   return torch::linear(x, proj->weight.reshape({D, C * p * p}), proj->bias);  // (B, N, D)
 }
@@ -122,8 +125,8 @@ ViTImpl::ViTImpl(const ModelConfig& c) : ImageClassifierImpl(c) {
     torch::NoGradGuard no_grad;
     cls_token.normal_(0.0, 1e-6);
   }
-  pos = register_module("pos", PositionEmbedding(c.pos_embed, c.grid_size(), c.width,
-                                                 num_prefix_tokens()));
+  pos = register_module(
+      "pos", PositionEmbedding(c.pos_embed, c.grid_size(), c.width, num_prefix_tokens()));
   blocks = register_module("blocks", torch::nn::ModuleList());
   for (int i = 0; i < c.depth; ++i) {
     const double rate = c.depth > 1 ? c.drop_path * i / (c.depth - 1) : c.drop_path;
@@ -142,7 +145,8 @@ ViTImpl::ViTImpl(const ModelConfig& c) : ImageClassifierImpl(c) {
   }
   head = register_module("head", torch::nn::Linear(head_in, c.num_classes));
   for (auto& module : blocks->modules(/*include_self=*/false))
-    if (auto linear = std::dynamic_pointer_cast<torch::nn::LinearImpl>(module)) init_linear(*linear);
+    if (auto linear = std::dynamic_pointer_cast<torch::nn::LinearImpl>(module))
+      init_linear(*linear);
   if (c.head_zero_init) {
     torch::NoGradGuard no_grad;
     head->weight.zero_();
@@ -155,6 +159,7 @@ ViTImpl::ViTImpl(const ModelConfig& c) : ImageClassifierImpl(c) {
 void ViTImpl::use_fused_kernels(bool on) {
   fused_kernels_ = on;
   for (auto& block : block_list) block->use_fast_linears(on);
+  if (patch_embed->backbone) use_group_norm_kernels(*patch_embed->backbone, on);
 }
 
 torch::Tensor ViTImpl::embed(const torch::Tensor& images) {
@@ -166,7 +171,7 @@ torch::Tensor ViTImpl::add_tokens_and_positions(const torch::Tensor& patches) {
   auto x = patches;
   if (cls_token.defined()) {
     auto cls = cls_token.expand({x.size(0), 1, x.size(2)});  // cat promotes to fp32, as timm
-    x = torch::cat({cls, x}, 1);  // (B, 1 + N, D)
+    x = torch::cat({cls, x}, 1);                             // (B, 1 + N, D)
   }
   x = pos->forward(x);
   return torch::dropout(x, config_.dropout, is_training());

@@ -1,0 +1,163 @@
+#include "models/fused_group_norm.h"
+
+#include "core/compat.h"
+#include "models/kernel_tensors.h"
+#if VITLAB_WITH_CUDA
+#include "models/cuda/group_norm_kernels.h"
+#endif
+
+namespace vitlab {
+namespace {
+
+torch::Tensor aten_group_norm_act(const torch::Tensor& x, int64_t groups,
+                                  const torch::Tensor& weight, const torch::Tensor& bias,
+                                  double eps, bool relu) {
+  auto y = torch::group_norm(x, groups, weight, bias, eps);
+  return relu ? torch::relu(y) : y;
+}
+
+}  // namespace
+
+#if VITLAB_WITH_CUDA
+namespace {
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+kernels::ElemType elem_type(const torch::Tensor& t) {
+  return t.scalar_type() == torch::kBFloat16 ? kernels::ElemType::kBFloat16
+                                             : kernels::ElemType::kFloat32;
+}
+
+// Channels-last and 16-byte aligned: the kernels view the tensor as (N, H*W, C).
+torch::Tensor channels_last_ready(const torch::Tensor& t) {
+  auto c = t.contiguous(at::MemoryFormat::ChannelsLast);
+  if (reinterpret_cast<uintptr_t>(c.data_ptr()) % 16 == 0) return c;
+  return torch::empty_like(c, c.options().memory_format(at::MemoryFormat::ChannelsLast)).copy_(c);
+}
+
+// The dtype ATen's path would hand on: float32 under autocast (group_norm runs in float32),
+// autocast's dtype when a convolution casts it next anyway, the input's dtype without autocast.
+c10::optional<torch::ScalarType> output_dtype(const torch::Tensor& x, bool feeds_conv) {
+  const auto autocast = compat::cuda_autocast_dtype();
+  if (!autocast) return x.scalar_type();
+  if (*autocast != torch::kBFloat16) return c10::nullopt;  // fp16 autocast: ATen
+  return feeds_conv ? torch::kBFloat16 : torch::kFloat;
+}
+
+struct GroupNormActFunction : torch::autograd::Function<GroupNormActFunction> {
+  static variable_list forward(AutogradContext* ctx, const torch::Tensor& x_in,
+                               const torch::Tensor& weight, const torch::Tensor& bias,
+                               int64_t groups, double eps, bool relu, int64_t out_dtype) {
+    const auto x = channels_last_ready(x_in);
+    const int64_t n = x.size(0), c = x.size(1), pixels = x.size(2) * x.size(3);
+    const auto launch = kernels::group_norm_launch(n, pixels, c, kernels::sm_count());
+    auto out = torch::empty(x.sizes(), x.options()
+                                           .dtype(static_cast<torch::ScalarType>(out_dtype))
+                                           .memory_format(at::MemoryFormat::ChannelsLast));
+    auto mean = torch::empty({n, groups}, x.options().dtype(torch::kFloat));
+    auto rstd = torch::empty({n, groups}, x.options().dtype(torch::kFloat));
+    auto partial = torch::empty({2, n, launch.splits, c}, x.options().dtype(torch::kFloat));
+    kernels::GroupNormForwardArgs a;
+    a.x = x.data_ptr();
+    a.x_type = elem_type(x);
+    a.out = out.data_ptr();
+    a.out_type = elem_type(out);
+    a.gamma = weight.data_ptr<float>();
+    a.beta = bias.data_ptr<float>();
+    a.mean = mean.data_ptr<float>();
+    a.rstd = rstd.data_ptr<float>();
+    a.partial = partial.data_ptr<float>();
+    a.samples = n;
+    a.pixels = pixels;
+    a.channels = static_cast<int>(c);
+    a.groups = static_cast<int>(groups);
+    a.eps = static_cast<float>(eps);
+    a.relu = relu;
+    kernels::group_norm_forward(a, launch, kernels::current_stream());
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    // The output is not saved: the ReLU mask is recomputed from x (the next convolution keeps
+    // its own input anyway).
+    ctx->save_for_backward({x, mean, rstd, weight, bias});
+    ctx->saved_data["relu"] = relu;
+    ctx->saved_data["out_dtype"] = out_dtype;
+    return {out};
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const auto &x = saved[0], &mean = saved[1], &rstd = saved[2], &weight = saved[3],
+               &bias = saved[4];
+    const auto out_dtype = static_cast<torch::ScalarType>(ctx->saved_data["out_dtype"].toInt());
+    const int64_t n = x.size(0), c = x.size(1), pixels = x.size(2) * x.size(3);
+    const int64_t groups = mean.size(1);
+    const auto grad = channels_last_ready(grads[0].to(out_dtype));
+    const auto launch = kernels::group_norm_launch(n, pixels, c, kernels::sm_count());
+    auto grad_x =
+        torch::empty(x.sizes(), x.options().memory_format(at::MemoryFormat::ChannelsLast));
+    auto partial = torch::empty({2, n, launch.splits, c}, x.options().dtype(torch::kFloat));
+    kernels::GroupNormBackwardArgs a;
+    a.grad_out = grad.data_ptr();
+    a.grad_out_type = elem_type(grad);
+    a.x = x.data_ptr();
+    a.x_type = elem_type(x);
+    a.mean = mean.data_ptr<float>();
+    a.rstd = rstd.data_ptr<float>();
+    a.gamma = weight.data_ptr<float>();
+    a.beta = bias.data_ptr<float>();
+    a.grad_x = grad_x.data_ptr();
+    a.partial = partial.data_ptr<float>();
+    a.samples = n;
+    a.pixels = pixels;
+    a.channels = static_cast<int>(c);
+    a.groups = static_cast<int>(groups);
+    a.relu = ctx->saved_data["relu"].toBool();
+    kernels::group_norm_backward(a, launch, kernels::current_stream());
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    const auto gamma_beta = partial.sum({1, 2});  // (2, C)
+    return {grad_x,          gamma_beta[0],   gamma_beta[1],  torch::Tensor(),
+            torch::Tensor(), torch::Tensor(), torch::Tensor()};
+  }
+};
+
+}  // namespace
+
+bool group_norm_kernels_apply(const torch::Tensor& x, int64_t groups, const torch::Tensor& weight,
+                              const torch::Tensor& bias) {
+  const auto float_param = [&](const torch::Tensor& p) {
+    return p.defined() && p.scalar_type() == torch::kFloat && p.device() == x.device() &&
+           p.dim() == 1 && p.size(0) == x.size(1);
+  };
+  return x.is_cuda() && x.dim() == 4 &&
+         (x.scalar_type() == torch::kFloat || x.scalar_type() == torch::kBFloat16) &&
+         x.is_contiguous(at::MemoryFormat::ChannelsLast) &&
+         kernels::group_norm_shape_supported(x.size(0), x.size(1), groups) && float_param(weight) &&
+         float_param(bias);
+}
+
+torch::Tensor fused_group_norm_act(const torch::Tensor& x, int64_t groups,
+                                   const torch::Tensor& weight, const torch::Tensor& bias,
+                                   double eps, bool relu, bool feeds_conv, bool use_kernels) {
+  if (!use_kernels || !group_norm_kernels_apply(x, groups, weight, bias))
+    return aten_group_norm_act(x, groups, weight, bias, eps, relu);
+  const auto out_dtype = output_dtype(x, feeds_conv);
+  if (!out_dtype) return aten_group_norm_act(x, groups, weight, bias, eps, relu);
+  return GroupNormActFunction::apply(x, weight, bias, groups, eps, relu,
+                                     static_cast<int64_t>(*out_dtype))[0];
+}
+
+#else  // LibTorch without CUDA: ATen only.
+
+bool group_norm_kernels_apply(const torch::Tensor&, int64_t, const torch::Tensor&,
+                              const torch::Tensor&) {
+  return false;
+}
+
+torch::Tensor fused_group_norm_act(const torch::Tensor& x, int64_t groups,
+                                   const torch::Tensor& weight, const torch::Tensor& bias,
+                                   double eps, bool relu, bool, bool) {
+  return aten_group_norm_act(x, groups, weight, bias, eps, relu);
+}
+
+#endif
+
+}  // namespace vitlab

@@ -1,0 +1,24 @@
+// GroupNorm (+ ReLU) for BiT's CUDA fast path, on channels-last activations. Under autocast ATen's
+// group_norm casts its bf16 input to float32, cannot keep the channels-last layout (it makes the
+// input contiguous in NCHW), and its output is cast back to bf16 by the next convolution, which
+// then converts the layout again: on an H100 those copies, casts and conversions were over half of
+// BiT-R50x1's train step. The kernels read the bf16 NHWC input and write the output in the dtype
+// and layout the next layer wants. Where they do not apply (CPU, LibTorch without CUDA, NCHW
+// input, an unsupported shape or dtype, fp16 autocast) ATen computes the same function.
+#pragma once
+#include <torch/torch.h>
+
+namespace vitlab {
+
+// True when the CUDA kernels would run for this input and these parameters.
+bool group_norm_kernels_apply(const torch::Tensor& x, int64_t groups, const torch::Tensor& weight,
+                              const torch::Tensor& bias);
+
+// [relu](group_norm(x) * weight + bias). `feeds_conv`: the output goes straight into a
+// convolution, which under autocast casts it anyway, so the kernel writes autocast's dtype
+// (bfloat16) instead of float32. `use_kernels` false computes it with ATen.
+torch::Tensor fused_group_norm_act(const torch::Tensor& x, int64_t groups,
+                                   const torch::Tensor& weight, const torch::Tensor& bias,
+                                   double eps, bool relu, bool feeds_conv, bool use_kernels);
+
+}  // namespace vitlab

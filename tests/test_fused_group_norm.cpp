@@ -1,0 +1,195 @@
+// The channels-last GroupNorm (+ ReLU) kernels (models/fused_group_norm.h): against ATen's
+// group_norm under the same autocast policy (values and gradients), and BiT / the hybrid with the
+// kernels against the plain path.
+#include "config/model_presets.h"
+#include "core/compat.h"
+#include "models/factory.h"
+#include "models/fused_group_norm.h"
+#include "models/layers.h"
+#include "test_helpers.h"
+
+using namespace vitlab;
+
+namespace {
+// Elements of a and b (as float) that differ by more than atol + rtol * |b|, as a fraction.
+double fraction_far(const torch::Tensor& a, const torch::Tensor& b, double rtol, double atol) {
+  const auto fa = a.to(torch::kFloat), fb = b.to(torch::kFloat);
+  return ((fa - fb).abs() > atol + rtol * fb.abs()).to(torch::kFloat).mean().item<double>();
+}
+
+struct GroupNormCase {
+  int64_t n, c, h, w, groups;
+};
+
+struct GroupNormResult {
+  torch::Tensor out, grad_x, grad_gamma, grad_beta;
+};
+
+// [relu](GN(x)) forward and backward from fresh leaves; `kernels` picks the path. Under autocast
+// the output is cast to bf16 when it feeds a convolution, as the convolution would.
+GroupNormResult run_group_norm(bool kernels, const torch::Tensor& x0, const torch::Tensor& gamma0,
+                               const torch::Tensor& beta0, int64_t groups, bool relu,
+                               bool feeds_conv, bool autocast, const torch::Tensor& grad_out) {
+  auto x = x0.detach().clone(at::MemoryFormat::ChannelsLast).requires_grad_();
+  auto gamma = gamma0.detach().clone().requires_grad_();
+  auto beta = beta0.detach().clone().requires_grad_();
+  GroupNormResult r;
+  {
+    compat::CudaAutocast guard(autocast);
+    r.out = fused_group_norm_act(x, groups, gamma, beta, 1e-5, relu, feeds_conv, kernels);
+  }
+  if (autocast && feeds_conv) r.out = r.out.to(torch::kBFloat16);
+  (r.out.to(torch::kFloat) * grad_out).sum().backward();
+  r.grad_x = x.grad();
+  r.grad_gamma = gamma.grad();
+  r.grad_beta = beta.grad();
+  return r;
+}
+}  // namespace
+
+TEST_CASE("GroupNorm kernels match ATen's group_norm, values and gradients", "[cuda]") {
+  SKIP_WITHOUT_CUDA();
+  const torch::Device device(torch::kCUDA, 0);
+  const auto f32 = torch::TensorOptions().device(device);
+  // BiT's shapes (32 groups of 2 to 64 channels, 7x7 to 56x56 maps), groups that straddle a
+  // thread's eight channels (24 = 8 groups of 3, 192 = 32 groups of 6), 4096 channels, a batch of
+  // one, and a large mean against a small spread (the shifted sums).
+  const std::vector<GroupNormCase> cases = {
+      {3, 64, 56, 56, 32}, {4, 256, 14, 14, 32}, {5, 2048, 7, 7, 32}, {2, 192, 9, 11, 32},
+      {3, 24, 33, 31, 8},  {1, 4096, 3, 3, 32},  {2, 128, 28, 28, 1}};
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const auto k = cases[i];
+    for (int mode = 0; mode < 4; ++mode) {
+      // 0: float32, no autocast; 1: bf16 autocast, bf16 input feeding a conv; 2: the same with a
+      // float32 output (feeds an add); 3: bf16 autocast with a float32 input and a large mean.
+      const bool autocast = mode > 0, bf16_input = mode == 1 || mode == 2;
+      const bool feeds_conv = mode != 2, relu = (i + mode) % 2 == 0;
+      DYNAMIC_SECTION("case " << i << " mode " << mode) {
+        torch::manual_seed(static_cast<uint64_t>(10 * i + mode));
+        auto x = torch::randn({k.n, k.c, k.h, k.w}, f32) * 2 + 0.5;
+        if (mode == 3) x = torch::randn({k.n, k.c, k.h, k.w}, f32) * 0.05 + 300;
+        if (bf16_input) x = x.to(torch::kBFloat16);
+        const auto gamma = torch::randn({k.c}, f32) * 0.3 + 1;
+        const auto beta = torch::randn({k.c}, f32) * 0.3;
+        const auto grad_out = torch::randn({k.n, k.c, k.h, k.w}, f32);
+        REQUIRE(group_norm_kernels_apply(x.contiguous(at::MemoryFormat::ChannelsLast), k.groups,
+                                         gamma, beta));
+
+        const auto ref =
+            run_group_norm(false, x, gamma, beta, k.groups, relu, feeds_conv, autocast, grad_out);
+        const auto got =
+            run_group_norm(true, x, gamma, beta, k.groups, relu, feeds_conv, autocast, grad_out);
+        REQUIRE(got.out.scalar_type() == ref.out.scalar_type());
+        CHECK(got.out.is_contiguous(at::MemoryFormat::ChannelsLast));
+        REQUIRE(got.grad_x.scalar_type() == x.scalar_type());
+        // Sums in another order: float32 agrees to ~1e-5; a bf16 output may differ by one bf16
+        // step where the float32 value sits on a rounding boundary. The ReLU's mask may flip where
+        // the normalised value is within rounding of zero: a handful of elements at most.
+        const bool bf16_out = got.out.scalar_type() == torch::kBFloat16;
+        CHECK(fraction_far(got.out, ref.out, bf16_out ? 8e-3 : 2e-5, bf16_out ? 8e-3 : 2e-5) <
+              1e-4);
+        const bool bf16_grad = x.scalar_type() == torch::kBFloat16;
+        CHECK(fraction_far(got.grad_x, ref.grad_x, bf16_grad ? 1e-2 : 2e-4,
+                           bf16_grad ? 1e-2 : 2e-4) < 1e-4);
+        CHECK(test::allclose_as_float(got.grad_gamma, ref.grad_gamma, 2e-3, 2e-2));
+        CHECK(test::allclose_as_float(got.grad_beta, ref.grad_beta, 2e-3, 2e-2));
+      }
+    }
+  }
+}
+
+TEST_CASE("GroupNorm kernels decline what they do not handle", "[cuda]") {
+  SKIP_WITHOUT_CUDA();
+  const auto f32 = torch::TensorOptions().device(torch::kCUDA, 0);
+  const auto gamma = torch::ones({12}, f32), beta = torch::zeros({12}, f32);
+  auto cl = [](const torch::Tensor& t) { return t.contiguous(at::MemoryFormat::ChannelsLast); };
+  CHECK_FALSE(group_norm_kernels_apply(cl(torch::randn({2, 12, 5, 5}, f32)), 4, gamma, beta));
+  const auto g16 = torch::ones({16}, f32), b16 = torch::zeros({16}, f32);
+  CHECK(group_norm_kernels_apply(cl(torch::randn({2, 16, 5, 5}, f32)), 4, g16, b16));
+  CHECK_FALSE(group_norm_kernels_apply(torch::randn({2, 16, 5, 5}, f32), 4, g16, b16));  // NCHW
+  CHECK_FALSE(group_norm_kernels_apply(cl(torch::randn({2, 16, 5, 5}, f32)).to(torch::kHalf), 4,
+                                       g16, b16));
+  CHECK_FALSE(group_norm_kernels_apply(cl(torch::randn({2, 16, 5, 5})), 4, g16.cpu(), b16.cpu()));
+  // What they decline, ATen computes: the result is the plain function.
+  const auto x = torch::randn({2, 12, 5, 5}, f32);
+  CHECK(torch::allclose(fused_group_norm_act(x, 4, gamma, beta, 1e-5, true, true, true),
+                        torch::relu(torch::group_norm(x, 4, gamma, beta, 1e-5))));
+}
+
+namespace {
+ModelConfig small_resnet_config(const std::string& preset) {
+  ModelConfig c = find_model_preset(preset).config;
+  c.resnet_layers = {1, 1};
+  c.image_size = 16;
+  c.validate();
+  return c;
+}
+
+int64_t count_norms(torch::nn::Module& model, bool with_kernels) {
+  int64_t n = 0;
+  for (const auto& m : model.modules()) {
+    auto norm = std::dynamic_pointer_cast<GroupNormActImpl>(m);
+    if (norm && norm->fused_kernels == with_kernels) ++n;
+  }
+  return n;
+}
+}  // namespace
+
+TEST_CASE("use_fused_kernels switches every GroupNorm of BiT and the hybrid", "[models]") {
+  for (const auto& preset : {"bit_r26_28", "hybrid_tiny_28"}) {
+    torch::manual_seed(5);
+    auto model = build_model(small_resnet_config(preset));
+    const int64_t norms = count_norms(*model, false);
+    CHECK(norms > 0);
+    const auto images = torch::randn({2, model->config().in_channels, 16, 16});
+    const auto plain = model->forward(images);
+    model->use_fused_kernels(true);
+    CHECK(model->uses_fused_kernels());
+    CHECK(count_norms(*model, true) == norms);
+    // On the CPU the kernels do not apply: the same ATen operations, the same numbers.
+    CHECK(torch::equal(model->forward(images), plain));
+    model->use_fused_kernels(false);
+    CHECK(count_norms(*model, false) == norms);
+  }
+}
+
+TEST_CASE("BiT and the hybrid with GroupNorm kernels compute the plain path's function",
+          "[cuda]") {
+  SKIP_WITHOUT_CUDA();
+  for (const auto& preset : {"bit_r26_28", "hybrid_tiny_28"}) {
+    DYNAMIC_SECTION(preset) {
+      torch::manual_seed(7);
+      auto model = build_model(small_resnet_config(preset));
+      model->to(torch::Device(torch::kCUDA, 0));
+      {
+        torch::NoGradGuard no_grad;  // non-trivial norms and head, so every gradient is non-zero
+        for (auto& p : model->named_parameters())
+          if (p.key().find("norm") != std::string::npos || p.key().find("head") != std::string::npos)
+            p.value().normal_(p.key().find("bias") != std::string::npos ? 0.0 : 1.0, 0.2);
+      }
+      const auto images =
+          torch::randn({8, model->config().in_channels, 16, 16}, torch::Device(torch::kCUDA, 0));
+      auto run = [&](bool kernels) {
+        model->use_fused_kernels(kernels);
+        model->zero_grad();
+        torch::Tensor logits;
+        {
+          compat::CudaAutocast autocast(true);
+          logits = model->forward(images).to(torch::kFloat);
+        }
+        logits.square().sum().backward();
+        std::vector<torch::Tensor> grads;
+        for (const auto& p : model->parameters()) grads.push_back(p.grad().clone());
+        return std::make_pair(logits.detach(), grads);
+      };
+      const auto plain = run(false), fused = run(true);
+      // bf16 activations through a few layers: agreement to bf16 rounding, relative to scale.
+      const double scale = plain.first.abs().max().item<double>();
+      CHECK(torch::allclose(fused.first, plain.first, 3e-2, 3e-2 * scale));
+      for (size_t i = 0; i < plain.second.size(); ++i) {
+        const double g = plain.second[i].abs().max().item<double>();
+        CHECK(torch::allclose(fused.second[i], plain.second[i], 5e-2, 5e-2 * g + 1e-6));
+      }
+    }
+  }
+}
