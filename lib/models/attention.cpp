@@ -24,7 +24,8 @@ torch::Tensor RelativePositionBiasImpl::forward() {
 AttentionImpl::AttentionImpl(int64_t width, int64_t heads, bool qkv_bias, double attn_dropout,
                              double dropout)
     : heads(heads), attn_dropout(attn_dropout), dropout(dropout) {
-  qkv = register_module("qkv", torch::nn::Linear(torch::nn::LinearOptions(width, 3 * width).bias(qkv_bias)));
+  qkv = register_module(
+      "qkv", torch::nn::Linear(torch::nn::LinearOptions(width, 3 * width).bias(qkv_bias)));
   proj = register_module("proj", torch::nn::Linear(width, width));
 }
 

@@ -10,7 +10,7 @@ namespace vitlab {
 // same offset share the bias.
 struct RelativePositionBiasImpl : torch::nn::Module {
   RelativePositionBiasImpl(int64_t heads, int64_t tokens);
-  torch::Tensor forward();  // (1, heads, T, T)
+  torch::Tensor forward();      // (1, heads, T, T)
   torch::Tensor relative_bias;  // (heads, 2T - 1); index T - 1 is offset 0
   torch::Tensor index;          // (T, T) buffer: i - j + T - 1
   int64_t tokens;
@@ -34,8 +34,8 @@ TORCH_MODULE(Attention);
 // Axial attention: attention along each row of the patch grid, then along each column
 // (Ho et al. 2019; the ViT paper's Axial-ViT). Separate projections for the two passes.
 struct AxialAttentionImpl : torch::nn::Module {
-  AxialAttentionImpl(int64_t width, int64_t heads, int64_t grid, bool qkv_bias,
-                     double attn_dropout, double dropout);
+  AxialAttentionImpl(int64_t width, int64_t heads, int64_t grid, bool qkv_bias, double attn_dropout,
+                     double dropout);
   torch::Tensor forward(const torch::Tensor& x);  // (B, grid*grid, D)
   Attention row{nullptr}, column{nullptr};
   int64_t grid;

@@ -11,7 +11,7 @@ torch::Tensor sincos_2d_table(int64_t grid, int64_t width, double temperature) {
   auto coords = torch::arange(grid, torch::kDouble);
   auto yy = coords.unsqueeze(1).expand({grid, grid}).reshape({-1});  // row index per patch
   auto xx = coords.unsqueeze(0).expand({grid, grid}).reshape({-1});  // column index per patch
-  auto y = yy.unsqueeze(1) * omega.unsqueeze(0);  // (N, D/4)
+  auto y = yy.unsqueeze(1) * omega.unsqueeze(0);                     // (N, D/4)
   auto x = xx.unsqueeze(1) * omega.unsqueeze(0);
   return torch::cat({torch::sin(x), torch::cos(x), torch::sin(y), torch::cos(y)}, 1)
       .to(torch::kFloat);  // (N, D)
@@ -53,9 +53,10 @@ torch::Tensor PositionEmbeddingImpl::table() {
     case PosEmbed::kLearned1d:
       return pos_embed;
     case PosEmbed::kLearned2d: {
-      // Patch (r, c) gets [row_embed[r], col_embed[c]]: rows vary slowest, as patches are flattened.
-      auto rows = row_embed.unsqueeze(1).expand({grid, grid, width / 2});  // (gh, gw, D/2)
-      auto cols = col_embed.unsqueeze(0).expand({grid, grid, width / 2});  // (gh, gw, D/2)
+      // Patch (r, c) gets [row_embed[r], col_embed[c]]: rows vary slowest, as patches are
+      // flattened.
+      auto rows = row_embed.unsqueeze(1).expand({grid, grid, width / 2});           // (gh, gw, D/2)
+      auto cols = col_embed.unsqueeze(0).expand({grid, grid, width / 2});           // (gh, gw, D/2)
       auto patches = torch::cat({rows, cols}, 2).reshape({1, grid * grid, width});  // (1, N, D)
       return extra_tokens > 0 ? torch::cat({extra_embed, patches}, 1) : patches;
     }

@@ -22,11 +22,11 @@ struct PositionEmbeddingImpl : torch::nn::Module {
 
   PosEmbed kind;
   int64_t grid, width, extra_tokens;
-  torch::Tensor pos_embed;   // learned_1d: (1, extra + N, D), as timm names and lays it out
-  torch::Tensor row_embed;   // learned_2d: (grid, D/2), indexed by patch row
-  torch::Tensor col_embed;   // learned_2d: (grid, D/2), indexed by patch column
-  torch::Tensor extra_embed; // learned_2d: (1, extra, D) for the class token
-  torch::Tensor fixed;       // sincos_2d buffer: (1, extra + N, D), zeros for the class token
+  torch::Tensor pos_embed;    // learned_1d: (1, extra + N, D), as timm names and lays it out
+  torch::Tensor row_embed;    // learned_2d: (grid, D/2), indexed by patch row
+  torch::Tensor col_embed;    // learned_2d: (grid, D/2), indexed by patch column
+  torch::Tensor extra_embed;  // learned_2d: (1, extra, D) for the class token
+  torch::Tensor fixed;        // sincos_2d buffer: (1, extra + N, D), zeros for the class token
 };
 TORCH_MODULE(PositionEmbedding);
 

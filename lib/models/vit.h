@@ -66,8 +66,9 @@ class ViTImpl : public ImageClassifierImpl {
   // Prepends the class token and adds position embeddings: (B, N, D) -> (B, T, D).
   torch::Tensor add_tokens_and_positions(const torch::Tensor& patches);
   // Runs the blocks; fills `attention` with one (B, heads, T, T) tensor per block when given.
-  torch::Tensor encode(const torch::Tensor& tokens, std::vector<torch::Tensor>* attention = nullptr);
-  torch::Tensor pool(const torch::Tensor& encoded);  // (B, T, D) -> (B, D), normalised
+  torch::Tensor encode(const torch::Tensor& tokens,
+                       std::vector<torch::Tensor>* attention = nullptr);
+  torch::Tensor pool(const torch::Tensor& encoded);        // (B, T, D) -> (B, D), normalised
   torch::Tensor head_logits(const torch::Tensor& pooled);  // pre-logits + head
   // forward() that also returns every block's attention weights (explicit attention path).
   torch::Tensor forward_with_attention(const torch::Tensor& images,
