@@ -1,5 +1,9 @@
 #include "models/resnetv2.h"
 
+#include <limits>
+
+#include "models/padded_max_pool.h"
+
 namespace vitlab {
 
 ResNetBlockImpl::ResNetBlockImpl(int64_t in, int64_t out, int64_t stride, const ModelConfig& c,
@@ -94,12 +98,17 @@ torch::Tensor ResNetBackboneImpl::forward(const torch::Tensor& images) {
   auto x = stem_conv->forward(input);
   if (stem_norm) x = stem_norm->forward(x);
   if (config.resnet_stem == ResNetStem::kImageNet) {
+    // timm's BiT "fixed" stem pads by one zero on every side; vit_jax's hybrid pads TF SAME with
+    // -inf. Then a 3x3/2 max-pool.
+    Padding2d padding{1, 1, 1, 1};
+    double pad_value = 0.0;
     if (config.resnet_padding == ConvPadding::kSame) {
-      x = torch::max_pool2d(pad_same(x, 3, 2, -std::numeric_limits<double>::infinity()), 3, 2);
-    } else {
-      // timm's BiT "fixed" stem: pad by one with zeros, then a 3x3/2 max-pool.
-      x = torch::max_pool2d(torch::constant_pad_nd(x, {1, 1, 1, 1}, 0.0), 3, 2);
+      const auto [top, bottom] = same_padding(x.size(2), 3, 2);
+      const auto [left, right] = same_padding(x.size(3), 3, 2);
+      padding = {left, right, top, bottom};
+      pad_value = -std::numeric_limits<double>::infinity();
     }
+    x = padded_max_pool(x, 3, 2, padding, pad_value, fused_kernels_);
   }
   for (auto& stage : blocks)
     for (auto& block : stage) x = block->forward(x);
@@ -117,9 +126,14 @@ ResNetV2Impl::ResNetV2Impl(const ModelConfig& c) : ImageClassifierImpl(c) {
   }
 }
 
+void ResNetBackboneImpl::use_fused_kernels(bool on) {
+  fused_kernels_ = on;
+  use_group_norm_kernels(*this, on);
+}
+
 void ResNetV2Impl::use_fused_kernels(bool on) {
   fused_kernels_ = on;
-  use_group_norm_kernels(*backbone, on);
+  backbone->use_fused_kernels(on);
 }
 
 torch::Tensor ResNetV2Impl::forward_features(const torch::Tensor& images) {

@@ -30,6 +30,9 @@ struct ResNetBackboneImpl : torch::nn::Module {
   explicit ResNetBackboneImpl(const ModelConfig& c);
   torch::Tensor forward(const torch::Tensor& images);  // (B, C, H, W) -> (B, F, H/s, W/s)
   int64_t out_channels() const { return out_channels_; }
+  // The CUDA fast path's kernels: GroupNorm (models/fused_group_norm.h) in every norm and the
+  // stem's padded max-pool (models/padded_max_pool.h).
+  void use_fused_kernels(bool on);
 
   ModelConfig config;
   std::shared_ptr<torch::nn::Module> stem;
@@ -39,6 +42,7 @@ struct ResNetBackboneImpl : torch::nn::Module {
   GroupNormAct norm{nullptr};  // pre-activation only: the final GroupNorm + ReLU
   std::vector<std::vector<ResNetBlock>> blocks;
   int64_t out_channels_ = 0;
+  bool fused_kernels_ = false;
 };
 TORCH_MODULE(ResNetBackbone);
 

@@ -159,7 +159,7 @@ ViTImpl::ViTImpl(const ModelConfig& c) : ImageClassifierImpl(c) {
 void ViTImpl::use_fused_kernels(bool on) {
   fused_kernels_ = on;
   for (auto& block : block_list) block->use_fast_linears(on);
-  if (patch_embed->backbone) use_group_norm_kernels(*patch_embed->backbone, on);
+  if (patch_embed->backbone) patch_embed->backbone->use_fused_kernels(on);
 }
 
 torch::Tensor ViTImpl::embed(const torch::Tensor& images) {
