@@ -47,7 +47,11 @@ GroupNormResult run_group_norm(bool reference, const torch::Tensor& x0, const to
     r.out = fused_group_norm_act(x, groups, gamma, beta, 1e-5, relu, feeds_conv, true);
     if (autocast && feeds_conv) r.out = r.out.to(torch::kBFloat16);
   }
-  (r.out.to(torch::kDouble) * grad_out.to(torch::kDouble)).sum().backward();
+  // A bf16 output receives its gradient in bf16 (autograd casts it to the output's dtype): the
+  // reference sees the same rounded gradient.
+  const bool bf16_out = autocast && feeds_conv;
+  const auto g = bf16_out ? grad_out.to(torch::kBFloat16) : grad_out;
+  (r.out.to(torch::kDouble) * g.to(torch::kDouble)).sum().backward();
   r.grad_x = x.grad();
   r.grad_gamma = gamma.grad();
   r.grad_beta = beta.grad();
@@ -108,6 +112,58 @@ TEST_CASE("GroupNorm kernels match a float64 group_norm, values and gradients", 
   }
 }
 
+TEST_CASE("residual add + GroupNorm kernels match the add and a float64 group_norm", "[cuda]") {
+  SKIP_WITHOUT_CUDA();
+  const auto f32 = torch::TensorOptions().device(torch::kCUDA, 0);
+  const std::vector<GroupNormCase> cases = {
+      {3, 256, 28, 28, 32}, {4, 2048, 7, 7, 32}, {2, 24, 9, 11, 8}};
+  for (size_t i = 0; i < cases.size(); ++i) {
+    for (bool bf16 : {false, true}) {
+      DYNAMIC_SECTION("case " << i << " bf16 " << bf16) {
+        const auto k = cases[i];
+        torch::manual_seed(static_cast<uint64_t>(100 + i));
+        const std::vector<int64_t> shape{k.n, k.c, k.h, k.w};
+        const auto dtype = bf16 ? torch::kBFloat16 : torch::kFloat;
+        auto cl = [&](const torch::Tensor& t) {
+          return t.to(dtype).contiguous(at::MemoryFormat::ChannelsLast);
+        };
+        const auto x0 = cl(torch::randn(shape, f32) * 2 + 0.5), d0 = cl(torch::randn(shape, f32));
+        const auto gamma0 = torch::randn({k.c}, f32) * 0.3 + 1, beta0 = torch::randn({k.c}, f32);
+        const auto grad_out = torch::randn(shape, f32), grad_sum = torch::randn(shape, f32);
+        // The kernels, under autocast when bf16 (the output then feeds a convolution).
+        auto x = x0.clone().requires_grad_(), d = d0.clone().requires_grad_();
+        auto gamma = gamma0.clone().requires_grad_(), beta = beta0.clone().requires_grad_();
+        torch::Tensor sum, out;
+        {
+          compat::CudaAutocast guard(bf16);
+          std::tie(sum, out) =
+              fused_add_group_norm_act(x, d, k.groups, gamma, beta, 1e-5, true, true, true);
+        }
+        REQUIRE(out.scalar_type() == dtype);
+        (out.to(torch::kFloat) * grad_out + sum.to(torch::kFloat) * grad_sum).sum().backward();
+        // The reference: ATen's add in the input dtype (the same rounding), then float64.
+        const auto ref_sum = (x0 + d0).to(torch::kDouble).requires_grad_();
+        auto gamma_d = gamma0.to(torch::kDouble).requires_grad_();
+        auto beta_d = beta0.to(torch::kDouble).requires_grad_();
+        const auto ref_out =
+            torch::relu(torch::group_norm(ref_sum, k.groups, gamma_d, beta_d, 1e-5));
+        const auto g_out = (bf16 ? grad_out.to(torch::kBFloat16) : grad_out).to(torch::kDouble);
+        const auto g_sum = (bf16 ? grad_sum.to(torch::kBFloat16) : grad_sum).to(torch::kDouble);
+        (ref_out * g_out + ref_sum * g_sum).sum().backward();
+
+        CHECK(torch::equal(sum, x0 + d0));
+        CHECK(sum.is_contiguous(at::MemoryFormat::ChannelsLast));
+        const double tol = bf16 ? 1e-2 : 1e-4;
+        CHECK(fraction_far(out, ref_out, tol, tol) < 1e-4);
+        CHECK(fraction_far(x.grad(), ref_sum.grad(), tol, tol) < 1e-4);
+        CHECK(torch::equal(x.grad(), d.grad()));  // both receive the sum's gradient
+        CHECK(fraction_far(gamma.grad(), gamma_d.grad(), 2e-3, 2e-3) == 0);
+        CHECK(fraction_far(beta.grad(), beta_d.grad(), 2e-3, 2e-3) == 0);
+      }
+    }
+  }
+}
+
 TEST_CASE("GroupNorm kernels decline what they do not handle", "[cuda]") {
   SKIP_WITHOUT_CUDA();
   const auto f32 = torch::TensorOptions().device(torch::kCUDA, 0);
@@ -131,6 +187,12 @@ ModelConfig small_resnet_config(const std::string& preset) {
   ModelConfig c = find_model_preset(preset).config;
   c.resnet_layers = {1, 1};
   c.image_size = 16;
+  if (c.family == ModelFamily::kHybrid) {  // a small transformer: the ResNet is under test
+    c.width = 32;
+    c.depth = 2;
+    c.heads = 2;
+    c.mlp_dim = 64;
+  }
   c.validate();
   return c;
 }
@@ -196,7 +258,9 @@ TEST_CASE("BiT and the hybrid with GroupNorm kernels compute the plain path's fu
       // bf16 activations through a few layers: agreement to bf16 rounding, relative to scale.
       const double scale = plain.first.abs().max().item<double>();
       CHECK(torch::allclose(fused.first, plain.first, 3e-2, 3e-2 * scale));
+      const auto names = model->named_parameters().keys();
       for (size_t i = 0; i < plain.second.size(); ++i) {
+        INFO(names[i]);
         const double g = plain.second[i].abs().max().item<double>();
         CHECK(torch::allclose(fused.second[i], plain.second[i], 5e-2, 5e-2 * g + 1e-6));
       }

@@ -8,6 +8,8 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <utility>
+
 namespace vitlab {
 
 // True when the CUDA kernels would run for this input and these parameters.
@@ -20,5 +22,12 @@ bool group_norm_kernels_apply(const torch::Tensor& x, int64_t groups, const torc
 torch::Tensor fused_group_norm_act(const torch::Tensor& x, int64_t groups,
                                    const torch::Tensor& weight, const torch::Tensor& bias,
                                    double eps, bool relu, bool feeds_conv, bool use_kernels);
+
+// (x + delta, [relu](group_norm(x + delta) * weight + bias)): a residual add and the next norm
+// in one pass (BiT's pre-activation blocks: the block's output and the next block's first norm).
+// The sum is rounded to x's dtype before it is normalised, as the separate add would.
+std::pair<torch::Tensor, torch::Tensor> fused_add_group_norm_act(
+    const torch::Tensor& x, const torch::Tensor& delta, int64_t groups, const torch::Tensor& weight,
+    const torch::Tensor& bias, double eps, bool relu, bool feeds_conv, bool use_kernels);
 
 }  // namespace vitlab

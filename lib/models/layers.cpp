@@ -78,6 +78,12 @@ torch::Tensor GroupNormActImpl::forward(const torch::Tensor& x) {
   return fused_group_norm_act(x, groups, weight, bias, 1e-5, relu, feeds_conv, fused_kernels);
 }
 
+std::pair<torch::Tensor, torch::Tensor> GroupNormActImpl::forward_add(const torch::Tensor& x,
+                                                                      const torch::Tensor& delta) {
+  return fused_add_group_norm_act(x, delta, groups, weight, bias, 1e-5, relu, feeds_conv,
+                                  fused_kernels);
+}
+
 void use_group_norm_kernels(torch::nn::Module& module, bool on) {
   for (const auto& child : module.modules(/*include_self=*/true)) {
     if (auto norm = std::dynamic_pointer_cast<GroupNormActImpl>(child)) norm->fused_kernels = on;

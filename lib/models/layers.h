@@ -53,6 +53,9 @@ TORCH_MODULE(StdConv2d);
 struct GroupNormActImpl : torch::nn::Module {
   GroupNormActImpl(int64_t channels, bool relu, bool feeds_conv);
   torch::Tensor forward(const torch::Tensor& x);
+  // (x + delta, forward(x + delta)), the add inside the norm's kernels on the fast path.
+  std::pair<torch::Tensor, torch::Tensor> forward_add(const torch::Tensor& x,
+                                                      const torch::Tensor& delta);
   torch::Tensor weight, bias;
   int64_t groups;
   bool relu, feeds_conv;

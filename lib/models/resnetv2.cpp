@@ -52,6 +52,20 @@ torch::Tensor ResNetBlockImpl::forward(const torch::Tensor& x) {
   return torch::relu(vitlab::drop_path(y, drop_path_rate, is_training()) + shortcut);
 }
 
+std::pair<torch::Tensor, torch::Tensor> ResNetBlockImpl::forward_fused(
+    const torch::Tensor& x, const torch::Tensor& pending) {
+  torch::Tensor stream = x, x_preact;
+  if (pending.defined())
+    std::tie(stream, x_preact) = norm1->forward_add(x, pending);
+  else
+    x_preact = norm1->forward(x);
+  auto shortcut = downsample_conv ? downsample_conv->forward(x_preact) : stream;
+  auto y = conv1->forward(x_preact);
+  y = conv2->forward(norm2->forward(y));
+  y = conv3->forward(norm3->forward(y));
+  return {shortcut, vitlab::drop_path(y, drop_path_rate, is_training())};
+}
+
 ResNetBackboneImpl::ResNetBackboneImpl(const ModelConfig& c) : config(c) {
   const int64_t stem_width = 64 * c.resnet_width;
   const bool small = c.resnet_stem == ResNetStem::kSmall;
@@ -109,6 +123,12 @@ torch::Tensor ResNetBackboneImpl::forward(const torch::Tensor& images) {
       pad_value = -std::numeric_limits<double>::infinity();
     }
     x = padded_max_pool(x, 3, 2, padding, pad_value, fused_kernels_);
+  }
+  if (fused_kernels_ && config.resnet_preact) {
+    torch::Tensor pending;  // the last block's branch, added inside the next norm
+    for (auto& stage : blocks)
+      for (auto& block : stage) std::tie(x, pending) = block->forward_fused(x, pending);
+    return pending.defined() ? norm->forward_add(x, pending).second : norm->forward(x);
   }
   for (auto& stage : blocks)
     for (auto& block : stage) x = block->forward(x);

@@ -13,6 +13,11 @@ namespace vitlab {
 struct ResNetBlockImpl : torch::nn::Module {
   ResNetBlockImpl(int64_t in, int64_t out, int64_t stride, const ModelConfig& c, double drop_path);
   torch::Tensor forward(const torch::Tensor& x);
+  // Pre-activation blocks on the fast path: the input arrives as x + pending (pending: the last
+  // block's residual branch, or undefined) and leaves as (shortcut, branch), so that each residual
+  // add happens inside the next norm's kernels (models/fused_group_norm.h).
+  std::pair<torch::Tensor, torch::Tensor> forward_fused(const torch::Tensor& x,
+                                                        const torch::Tensor& pending);
   bool preact;
   double drop_path_rate;
   GroupNormAct norm1{nullptr}, norm2{nullptr}, norm3{nullptr};

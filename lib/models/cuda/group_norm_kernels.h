@@ -33,7 +33,11 @@ GroupNormLaunch group_norm_launch(int64_t samples, int64_t pixels, int64_t chann
 struct GroupNormForwardArgs {
   const void* x = nullptr;  // (N, P, C)
   ElemType x_type = ElemType::kFloat32;
-  void* out = nullptr;  // (N, P, C): [relu](GN(x) * gamma + beta)
+  // A residual branch to add first (same type as x), or null: sum = x + delta, rounded to x's
+  // type, is written and normalised.
+  const void* delta = nullptr;
+  void* sum = nullptr;
+  void* out = nullptr;  // (N, P, C): [relu](GN(x [+ delta]) * gamma + beta)
   ElemType out_type = ElemType::kFloat32;
   const float* gamma = nullptr;  // (C)
   const float* beta = nullptr;   // (C)
@@ -51,8 +55,10 @@ void group_norm_forward(const GroupNormForwardArgs& args, const GroupNormLaunch&
 struct GroupNormBackwardArgs {
   const void* grad_out = nullptr;  // (N, P, C) in the forward's out_type
   ElemType grad_out_type = ElemType::kFloat32;
-  const void* x = nullptr;  // (N, P, C) the forward's input
+  const void* x = nullptr;  // (N, P, C) what the forward normalised (x, or the sum)
   ElemType x_type = ElemType::kFloat32;
+  // The gradient reaching the sum by its other uses (x_type), or null: added to grad_x.
+  const void* grad_sum = nullptr;
   const float* mean = nullptr;
   const float* rstd = nullptr;
   const float* gamma = nullptr;
