@@ -76,7 +76,9 @@ TEST_CASE("GroupNorm kernels match a float64 group_norm, values and gradients", 
       // float32 output (feeds an add); 3: bf16 autocast, a float32 input with a mean of 300 and a
       // spread of 0.05 (the shifted sums keep the variance).
       const bool autocast = mode > 0, bf16_input = mode == 1 || mode == 2;
-      const bool feeds_conv = mode != 2, relu = (i + mode) % 2 == 0;
+      // No ReLU in mode 3: float32 resolves x to 3e-5, 6e-4 of the spread, so the mask flips
+      // wherever |y| < 6e-4 against the float64 reference (any float32 implementation would).
+      const bool feeds_conv = mode != 2, relu = mode != 3 && (i + mode) % 2 == 0;
       DYNAMIC_SECTION("case " << i << " mode " << mode) {
         torch::manual_seed(static_cast<uint64_t>(10 * i + mode));
         auto x = torch::randn({k.n, k.c, k.h, k.w}, f32) * 2 + 0.5;

@@ -40,6 +40,9 @@ torch::ScalarType output_dtype(bool feeds_matmul) {
 variable_list norm_forward(AutogradContext* ctx, const torch::Tensor& x_in,
                            const torch::Tensor& delta_in, const torch::Tensor& gamma,
                            const torch::Tensor& beta, double eps, torch::ScalarType out_dtype) {
+  // An unused output's gradient stays undefined (the last block's stream, which only the final
+  // norm reads) instead of a materialised zeros tensor that the backward would read.
+  ctx->set_materialize_grads(false);
   const auto x = kernel_ready(x_in);
   const auto delta = delta_in.defined() ? kernel_ready(delta_in) : torch::Tensor();
   const int64_t width = x.size(-1), rows = x.numel() / width;

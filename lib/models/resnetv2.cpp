@@ -73,10 +73,12 @@ ResNetBackboneImpl::ResNetBackboneImpl(const ModelConfig& c) : config(c) {
   stem_conv =
       stem->register_module("conv", StdConv2d(c.in_channels, stem_width, small ? 3 : 7,
                                               small ? 1 : 2, c.resnet_padding, c.std_conv_eps));
+  // Post-activation stem: norm, ReLU, then the max-pool. The norm's output stays float32 (as
+  // autocast's group_norm) so that the max-pool's argmax, and with it the gradient, is the plain
+  // path's: in bf16, values that differ in float32 can tie.
   if (!c.resnet_preact)
     stem_norm = stem->register_module(
-        "norm",
-        GroupNormAct(stem_width, true, /*feeds_conv=*/true));  // max-pool commutes with rounding
+        "norm", GroupNormAct(stem_width, true, false));  // max-pool commutes with rounding
 
   stages = register_module("stages", torch::nn::ModuleList());
   int64_t in = stem_width;
