@@ -19,3 +19,4 @@ run vit_b16_fast --model vit_b16 --batch 256
 run vit_b16_nofused --model vit_b16 --batch 256 --no-fused-kernels
 run vit_b16_plain --model vit_b16 --batch 256 --plain
 run bit_r50x1_fast --model bit_r50x1 --batch 256
+run bit_r50x1_nofused --model bit_r50x1 --batch 256 --no-fused-kernels
