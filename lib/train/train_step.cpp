@@ -33,6 +33,15 @@ TrainStep::TrainStep(ImageClassifier model, Optimizer& optimizer, const TrainCon
   model_->use_fused_kernels(fast_path && device.is_cuda() && cuda::built_with_cuda());
 }
 
+torch::Tensor TrainStep::graph_input_buffer(const torch::Tensor& images) const {
+  if (config_.precision != Precision::kBf16 || images.dim() != 4) return images.clone();
+  // Under bf16 autocast the first layer (a convolution or the patch matmul) casts the images to
+  // bf16 anyway, and cuDNN wants them channels-last: a buffer in that dtype and layout is half a
+  // float32 copy, and the stem convolution saves it instead of a converted copy of its own
+  // (BiT-R50x1 at batch 256: 0.2 GiB less peak memory). Each replay's copy_ does the cast.
+  return images.to(torch::kBFloat16).contiguous(at::MemoryFormat::ChannelsLast);
+}
+
 StepOutput TrainStep::compute(const torch::Tensor& images, const torch::Tensor& targets,
                               const std::function<void()>& update) {
   StepOutput out;
@@ -70,15 +79,14 @@ StepOutput TrainStep::run(const torch::Tensor& images, const torch::Tensor& targ
     return out;
   }
   if (!graph_) {
-    static_images_ = images.clone();
+    static_images_ = graph_input_buffer(images);
     static_targets_ = targets.clone();
     graph_ = std::make_unique<cuda::Graph>();
     // Gradients are created inside the capture (in the graph's memory pool) and then reused:
     // every replay overwrites them, so they are never zeroed outside.
     optimizer_.zero_grad();
-    graph_->capture(device_, [&] {
-      static_out_ = compute(static_images_, static_targets_, device_update);
-    });
+    graph_->capture(device_,
+                    [&] { static_out_ = compute(static_images_, static_targets_, device_update); });
   } else {
     static_images_.copy_(images);
     static_targets_.copy_(targets);

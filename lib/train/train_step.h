@@ -37,6 +37,8 @@ class TrainStep {
 
  private:
   // Forward (autocast when bf16), loss, backward, clipping, then `update` (the optimiser step).
+  // The captured graph's copy of the images (see the definition for its dtype and layout).
+  torch::Tensor graph_input_buffer(const torch::Tensor& images) const;
   StepOutput compute(const torch::Tensor& images, const torch::Tensor& targets,
                      const std::function<void()>& update);
 
