@@ -20,20 +20,10 @@ torch::Tensor aten_group_norm_act(const torch::Tensor& x, int64_t groups,
 
 #if VITLAB_WITH_CUDA
 namespace {
+using kernels::channels_last_ready;
+using kernels::elem_type;
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
-
-kernels::ElemType elem_type(const torch::Tensor& t) {
-  return t.scalar_type() == torch::kBFloat16 ? kernels::ElemType::kBFloat16
-                                             : kernels::ElemType::kFloat32;
-}
-
-// Channels-last and 16-byte aligned: the kernels view the tensor as (N, H*W, C).
-torch::Tensor channels_last_ready(const torch::Tensor& t) {
-  auto c = t.contiguous(at::MemoryFormat::ChannelsLast);
-  if (reinterpret_cast<uintptr_t>(c.data_ptr()) % 16 == 0) return c;
-  return torch::empty_like(c, c.options().memory_format(at::MemoryFormat::ChannelsLast)).copy_(c);
-}
 
 // The dtype ATen's path would hand on: float32 under autocast (group_norm runs in float32),
 // autocast's dtype when a convolution casts it next anyway, the input's dtype without autocast.

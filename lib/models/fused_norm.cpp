@@ -19,14 +19,10 @@ torch::Tensor aten_layer_norm(const torch::Tensor& x, const torch::nn::LayerNorm
 
 #if VITLAB_WITH_CUDA
 namespace {
+using kernels::elem_type;
 using kernels::kernel_ready;
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
-
-kernels::ElemType elem_type(const torch::Tensor& t) {
-  return t.scalar_type() == torch::kBFloat16 ? kernels::ElemType::kBFloat16
-                                             : kernels::ElemType::kFloat32;
-}
 
 // The output dtype: autocast's (bfloat16) when the output feeds a matmul under autocast.
 torch::ScalarType output_dtype(bool feeds_matmul) {

@@ -21,13 +21,10 @@ torch::Tensor aten_padded_max_pool(const torch::Tensor& x, int64_t kernel, int64
 
 #if VITLAB_WITH_CUDA
 namespace {
+using kernels::channels_last_ready;
+using kernels::elem_type;
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
-
-kernels::ElemType elem_type(const torch::Tensor& t) {
-  return t.scalar_type() == torch::kBFloat16 ? kernels::ElemType::kBFloat16
-                                             : kernels::ElemType::kFloat32;
-}
 
 kernels::MaxPoolShape pool_shape(const torch::Tensor& x, int64_t kernel, int64_t stride,
                                  const Padding2d& padding) {
@@ -47,13 +44,6 @@ kernels::MaxPoolShape pool_shape(const torch::Tensor& x, int64_t kernel, int64_t
 
 torch::Tensor channels_last_empty(torch::IntArrayRef sizes, const torch::TensorOptions& options) {
   return torch::empty(sizes, options.memory_format(at::MemoryFormat::ChannelsLast));
-}
-
-// A channels-last copy when the tensor is not in that layout or not 16-byte aligned.
-torch::Tensor channels_last_ready(const torch::Tensor& t) {
-  auto c = t.contiguous(at::MemoryFormat::ChannelsLast);
-  if (reinterpret_cast<uintptr_t>(c.data_ptr()) % 16 == 0) return c;
-  return channels_last_empty(c.sizes(), c.options()).copy_(c);
 }
 
 struct PaddedMaxPoolFunction : torch::autograd::Function<PaddedMaxPoolFunction> {
