@@ -4,7 +4,8 @@
 // then converts the layout again: on an H100 those copies, casts and conversions were over half of
 // BiT-R50x1's train step. The kernels read the bf16 NHWC input and write the output in the dtype
 // and layout the next layer wants. Where they do not apply (CPU, LibTorch without CUDA, NCHW
-// input, an unsupported shape or dtype, fp16 autocast) ATen computes the same function.
+// input, an unsupported shape or dtype, fp16 autocast, more than 4096 channels as in the last
+// stage of BiT-R50x3) ATen computes the same function.
 #pragma once
 #include <torch/torch.h>
 
