@@ -36,11 +36,16 @@ std::pair<int64_t, int64_t> same_padding(int64_t size, int64_t kernel, int64_t s
   return {total / 2, total - total / 2};
 }
 
-torch::Tensor pad_same(const torch::Tensor& x, int64_t kernel, int64_t stride, double value) {
+std::array<int64_t, 4> same_padding_2d(const torch::Tensor& x, int64_t kernel, int64_t stride) {
   const auto [top, bottom] = same_padding(x.size(-2), kernel, stride);
   const auto [left, right] = same_padding(x.size(-1), kernel, stride);
-  if (top == 0 && bottom == 0 && left == 0 && right == 0) return x;
-  return torch::constant_pad_nd(x, {left, right, top, bottom}, value);
+  return {left, right, top, bottom};
+}
+
+torch::Tensor pad_same(const torch::Tensor& x, int64_t kernel, int64_t stride) {
+  const auto padding = same_padding_2d(x, kernel, stride);
+  if (padding == std::array<int64_t, 4>{}) return x;
+  return torch::constant_pad_nd(x, padding);
 }
 
 StdConv2dImpl::StdConv2dImpl(int64_t in, int64_t out, int64_t kernel, int64_t stride,

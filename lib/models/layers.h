@@ -2,6 +2,8 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <array>
+
 #include "config/model_config.h"
 
 namespace vitlab {
@@ -32,8 +34,11 @@ TORCH_MODULE(Mlp);
 // TensorFlow "SAME" padding for a kernel/stride on an input size: (before, after).
 std::pair<int64_t, int64_t> same_padding(int64_t size, int64_t kernel, int64_t stride,
                                          int64_t dilation = 1);
-// Pads (B, C, H, W) for TF SAME, with `value` (0 for convolutions, -inf for max-pooling).
-torch::Tensor pad_same(const torch::Tensor& x, int64_t kernel, int64_t stride, double value = 0.0);
+// TF SAME padding of a (B, C, H, W) tensor's map, as (left, right, top, bottom) (the order of
+// torch::constant_pad_nd): for the convolutions and vit_jax's stem max-pool.
+std::array<int64_t, 4> same_padding_2d(const torch::Tensor& x, int64_t kernel, int64_t stride);
+// Pads (B, C, H, W) with zeros for TF SAME (the convolutions).
+torch::Tensor pad_same(const torch::Tensor& x, int64_t kernel, int64_t stride);
 
 // Convolution with weight standardisation (BiT): each output filter is normalised to zero mean
 // and unit variance over (in, kh, kw) before the convolution. No bias.

@@ -77,8 +77,7 @@ ResNetBackboneImpl::ResNetBackboneImpl(const ModelConfig& c) : config(c) {
   // autocast's group_norm) so that the max-pool's argmax, and with it the gradient, is the plain
   // path's: in bf16, values that differ in float32 can tie.
   if (!c.resnet_preact)
-    stem_norm = stem->register_module(
-        "norm", GroupNormAct(stem_width, true, false));  // max-pool commutes with rounding
+    stem_norm = stem->register_module("norm", GroupNormAct(stem_width, true, false));
 
   stages = register_module("stages", torch::nn::ModuleList());
   int64_t in = stem_width;
@@ -116,14 +115,9 @@ torch::Tensor ResNetBackboneImpl::forward(const torch::Tensor& images) {
   if (config.resnet_stem == ResNetStem::kImageNet) {
     // timm's BiT "fixed" stem pads by one zero on every side; vit_jax's hybrid pads TF SAME with
     // -inf. Then a 3x3/2 max-pool.
-    Padding2d padding{1, 1, 1, 1};
-    double pad_value = 0.0;
-    if (config.resnet_padding == ConvPadding::kSame) {
-      const auto [top, bottom] = same_padding(x.size(2), 3, 2);
-      const auto [left, right] = same_padding(x.size(3), 3, 2);
-      padding = {left, right, top, bottom};
-      pad_value = -std::numeric_limits<double>::infinity();
-    }
+    const bool same = config.resnet_padding == ConvPadding::kSame;
+    const Padding2d padding = same ? same_padding_2d(x, 3, 2) : Padding2d{1, 1, 1, 1};
+    const double pad_value = same ? -std::numeric_limits<double>::infinity() : 0.0;
     x = padded_max_pool(x, 3, 2, padding, pad_value, fused_kernels_);
   }
   if (fused_kernels_ && config.resnet_preact) {
