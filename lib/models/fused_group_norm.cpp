@@ -16,6 +16,13 @@ torch::Tensor aten_group_norm_act(const torch::Tensor& x, int64_t groups,
   return relu ? torch::relu(y) : y;
 }
 
+std::pair<torch::Tensor, torch::Tensor> aten_add_group_norm_act(
+    const torch::Tensor& x, const torch::Tensor& delta, int64_t groups, const torch::Tensor& weight,
+    const torch::Tensor& bias, double eps, bool relu) {
+  auto sum = x + delta;
+  return {sum, aten_group_norm_act(sum, groups, weight, bias, eps, relu)};
+}
+
 }  // namespace
 
 #if VITLAB_WITH_CUDA
@@ -184,11 +191,8 @@ std::pair<torch::Tensor, torch::Tensor> fused_add_group_norm_act(
                         delta.scalar_type() == x.scalar_type() &&
                         delta.is_contiguous(at::MemoryFormat::ChannelsLast);
   const auto out_dtype = output_dtype(x, feeds_conv);
-  if (!use_kernels || !delta_ok || !out_dtype ||
-      !group_norm_kernels_apply(x, groups, weight, bias)) {
-    auto sum = x + delta;
-    return {sum, aten_group_norm_act(sum, groups, weight, bias, eps, relu)};
-  }
+  if (!use_kernels || !delta_ok || !out_dtype || !group_norm_kernels_apply(x, groups, weight, bias))
+    return aten_add_group_norm_act(x, delta, groups, weight, bias, eps, relu);
   auto outputs = AddGroupNormActFunction::apply(x, delta, weight, bias, groups, eps, relu,
                                                 static_cast<int64_t>(*out_dtype));
   return {outputs[0], outputs[1]};
@@ -210,8 +214,7 @@ torch::Tensor fused_group_norm_act(const torch::Tensor& x, int64_t groups,
 std::pair<torch::Tensor, torch::Tensor> fused_add_group_norm_act(
     const torch::Tensor& x, const torch::Tensor& delta, int64_t groups, const torch::Tensor& weight,
     const torch::Tensor& bias, double eps, bool relu, bool, bool) {
-  auto sum = x + delta;
-  return {sum, aten_group_norm_act(sum, groups, weight, bias, eps, relu)};
+  return aten_add_group_norm_act(x, delta, groups, weight, bias, eps, relu);
 }
 
 #endif
