@@ -6,6 +6,7 @@
 #include <cuda_runtime.h>
 
 #include "models/cuda/linear_grad_kernels.h"
+#include "models/cuda/vec8.cuh"
 
 namespace vitlab::kernels {
 namespace {
@@ -14,29 +15,7 @@ constexpr int kColumnThreads = 32;  // x: 32 threads x 8 columns = 256 columns p
 constexpr int kRowThreads = 8;      // y: rows walked in parallel
 constexpr int kColumnsPerThread = 8;
 constexpr int kBlockColumns = kColumnThreads * kColumnsPerThread;
-
-__device__ __forceinline__ void load8(const __nv_bfloat16* p, float (&v)[8]) {
-  const uint4 raw = *reinterpret_cast<const uint4*>(p);
-  const uint32_t words[4] = {raw.x, raw.y, raw.z, raw.w};
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    const float2 f = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&words[i]));
-    v[2 * i] = f.x, v[2 * i + 1] = f.y;
-  }
-}
-
-// Rounds to bfloat16 (nearest even, as ATen), stores, and returns the rounded values.
-__device__ __forceinline__ void store8(__nv_bfloat16* p, float (&v)[8]) {
-  uint32_t words[4];
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    __nv_bfloat162 b = __floats2bfloat162_rn(v[2 * i], v[2 * i + 1]);
-    const float2 f = __bfloat1622float2(b);
-    v[2 * i] = f.x, v[2 * i + 1] = f.y;
-    words[i] = *reinterpret_cast<uint32_t*>(&b);
-  }
-  *reinterpret_cast<uint4*>(p) = make_uint4(words[0], words[1], words[2], words[3]);
-}
+constexpr int kBlockThreads = kColumnThreads * kRowThreads;
 
 // d/dh of h * Phi(h) = Phi(h) + h * phi(h), computed in float32 as ATen's GeluBackward (erf form).
 __device__ __forceinline__ float gelu_derivative(float h) {
@@ -48,7 +27,7 @@ __device__ __forceinline__ float gelu_derivative(float h) {
 }
 
 template <bool kGelu>
-__global__ void __launch_bounds__(kColumnThreads* kRowThreads) column_sum_kernel(ColumnSumArgs a) {
+__global__ void __launch_bounds__(kBlockThreads) column_sum_kernel(ColumnSumArgs a) {
   __shared__ float partial[kRowThreads][kBlockColumns];
   const int col = (blockIdx.x * kColumnThreads + threadIdx.x) * kColumnsPerThread;
   const int64_t rows_per_chunk = (a.rows + gridDim.y - 1) / gridDim.y;
@@ -60,18 +39,16 @@ __global__ void __launch_bounds__(kColumnThreads* kRowThreads) column_sum_kernel
 #pragma unroll 4
     for (int64_t row = first + threadIdx.y; row < last; row += kRowThreads) {
       const int64_t at = row * a.cols + col;
-      float g[8];
-      load8(grad + at, g);
+      Vec8 g = load8(grad + at);
       if constexpr (kGelu) {
-        float h[8];
-        load8(static_cast<const __nv_bfloat16*>(a.input) + at, h);
+        const Vec8 h = load8(static_cast<const __nv_bfloat16*>(a.input) + at);
 #pragma unroll
-        for (int k = 0; k < 8; ++k) g[k] *= gelu_derivative(h[k]);
-        store8(static_cast<__nv_bfloat16*>(a.grad_input) + at,
-               g);  // g now holds the rounded values
+        for (int k = 0; k < 8; ++k) g.v[k] *= gelu_derivative(h.v[k]);
+        // Sums the bf16 values written, as autograd would sum the bf16 gradient.
+        store8_rounded(static_cast<__nv_bfloat16*>(a.grad_input) + at, g);
       }
 #pragma unroll
-      for (int k = 0; k < 8; ++k) sum[k] += g[k];
+      for (int k = 0; k < 8; ++k) sum[k] += g.v[k];
     }
   }
 #pragma unroll

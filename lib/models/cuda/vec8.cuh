@@ -1,5 +1,6 @@
 // Eight channels at a time in registers, loaded and stored as 16 bytes (bf16) or 32 (float32):
-// the unit of work of the channels-last kernels (GroupNorm, max-pool). Device code only.
+// the unit of work of the channels-last kernels (GroupNorm, max-pool) and of the bias-gradient
+// column sums. Device code only.
 #pragma once
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -40,6 +41,14 @@ __device__ __forceinline__ void store8(__nv_bfloat16* p, const Vec8& x) {
     words[i] = *reinterpret_cast<const uint32_t*>(&h);
   }
   *reinterpret_cast<uint4*>(p) = make_uint4(words[0], words[1], words[2], words[3]);
+}
+
+// Rounds x to bfloat16 in place and stores it: x then holds what was written (for sums that
+// must add the stored values).
+__device__ __forceinline__ void store8_rounded(__nv_bfloat16* p, Vec8& x) {
+#pragma unroll
+  for (int k = 0; k < 8; ++k) x.v[k] = __bfloat162float(__float2bfloat16_rn(x.v[k]));
+  store8(p, x);
 }
 
 }  // namespace vitlab::kernels
