@@ -11,7 +11,7 @@ namespace vitlab::cuda {
 
 bool built_with_cuda();
 void synchronize(const torch::Device& device);
-std::string device_name(const torch::Device& device);  // "NVIDIA H200", or "cpu"
+std::string device_name(const torch::Device& device);    // "NVIDIA H200", or "cpu"
 int64_t peak_memory_bytes(const torch::Device& device);  // caching allocator's peak allocation
 void reset_peak_memory(const torch::Device& device);
 
@@ -20,7 +20,10 @@ class Graph {
  public:
   Graph();
   ~Graph();
-  // Runs `work` once under stream capture on a side stream (nothing executes: it is recorded).
+  // Runs `work` eagerly on the graph's side stream and waits for it: the warm-up that capture
+  // needs (cuBLAS workspaces and allocator pools set up on the stream that will be captured).
+  void warm_up(const torch::Device& device, const std::function<void()>& work);
+  // Runs `work` once under stream capture on that side stream (nothing executes: it is recorded).
   void capture(const torch::Device& device, const std::function<void()>& work);
   void replay();
   bool captured() const { return captured_; }
@@ -30,8 +33,5 @@ class Graph {
   std::unique_ptr<Impl> impl_;
   bool captured_ = false;
 };
-
-// Runs `work` on a side stream and waits for it (the warm-up that graph capture needs).
-void run_on_side_stream(const torch::Device& device, const std::function<void()>& work);
 
 }  // namespace vitlab::cuda

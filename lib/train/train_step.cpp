@@ -31,6 +31,7 @@ TrainStep::TrainStep(ImageClassifier model, Optimizer& optimizer, const TrainCon
   params_ = model_->parameters();
   // The fast path's hand-written kernels (CUDA only; they compute the same function).
   model_->use_fused_kernels(fast_path && device.is_cuda() && cuda::built_with_cuda());
+  if (use_graph_) graph_ = std::make_unique<cuda::Graph>();
 }
 
 torch::Tensor TrainStep::graph_input_buffer(const torch::Tensor& images) const {
@@ -71,17 +72,16 @@ StepOutput TrainStep::run(const torch::Tensor& images, const torch::Tensor& targ
     optimizer_.zero_grad();
     StepOutput out;
     if (use_graph_) {
-      // Warm-up on a side stream, as graph capture requires (cuBLAS workspaces, allocator).
-      cuda::run_on_side_stream(device_, [&] { out = compute(images, targets, device_update); });
+      // Warm-up on the stream the capture will use (cuBLAS workspaces, allocator).
+      graph_->warm_up(device_, [&] { out = compute(images, targets, device_update); });
     } else {
       out = compute(images, targets, device_update);
     }
     return out;
   }
-  if (!graph_) {
+  if (!graph_->captured()) {
     static_images_ = graph_input_buffer(images);
     static_targets_ = targets.clone();
-    graph_ = std::make_unique<cuda::Graph>();
     // Gradients are created inside the capture (in the graph's memory pool) and then reused:
     // every replay overwrites them, so they are never zeroed outside.
     optimizer_.zero_grad();
