@@ -66,3 +66,79 @@ TEST_CASE("fast linear layers match autocast's linear and GELU, values and gradi
     }
   }
 }
+
+namespace {
+struct QkvResult {
+  std::vector<torch::Tensor> out;
+  torch::Tensor grad_x, grad_weight, grad_bias;
+};
+
+// q, k, v from the projection; the loss uses the first `used` of them (an unused output has no
+// gradient at all, which the fast backward must treat as zeros).
+QkvResult run_qkv(bool fast, const torch::Tensor& x0, torch::nn::Linear& layer, int64_t heads,
+                  const std::vector<torch::Tensor>& grad_out, int used) {
+  auto x = x0.detach().clone().requires_grad_();
+  layer->zero_grad();
+  QkvResult r;
+  {
+    compat::CudaAutocast autocast(true);
+    r.out = qkv_projection(x, layer, heads, fast);
+  }
+  auto loss = torch::zeros({}, x.options().dtype(torch::kFloat));
+  for (int j = 0; j < used; ++j) loss = loss + (r.out[j].to(torch::kFloat) * grad_out[j]).sum();
+  loss.backward();
+  r.grad_x = x.grad();
+  r.grad_weight = layer->weight.grad().clone();
+  r.grad_bias = layer->bias.grad().clone();
+  return r;
+}
+
+// |a - b| <= tolerance * max |b|: for sums of bf16-rounded products, whose rounding error
+// scales with the partial sums, not with each element.
+bool close_to_scale(const torch::Tensor& a, const torch::Tensor& b, double tolerance) {
+  const auto fa = a.to(torch::kFloat), fb = b.to(torch::kFloat);
+  return (fa - fb).abs().max().item<double>() <= tolerance * fb.abs().max().item<double>();
+}
+}  // namespace
+
+TEST_CASE("the fast qkv projection takes q, k and v's gradients without stacking them", "[cuda]") {
+  SKIP_WITHOUT_CUDA();
+  const torch::Device device(torch::kCUDA, 0);
+  const int64_t width = 96, heads = 4;
+  for (auto in_dtype : {torch::kFloat, torch::kBFloat16}) {
+    for (int used : {3, 2}) {
+      DYNAMIC_SECTION("bf16 input " << (in_dtype == torch::kBFloat16) << " outputs used " << used) {
+        torch::manual_seed(used);
+        torch::nn::Linear layer(width, 3 * width);
+        layer->to(device);
+        {
+          torch::NoGradGuard no_grad;
+          layer->bias.normal_(0.0, 0.5);
+        }
+        const auto f32 = torch::TensorOptions().device(device);
+        const auto x = torch::randn({4, 333, width}, f32).to(in_dtype);
+        std::vector<torch::Tensor> grad_out;
+        for (int j = 0; j < 3; ++j)
+          grad_out.push_back(torch::randn({4, 333, heads, width / heads}, f32));
+        const auto ref = run_qkv(false, x, layer, heads, grad_out, used);
+        const auto got = run_qkv(true, x, layer, heads, grad_out, used);
+        REQUIRE(got.out.size() == 3);
+        for (int j = 0; j < 3; ++j) {
+          CHECK(got.out[j].sizes() == torch::IntArrayRef({4, 333, heads, width / heads}));
+          CHECK(torch::equal(got.out[j], ref.out[j]));  // the same at::linear, the same views
+        }
+        REQUIRE(got.grad_x.scalar_type() == in_dtype);
+        CHECK(got.grad_weight.scalar_type() == torch::kFloat);
+        // dx is rounded to bf16 after each of the three products (autocast's path: once), the
+        // weight gradient is not rounded at all: a few bf16 steps of the largest value at most.
+        CHECK(close_to_scale(got.grad_x, ref.grad_x, 2e-2));
+        CHECK(close_to_scale(got.grad_weight, ref.grad_weight, 1e-2));
+        CHECK(test::allclose_as_float(got.grad_bias, ref.grad_bias, 8e-3, 1e-2));
+        if (used == 2) {  // v had no gradient: its rows of W and b get zeros
+          CHECK(got.grad_weight.narrow(0, 2 * width, width).abs().max().item<double>() == 0.0);
+          CHECK(got.grad_bias.narrow(0, 2 * width, width).abs().max().item<double>() == 0.0);
+        }
+      }
+    }
+  }
+}

@@ -21,8 +21,8 @@ namespace vitlab::compat {
 // (B, H, N, N) or is undefined. Uses the fused kernel where LibTorch has it, the explicit
 // formula otherwise; both compute the same function.
 inline torch::Tensor scaled_dot_product_attention(const torch::Tensor& q, const torch::Tensor& k,
-                                                  const torch::Tensor& v,
-                                                  const torch::Tensor& bias, double dropout_p) {
+                                                  const torch::Tensor& v, const torch::Tensor& bias,
+                                                  double dropout_p) {
 #if VITLAB_HAS_SDPA
   const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
   c10::optional<torch::Tensor> mask;
@@ -54,6 +54,16 @@ inline void fused_sgd(at::TensorList params, at::TensorList grads, at::TensorLis
                   nesterov, /*maximize=*/false, /*is_first_step=*/false);
 }
 #endif
+
+// a @ b in float32 from bfloat16 (or float16) operands. cuBLAS accumulates in float32 either
+// way; from 2.9 the float32 result is written directly instead of being rounded to the operands'
+// dtype and cast (one kernel less per weight gradient, and no bf16 rounding of the gradient).
+inline torch::Tensor mm_float(const torch::Tensor& a, const torch::Tensor& b) {
+#if VITLAB_TORCH_AT_LEAST(2, 9)
+  if (a.is_cuda()) return at::mm(a, b, at::kFloat);
+#endif
+  return a.mm(b).to(at::kFloat);
+}
 
 // The dtype CUDA autocast casts matmul inputs to, or nullopt when autocast is off.
 inline c10::optional<at::ScalarType> cuda_autocast_dtype() {

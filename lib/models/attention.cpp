@@ -32,14 +32,10 @@ AttentionImpl::AttentionImpl(int64_t width, int64_t heads, bool qkv_bias, double
 torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& bias,
                                      torch::Tensor* weights) {
   const int64_t B = x.size(0), T = x.size(1), D = x.size(2);
-  // (B, T, 3D) -> (B, T, 3, H, d) -> three (B, T, H, d) -> (B, H, T, d) views.
-  // unbind along the "3" axis of the linear's own layout: its backward stacks the three gradients
-  // straight into (B, T, 3, H, d), which is already the linear's (B, T, 3D). Three selects would
-  // cost zero-filled full-size gradients and adds; unbinding a permuted (3, B, H, T, d) view costs
-  // a stack plus a permuting copy (together 12% of ViT-B/16's step on an H100).
-  const auto qkv_parts = linear_act(x, qkv, Activation::kNone, fast_linears)
-                             .reshape({B, T, 3, heads, D / heads})
-                             .unbind(2);
+  // (B, T, 3D) -> (B, T, 3, H, d) -> three (B, T, H, d) -> (B, H, T, d) views. The 3 is split
+  // off the linear's own layout, so the three gradients go back into it without a permuting copy;
+  // on the fast path they are not even stacked (see qkv_projection).
+  const auto qkv_parts = qkv_projection(x, qkv, heads, fast_linears);
   const auto q = qkv_parts[0].transpose(1, 2), k = qkv_parts[1].transpose(1, 2),
              v = qkv_parts[2].transpose(1, 2);
   const double p = is_training() ? attn_dropout : 0.0;

@@ -16,6 +16,22 @@ torch::Tensor aten_linear_act(const torch::Tensor& x, const torch::nn::Linear& l
   return act == Activation::kGelu ? torch::gelu(y) : y;
 }
 
+// The (..., 3, heads, d) view of a qkv projection's (..., 3D) output.
+std::vector<int64_t> qkv_sizes(const torch::Tensor& h, int64_t heads) {
+  auto sizes = h.sizes().vec();
+  const int64_t width = sizes.back() / 3;
+  sizes.back() = 3;
+  sizes.push_back(heads);
+  sizes.push_back(width / heads);
+  return sizes;
+}
+
+std::vector<torch::Tensor> aten_qkv_projection(const torch::Tensor& x,
+                                               const torch::nn::Linear& layer, int64_t heads) {
+  auto h = linear(layer, x);  // (..., 3D)
+  return h.reshape(qkv_sizes(h, heads)).unbind(-3);
+}
+
 }  // namespace
 
 #if VITLAB_WITH_CUDA
@@ -23,8 +39,51 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
+torch::ScalarType saved_dtype(AutogradContext* ctx, const char* key) {
+  return static_cast<torch::ScalarType>(ctx->saved_data[key].toInt());
+}
+
+// Column sums of a (rows, cols) bf16 gradient into `partial` (chunks, cols); with `gelu_input`
+// (the pre-activation h), the gradient becomes grad * gelu'(h), returned, summed in the same pass.
+torch::Tensor column_sums(const torch::Tensor& grad, const torch::Tensor& partial,
+                          const torch::Tensor& gelu_input) {
+  kernels::ColumnSumArgs a;
+  a.partial = partial.data_ptr<float>();
+  a.rows = grad.size(0);
+  a.cols = static_cast<int>(grad.size(1));
+  a.grad = grad.data_ptr();
+  const int chunks = static_cast<int>(partial.size(0));
+  torch::Tensor result = grad;
+  if (gelu_input.defined()) {
+    result = torch::empty_like(grad);
+    a.input = gelu_input.data_ptr();
+    a.grad_input = result.data_ptr();
+    kernels::gelu_backward_column_sums(a, chunks, kernels::current_stream());
+  } else {
+    kernels::column_sums(a, chunks, kernels::current_stream());
+  }
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  return result;
+}
+
+// The weight gradient grad^T x; for a float32 weight computed into float32 directly (autocast's
+// path rounds it to bfloat16 first, then casts).
+torch::Tensor weight_gradient(const torch::Tensor& grad, const torch::Tensor& x2d,
+                              torch::ScalarType weight_dtype) {
+  if (weight_dtype == torch::kFloat) return compat::mm_float(grad.t(), x2d);
+  return grad.t().mm(x2d).to(weight_dtype);
+}
+
+void save_dtypes(AutogradContext* ctx, const torch::Tensor& x, const torch::Tensor& weight,
+                 const torch::Tensor& bias) {
+  ctx->saved_data["x_dtype"] = static_cast<int64_t>(x.scalar_type());
+  ctx->saved_data["weight_dtype"] = static_cast<int64_t>(weight.scalar_type());
+  ctx->saved_data["bias_dtype"] = static_cast<int64_t>(bias.scalar_type());
+}
+
 // Forward as autocast runs it (inputs, weight and bias cast to bfloat16, one at::linear); the
-// backward computes what autograd would from those casts, in the same dtypes.
+// backward computes what autograd would from those casts (the weight gradient without its
+// rounding to bfloat16, see weight_gradient).
 struct LinearActFunction : torch::autograd::Function<LinearActFunction> {
   static variable_list forward(AutogradContext* ctx, const torch::Tensor& x,
                                const torch::Tensor& weight, const torch::Tensor& bias,
@@ -33,9 +92,7 @@ struct LinearActFunction : torch::autograd::Function<LinearActFunction> {
     auto h = torch::linear(x16, w16, bias.to(torch::kBFloat16));
     const bool gelu = activation == static_cast<int64_t>(Activation::kGelu);
     ctx->save_for_backward({x16, w16, gelu ? h : torch::Tensor()});
-    ctx->saved_data["x_dtype"] = static_cast<int64_t>(x.scalar_type());
-    ctx->saved_data["weight_dtype"] = static_cast<int64_t>(weight.scalar_type());
-    ctx->saved_data["bias_dtype"] = static_cast<int64_t>(bias.scalar_type());
+    save_dtypes(ctx, x, weight, bias);
     return {gelu ? torch::gelu(h) : h};
   }
 
@@ -44,34 +101,69 @@ struct LinearActFunction : torch::autograd::Function<LinearActFunction> {
     const auto &x16 = saved[0], &w16 = saved[1], &h = saved[2];
     const int64_t out_features = w16.size(0), in_features = w16.size(1);
     auto grad = kernels::kernel_ready(grads[0].to(torch::kBFloat16)).reshape({-1, out_features});
-    const int64_t rows = grad.size(0);
-    const int chunks = kernels::column_sum_chunks(rows, out_features, kernels::sm_count());
+    const int chunks = kernels::column_sum_chunks(grad.size(0), out_features, kernels::sm_count());
     auto partial = torch::empty({chunks, out_features}, grad.options().dtype(torch::kFloat));
-    kernels::ColumnSumArgs a;
-    a.partial = partial.data_ptr<float>();
-    a.rows = rows;
-    a.cols = static_cast<int>(out_features);
-    if (h.defined()) {  // GELU: grad becomes grad * gelu'(h), summed in the same pass
-      const auto h2 = kernels::kernel_ready(h).reshape({-1, out_features});
-      auto grad_h = torch::empty_like(grad);
-      a.grad = grad.data_ptr();
-      a.input = h2.data_ptr();
-      a.grad_input = grad_h.data_ptr();
-      kernels::gelu_backward_column_sums(a, chunks, kernels::current_stream());
-      grad = grad_h;
-    } else {
-      a.grad = grad.data_ptr();
-      kernels::column_sums(a, chunks, kernels::current_stream());
-    }
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
-    const auto dtype = [&](const char* key) {
-      return static_cast<torch::ScalarType>(ctx->saved_data[key].toInt());
-    };
+    // GELU: grad becomes grad * gelu'(h), summed in the same pass.
+    grad = column_sums(grad, partial,
+                       h.defined() ? kernels::kernel_ready(h).reshape({-1, out_features}) : h);
     // The bias gradient as autocast's path has it: summed in float32, rounded to the bf16 bias.
-    auto grad_bias = partial.sum(0).to(torch::kBFloat16).to(dtype("bias_dtype"));
-    auto grad_weight = grad.t().mm(x16.reshape({-1, in_features})).to(dtype("weight_dtype"));
+    auto grad_bias = partial.sum(0).to(torch::kBFloat16).to(saved_dtype(ctx, "bias_dtype"));
+    auto grad_weight =
+        weight_gradient(grad, x16.reshape({-1, in_features}), saved_dtype(ctx, "weight_dtype"));
     torch::Tensor grad_x;
-    if (ctx->needs_input_grad(0)) grad_x = grad.mm(w16).reshape(x16.sizes()).to(dtype("x_dtype"));
+    if (ctx->needs_input_grad(0))
+      grad_x = grad.mm(w16).reshape(x16.sizes()).to(saved_dtype(ctx, "x_dtype"));
+    return {grad_x, grad_weight, grad_bias, torch::Tensor()};
+  }
+};
+
+// The attention's qkv projection with q, k and v as three outputs (views of the one linear's
+// output), so their gradients arrive separately: the backward computes dx as three accumulating
+// matmuls and the weight and bias gradients by row block. Autograd would first stack the three
+// gradients into the linear's (..., 3D) layout: a copy that was 2% of ViT-B/16's step (H200).
+// dx is rounded to bfloat16 after each of the three products instead of once.
+struct QkvFunction : torch::autograd::Function<QkvFunction> {
+  static variable_list forward(AutogradContext* ctx, const torch::Tensor& x,
+                               const torch::Tensor& weight, const torch::Tensor& bias,
+                               int64_t heads) {
+    const auto x16 = x.to(torch::kBFloat16), w16 = weight.to(torch::kBFloat16);
+    auto h = torch::linear(x16, w16, bias.to(torch::kBFloat16));  // (..., 3D)
+    ctx->save_for_backward({x16, w16});
+    save_dtypes(ctx, x, weight, bias);
+    return h.reshape(qkv_sizes(h, heads)).unbind(-3);  // three (..., heads, d)
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const auto &x16 = saved[0], &w16 = saved[1];
+    const int64_t width = w16.size(0) / 3, in_features = w16.size(1);
+    const auto x2d = x16.reshape({-1, in_features});
+    const int64_t rows = x2d.size(0);
+    const int chunks = kernels::column_sum_chunks(rows, width, kernels::sm_count());
+    auto partial = torch::empty({3, chunks, width}, x16.options().dtype(torch::kFloat));
+    std::vector<torch::Tensor> weight_blocks;
+    torch::Tensor grad_x;
+    for (int64_t j = 0; j < 3; ++j) {
+      if (!grads[j].defined()) {  // an unused output: zero gradient for its rows
+        partial[j].zero_();
+        weight_blocks.push_back(torch::zeros({width, in_features}, partial.options()));
+        continue;
+      }
+      auto grad = kernels::kernel_ready(grads[j].to(torch::kBFloat16)).reshape({rows, width});
+      column_sums(grad, partial[j], torch::Tensor());
+      weight_blocks.push_back(weight_gradient(grad, x2d, torch::kFloat));
+      if (!ctx->needs_input_grad(0)) continue;
+      const auto w_block = w16.narrow(0, j * width, width);  // (width, in_features) rows
+      grad_x = grad_x.defined() ? grad_x.addmm_(grad, w_block) : grad.mm(w_block);
+    }
+    // The bias gradient as autocast's path has it: summed in float32, rounded to the bf16 bias.
+    auto grad_bias =
+        partial.sum(1).reshape({3 * width}).to(torch::kBFloat16).to(saved_dtype(ctx, "bias_dtype"));
+    auto grad_weight = torch::cat(weight_blocks, 0).to(saved_dtype(ctx, "weight_dtype"));
+    if (ctx->needs_input_grad(0)) {
+      if (!grad_x.defined()) grad_x = torch::zeros({rows, in_features}, x16.options());
+      grad_x = grad_x.reshape(x16.sizes()).to(saved_dtype(ctx, "x_dtype"));
+    }
     return {grad_x, grad_weight, grad_bias, torch::Tensor()};
   }
 };
@@ -89,6 +181,12 @@ torch::Tensor linear_act(const torch::Tensor& x, const torch::nn::Linear& layer,
   return LinearActFunction::apply(x, layer->weight, layer->bias, static_cast<int64_t>(act))[0];
 }
 
+std::vector<torch::Tensor> qkv_projection(const torch::Tensor& x, const torch::nn::Linear& layer,
+                                          int64_t heads, bool fast) {
+  if (!fast || !fast_linear_applies(x, layer)) return aten_qkv_projection(x, layer, heads);
+  return QkvFunction::apply(x, layer->weight, layer->bias, heads);
+}
+
 #else  // LibTorch without CUDA: ATen only.
 
 bool fast_linear_applies(const torch::Tensor&, const torch::nn::Linear&) {
@@ -98,6 +196,11 @@ bool fast_linear_applies(const torch::Tensor&, const torch::nn::Linear&) {
 torch::Tensor linear_act(const torch::Tensor& x, const torch::nn::Linear& layer, Activation act,
                          bool) {
   return aten_linear_act(x, layer, act);
+}
+
+std::vector<torch::Tensor> qkv_projection(const torch::Tensor& x, const torch::nn::Linear& layer,
+                                          int64_t heads, bool) {
+  return aten_qkv_projection(x, layer, heads);
 }
 
 #endif

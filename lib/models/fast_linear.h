@@ -16,6 +16,12 @@ enum class Activation { kNone, kGelu };  // GELU: the exact erf form, as timm an
 torch::Tensor linear_act(const torch::Tensor& x, const torch::nn::Linear& layer, Activation act,
                          bool fast);
 
+// q, k and v, each (..., heads, d), from the attention's qkv projection x W^T + b of width 3D
+// (timm's layout: the 3 before the heads). With `fast` (where linear_act's fast path applies)
+// their gradients are taken separately by the projection's backward, without being stacked.
+std::vector<torch::Tensor> qkv_projection(const torch::Tensor& x, const torch::nn::Linear& layer,
+                                          int64_t heads, bool fast);
+
 // True when `fast` would take the custom backward for this input and layer.
 bool fast_linear_applies(const torch::Tensor& x, const torch::nn::Linear& layer);
 
