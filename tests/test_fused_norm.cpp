@@ -19,7 +19,7 @@ struct NormResult {
 // output gradients. An undefined delta means LN(x) alone.
 NormResult run_norm(bool fused, const torch::Tensor& x0, const torch::Tensor& delta0,
                     torch::nn::LayerNorm& norm, bool bf16_autocast, const torch::Tensor& grad_out,
-                    const torch::Tensor& grad_sum) {
+                    const torch::Tensor& grad_sum, bool keep_inputs = false) {
   auto x = x0.detach().clone().requires_grad_();
   auto delta = delta0.defined() ? delta0.detach().clone().requires_grad_() : torch::Tensor();
   for (auto& p : norm->parameters()) p.mutable_grad() = torch::Tensor();
@@ -28,7 +28,7 @@ NormResult run_norm(bool fused, const torch::Tensor& x0, const torch::Tensor& de
     compat::CudaAutocast autocast(bf16_autocast);
     if (fused) {
       if (delta.defined())
-        std::tie(r.sum, r.out) = fused_add_layer_norm(x, delta, norm, true);
+        std::tie(r.sum, r.out) = fused_add_layer_norm(x, delta, norm, true, keep_inputs);
       else
         r.out = fused_layer_norm(x, norm, true);
     } else {
@@ -96,6 +96,16 @@ TEST_CASE("fused LayerNorm kernels match ATen's LayerNorm, values and gradients"
           }
           CHECK(test::allclose_as_float(got.grad_gamma, ref.grad_gamma, 1e-4, 1e-3));
           CHECK(test::allclose_as_float(got.grad_beta, ref.grad_beta, 1e-4, 1e-3));
+          if (delta.defined()) {
+            // Keeping x and delta and adding them again in the backward gives the same bits.
+            const auto kept = run_norm(true, x, delta, norm, bf16, grad_out, grad_sum, true);
+            CHECK(torch::equal(kept.sum, got.sum));
+            CHECK(torch::equal(kept.out, got.out));
+            CHECK(torch::equal(kept.grad_x, got.grad_x));
+            CHECK(torch::equal(kept.grad_delta, got.grad_delta));
+            CHECK(torch::equal(kept.grad_gamma, got.grad_gamma));
+            CHECK(torch::equal(kept.grad_beta, got.grad_beta));
+          }
         }
       }
     }

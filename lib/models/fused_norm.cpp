@@ -33,9 +33,11 @@ torch::ScalarType output_dtype(bool feeds_matmul) {
 }
 
 // Forward for both functions: `delta` undefined means LN(x) alone.
+// `keep_inputs`: save x and a bf16 delta instead of their float32 sum (see fused_add_layer_norm).
 variable_list norm_forward(AutogradContext* ctx, const torch::Tensor& x_in,
                            const torch::Tensor& delta_in, const torch::Tensor& gamma,
-                           const torch::Tensor& beta, double eps, torch::ScalarType out_dtype) {
+                           const torch::Tensor& beta, double eps, torch::ScalarType out_dtype,
+                           bool keep_inputs = false) {
   // An unused output's gradient stays undefined (the last block's stream, which only the final
   // norm reads) instead of a materialised zeros tensor that the backward would read.
   ctx->set_materialize_grads(false);
@@ -63,7 +65,11 @@ variable_list norm_forward(AutogradContext* ctx, const torch::Tensor& x_in,
   a.eps = static_cast<float>(eps);
   kernels::norm_forward(a, kernels::current_stream());
   C10_CUDA_KERNEL_LAUNCH_CHECK();
-  ctx->save_for_backward({delta.defined() ? sum : x, mean, rstd, gamma});
+  keep_inputs = keep_inputs && delta.defined() && delta.scalar_type() == torch::kBFloat16;
+  if (keep_inputs)
+    ctx->save_for_backward({x, mean, rstd, gamma, delta});
+  else
+    ctx->save_for_backward({delta.defined() ? sum : x, mean, rstd, gamma});
   ctx->saved_data["delta_bf16"] = delta.defined() && delta.scalar_type() == torch::kBFloat16;
   ctx->saved_data["out_dtype"] = static_cast<int64_t>(out_dtype);
   if (delta.defined()) return {sum, out};
@@ -94,6 +100,7 @@ std::array<torch::Tensor, 4> norm_backward(AutogradContext* ctx, const torch::Te
   a.grad_out_type = elem_type(grad_out);
   a.grad_sum = grad_sum.defined() ? grad_sum.data_ptr<float>() : nullptr;
   a.input = input.data_ptr<float>();
+  if (saved.size() > 4) a.input_delta = saved[4].data_ptr();  // saved by keep_inputs
   a.mean = mean.data_ptr<float>();
   a.rstd = rstd.data_ptr<float>();
   a.gamma = gamma.data_ptr<float>();
@@ -125,12 +132,14 @@ struct LayerNormFunction : torch::autograd::Function<LayerNormFunction> {
 struct AddLayerNormFunction : torch::autograd::Function<AddLayerNormFunction> {
   static variable_list forward(AutogradContext* ctx, const torch::Tensor& x,
                                const torch::Tensor& delta, const torch::Tensor& gamma,
-                               const torch::Tensor& beta, double eps, int64_t out_dtype) {
-    return norm_forward(ctx, x, delta, gamma, beta, eps, static_cast<torch::ScalarType>(out_dtype));
+                               const torch::Tensor& beta, double eps, int64_t out_dtype,
+                               bool keep_inputs) {
+    return norm_forward(ctx, x, delta, gamma, beta, eps, static_cast<torch::ScalarType>(out_dtype),
+                        keep_inputs);
   }
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     const auto g = norm_backward(ctx, grads[0], grads[1]);
-    return {g[0], g[1], g[2], g[3], torch::Tensor(), torch::Tensor()};
+    return {g[0], g[1], g[2], g[3], torch::Tensor(), torch::Tensor(), torch::Tensor()};
   }
 };
 }  // namespace
@@ -153,7 +162,7 @@ torch::Tensor fused_layer_norm(const torch::Tensor& x, const torch::nn::LayerNor
 std::pair<torch::Tensor, torch::Tensor> fused_add_layer_norm(const torch::Tensor& x,
                                                              const torch::Tensor& delta,
                                                              const torch::nn::LayerNorm& norm,
-                                                             bool feeds_matmul) {
+                                                             bool feeds_matmul, bool keep_inputs) {
   const bool delta_ok =
       delta.sizes() == x.sizes() && delta.device() == x.device() &&
       (delta.scalar_type() == torch::kFloat || delta.scalar_type() == torch::kBFloat16);
@@ -163,7 +172,7 @@ std::pair<torch::Tensor, torch::Tensor> fused_add_layer_norm(const torch::Tensor
   }
   auto outputs =
       AddLayerNormFunction::apply(x, delta, norm->weight, norm->bias, norm->options.eps(),
-                                  static_cast<int64_t>(output_dtype(feeds_matmul)));
+                                  static_cast<int64_t>(output_dtype(feeds_matmul)), keep_inputs);
   return {outputs[0], outputs[1]};
 }
 
@@ -179,7 +188,7 @@ torch::Tensor fused_layer_norm(const torch::Tensor& x, const torch::nn::LayerNor
 
 std::pair<torch::Tensor, torch::Tensor> fused_add_layer_norm(const torch::Tensor& x,
                                                              const torch::Tensor& delta,
-                                                             const torch::nn::LayerNorm& norm,
+                                                             const torch::nn::LayerNorm& norm, bool,
                                                              bool) {
   auto sum = x + delta;
   return {sum, aten_layer_norm(sum, norm)};

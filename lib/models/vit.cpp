@@ -76,7 +76,10 @@ std::pair<torch::Tensor, torch::Tensor> BlockImpl::forward_fused(const torch::Te
     normed = fused_layer_norm(x, norm1, mixer_projects);
   }
   auto h = drop_path(mix(normed, weights), drop_path_rate, is_training());
-  auto [y, normed2] = fused_add_layer_norm(stream, h, norm2, /*feeds_matmul=*/true);
+  // The first norm saved `stream` for its backward; the second keeps it and the branch h
+  // (bf16) instead of their float32 sum.
+  auto [y, normed2] =
+      fused_add_layer_norm(stream, h, norm2, /*feeds_matmul=*/true, /*keep_inputs=*/true);
   return {y, drop_path(mlp->forward(normed2), drop_path_rate, is_training())};
 }
 

@@ -1,7 +1,8 @@
 // One warp per row: the row (at most 1024 floats) stays in registers between the mean, the
 // variance and the output, so the forward reads x and delta once and writes sum and out once;
-// the backward reads grad_out, grad_sum and the input once. gamma/beta gradients are summed per
-// block in shared memory and then over blocks by the caller (deterministic, no atomics).
+// the backward reads grad_out, grad_sum and the input (or the input and the delta added to it)
+// once. gamma/beta gradients are summed per block in shared memory and then over blocks by the
+// caller (deterministic, no atomics).
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
@@ -115,6 +116,7 @@ __global__ void __launch_bounds__(kThreads, kBackwardBlocksPerSm)
   __syncthreads();
   const auto* grad_out = static_cast<const TGrad*>(a.grad_out);
   auto* grad_delta = static_cast<TGradDelta*>(a.grad_delta);
+  const auto* input_delta = static_cast<const __nv_bfloat16*>(a.input_delta);
   for (int64_t row = static_cast<int64_t>(blockIdx.x) * kWarps + warp; row < a.rows;
        row += static_cast<int64_t>(gridDim.x) * kWarps) {
     const int64_t base = row * width;
@@ -126,7 +128,12 @@ __global__ void __launch_bounds__(kThreads, kBackwardBlocksPerSm)
     for (int i = 0; i < kSteps; ++i) {
       const int c = (i * 32 + lane) * 4;
       if (c < width) {
-        const float4 dy = load4(grad_out + base + c), x = load4(a.input + base + c);
+        const float4 dy = load4(grad_out + base + c);
+        float4 x = load4(a.input + base + c);
+        if (input_delta) {  // the forward's sum, recomputed: the same float32 additions
+          const float4 d = load4(input_delta + base + c);
+          x = make_float4(x.x + d.x, x.y + d.y, x.z + d.z, x.w + d.w);
+        }
         stream_grad[i] =
             a.grad_sum ? load4(a.grad_sum + base + c) : make_float4(0.f, 0.f, 0.f, 0.f);
         const float4 gm = *reinterpret_cast<const float4*>(gamma + c);

@@ -37,6 +37,9 @@ struct NormBackwardArgs {
   ElemType grad_out_type = ElemType::kFloat32;
   const float* grad_sum = nullptr;  // gradient reaching the sum through the stream, or null
   const float* input = nullptr;     // what was normalised (the sum, or x)
+  // (rows, width) bfloat16 or null: what was normalised is input + input_delta, added again here
+  // exactly as the forward added it (so the sum need not be kept between forward and backward).
+  const void* input_delta = nullptr;
   const float* mean = nullptr;
   const float* rstd = nullptr;
   const float* gamma = nullptr;
