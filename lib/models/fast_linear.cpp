@@ -66,6 +66,18 @@ torch::Tensor column_sums(const torch::Tensor& grad, const torch::Tensor& partia
   return result;
 }
 
+// The bias gradient from (groups, chunks, cols) column sums, as autocast's path has it: summed in
+// float32, rounded to the bf16 bias, cast to the bias's dtype.
+torch::Tensor bias_gradient(const torch::Tensor& partial, torch::ScalarType bias_dtype) {
+  const int64_t groups = partial.size(0), chunks = partial.size(1), cols = partial.size(2);
+  auto grad = torch::empty({groups * cols}, partial.options());
+  kernels::finish_column_sums(partial.data_ptr<float>(), static_cast<int>(groups),
+                              static_cast<int>(chunks), static_cast<int>(cols),
+                              grad.data_ptr<float>(), kernels::current_stream());
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  return bias_dtype == torch::kFloat ? grad : grad.to(bias_dtype);
+}
+
 // The weight gradient grad^T x; for a float32 weight computed into float32 directly (autocast's
 // path rounds it to bfloat16 first, then casts).
 torch::Tensor weight_gradient(const torch::Tensor& grad, const torch::Tensor& x2d,
@@ -106,8 +118,7 @@ struct LinearActFunction : torch::autograd::Function<LinearActFunction> {
     // GELU: grad becomes grad * gelu'(h), summed in the same pass.
     grad = column_sums(grad, partial,
                        h.defined() ? kernels::kernel_ready(h).reshape({-1, out_features}) : h);
-    // The bias gradient as autocast's path has it: summed in float32, rounded to the bf16 bias.
-    auto grad_bias = partial.sum(0).to(torch::kBFloat16).to(saved_dtype(ctx, "bias_dtype"));
+    auto grad_bias = bias_gradient(partial.unsqueeze(0), saved_dtype(ctx, "bias_dtype"));
     auto grad_weight =
         weight_gradient(grad, x16.reshape({-1, in_features}), saved_dtype(ctx, "weight_dtype"));
     torch::Tensor grad_x;
@@ -156,9 +167,7 @@ struct QkvFunction : torch::autograd::Function<QkvFunction> {
       const auto w_block = w16.narrow(0, j * width, width);  // (width, in_features) rows
       grad_x = grad_x.defined() ? grad_x.addmm_(grad, w_block) : grad.mm(w_block);
     }
-    // The bias gradient as autocast's path has it: summed in float32, rounded to the bf16 bias.
-    auto grad_bias =
-        partial.sum(1).reshape({3 * width}).to(torch::kBFloat16).to(saved_dtype(ctx, "bias_dtype"));
+    auto grad_bias = bias_gradient(partial, saved_dtype(ctx, "bias_dtype"));  // (3 * width)
     auto grad_weight = torch::cat(weight_blocks, 0).to(saved_dtype(ctx, "weight_dtype"));
     if (ctx->needs_input_grad(0)) {
       if (!grad_x.defined()) grad_x = torch::zeros({rows, in_features}, x16.options());

@@ -65,6 +65,28 @@ __global__ void __launch_bounds__(kBlockThreads) column_sum_kernel(ColumnSumArgs
   }
 }
 
+// A block sums 32 columns: each of its 8 warps a strided subset of the chunks, then the warps'
+// sums in order (deterministic).
+constexpr int kFinishColumns = 32, kFinishRows = 8;
+
+__global__ void __launch_bounds__(kFinishColumns* kFinishRows)
+    finish_column_sums_kernel(const float* partial, int chunks, int cols, float* out) {
+  __shared__ float sums[kFinishRows][kFinishColumns];
+  const int col = blockIdx.x * kFinishColumns + threadIdx.x;
+  const float* group = partial + static_cast<int64_t>(blockIdx.y) * chunks * cols;
+  float s = 0.f;
+  if (col < cols)
+    for (int k = threadIdx.y; k < chunks; k += kFinishRows)
+      s += group[static_cast<int64_t>(k) * cols + col];
+  sums[threadIdx.y][threadIdx.x] = s;
+  __syncthreads();
+  if (threadIdx.y != 0 || col >= cols) return;
+  float total = 0.f;
+#pragma unroll
+  for (int r = 0; r < kFinishRows; ++r) total += sums[r][threadIdx.x];
+  out[static_cast<int64_t>(blockIdx.y) * cols + col] = __bfloat162float(__float2bfloat16_rn(total));
+}
+
 template <bool kGelu>
 void launch(const ColumnSumArgs& a, int chunks, void* cuda_stream) {
   const dim3 block(kColumnThreads, kRowThreads);
@@ -89,6 +111,14 @@ void column_sums(const ColumnSumArgs& a, int chunks, void* cuda_stream) {
 
 void gelu_backward_column_sums(const ColumnSumArgs& a, int chunks, void* cuda_stream) {
   launch<true>(a, chunks, cuda_stream);
+}
+
+void finish_column_sums(const float* partial, int groups, int chunks, int cols, float* out,
+                        void* cuda_stream) {
+  const dim3 block(kFinishColumns, kFinishRows);
+  const dim3 grid((cols + kFinishColumns - 1) / kFinishColumns, groups);
+  finish_column_sums_kernel<<<grid, block, 0, static_cast<cudaStream_t>(cuda_stream)>>>(
+      partial, chunks, cols, out);
 }
 
 }  // namespace vitlab::kernels

@@ -26,4 +26,11 @@ void column_sums(const ColumnSumArgs& args, int chunks, void* cuda_stream);
 // sums.
 void gelu_backward_column_sums(const ColumnSumArgs& args, int chunks, void* cuda_stream);
 
+// out[g * cols + c] = the sum over k of partial[g][k][c] (g < groups, k < chunks), summed in a
+// fixed order and rounded to bfloat16, written as float32: a bias gradient as autocast's path
+// has it (summed in float32, rounded to the bf16 bias, cast to the float32 parameter). One kernel
+// where ATen took three (sum, two casts).
+void finish_column_sums(const float* partial, int groups, int chunks, int cols, float* out,
+                        void* cuda_stream);
+
 }  // namespace vitlab::kernels
