@@ -3,6 +3,7 @@
 #include "core/compat.h"
 #include "models/kernel_tensors.h"
 #include "models/layers.h"
+#include "models/weight_cast.h"
 #if VITLAB_WITH_CUDA
 #include "models/cuda/linear_grad_kernels.h"
 #endif
@@ -100,8 +101,8 @@ struct LinearActFunction : torch::autograd::Function<LinearActFunction> {
   static variable_list forward(AutogradContext* ctx, const torch::Tensor& x,
                                const torch::Tensor& weight, const torch::Tensor& bias,
                                int64_t activation) {
-    const auto x16 = x.to(torch::kBFloat16), w16 = weight.to(torch::kBFloat16);
-    auto h = torch::linear(x16, w16, bias.to(torch::kBFloat16));
+    const auto x16 = x.to(torch::kBFloat16), w16 = bf16_copy(weight);
+    auto h = torch::linear(x16, w16, bf16_copy(bias));
     const bool gelu = activation == static_cast<int64_t>(Activation::kGelu);
     ctx->save_for_backward({x16, w16, gelu ? h : torch::Tensor()});
     save_dtypes(ctx, x, weight, bias);
@@ -137,8 +138,8 @@ struct QkvFunction : torch::autograd::Function<QkvFunction> {
   static variable_list forward(AutogradContext* ctx, const torch::Tensor& x,
                                const torch::Tensor& weight, const torch::Tensor& bias,
                                int64_t heads) {
-    const auto x16 = x.to(torch::kBFloat16), w16 = weight.to(torch::kBFloat16);
-    auto h = torch::linear(x16, w16, bias.to(torch::kBFloat16));  // (..., 3D)
+    const auto x16 = x.to(torch::kBFloat16), w16 = bf16_copy(weight);
+    auto h = torch::linear(x16, w16, bf16_copy(bias));  // (..., 3D)
     ctx->save_for_backward({x16, w16});
     save_dtypes(ctx, x, weight, bias);
     return h.reshape(qkv_sizes(h, heads)).unbind(-3);  // three (..., heads, d)

@@ -1,7 +1,10 @@
 #include "models/vit.h"
 
+#include <optional>
+
 #include "core/compat.h"
 #include "models/fused_norm.h"
+#include "models/weight_cast.h"
 
 namespace vitlab {
 namespace {
@@ -165,6 +168,16 @@ void ViTImpl::use_fused_kernels(bool on) {
   if (patch_embed->backbone) patch_embed->backbone->use_fused_kernels(on);
 }
 
+std::vector<torch::Tensor> ViTImpl::block_linear_parameters() {
+  std::vector<torch::Tensor> params;
+  for (auto& module : blocks->modules(/*include_self=*/false))
+    if (auto linear = std::dynamic_pointer_cast<torch::nn::LinearImpl>(module)) {
+      params.push_back(linear->weight);
+      if (linear->bias.defined()) params.push_back(linear->bias);
+    }
+  return params;
+}
+
 torch::Tensor ViTImpl::embed(const torch::Tensor& images) {
   if (fused_kernels_ && !patch_embed->backbone) return patch_embed->forward_as_matmul(images);
   return patch_embed->forward(images);
@@ -182,6 +195,11 @@ torch::Tensor ViTImpl::add_tokens_and_positions(const torch::Tensor& patches) {
 
 torch::Tensor ViTImpl::encode(const torch::Tensor& tokens, std::vector<torch::Tensor>* attention) {
   if (fused_kernels_) {
+    // The blocks' linear weights in bf16 for this forward, cast in one kernel (fast_linear.h
+    // takes them from the scope).
+    std::optional<Bf16CastScope> casts;
+    if (tokens.is_cuda() && compat::cuda_autocast_dtype() == torch::kBFloat16)
+      casts.emplace(block_linear_parameters());
     torch::Tensor x = tokens, pending;  // the stream is x + pending
     for (auto& block : block_list) {
       torch::Tensor w;

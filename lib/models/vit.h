@@ -90,6 +90,7 @@ class ViTImpl : public ImageClassifierImpl {
   torch::nn::Linear head{nullptr};
 
  private:
+  std::vector<torch::Tensor> block_linear_parameters();  // the blocks' linear weights, biases
   bool fused_kernels_ = false;
 };
 
