@@ -65,6 +65,16 @@ inline torch::Tensor mm_float(const torch::Tensor& a, const torch::Tensor& b) {
   return a.mm(b).to(at::kFloat);
 }
 
+// Every tensor in `tensors` times the 0-dim tensor `factor` (on their device, no host sync).
+// 2.1+ does it in multi-tensor kernels; before, one kernel per tensor.
+inline void scale_all_(const std::vector<torch::Tensor>& tensors, const torch::Tensor& factor) {
+#if VITLAB_TORCH_AT_LEAST(2, 1)
+  at::_foreach_mul_(tensors, factor);
+#else
+  for (const auto& t : tensors) t.mul_(factor);
+#endif
+}
+
 // The dtype CUDA autocast casts matmul inputs to, or nullopt when autocast is off.
 inline c10::optional<at::ScalarType> cuda_autocast_dtype() {
 #if VITLAB_TORCH_AT_LEAST(2, 4)

@@ -1,5 +1,7 @@
 #include "train/train_step.h"
 
+#include <map>
+
 #include "core/compat.h"
 #include "train/evaluate.h"
 
@@ -11,11 +13,15 @@ torch::Tensor clip_grad_norm(const std::vector<torch::Tensor>& params, double ma
   for (const auto& p : params)
     if (p.grad().defined()) grads.push_back(p.grad());
   if (grads.empty()) return torch::zeros({});
-  for (const auto& g : grads) norms.push_back(g.norm(2).to(torch::kFloat));
+  // Per-gradient norms and the scaling in multi-tensor kernels where LibTorch has them (one
+  // launch for all gradients, not one per parameter: a small ViT's step is launch-bound).
+  for (const auto& norm : at::_foreach_norm(grads, 2)) norms.push_back(norm.to(torch::kFloat));
   auto total = torch::stack(norms).norm(2);
   // Same coefficient as PyTorch's clip_grad_norm_: max_norm / (norm + 1e-6), at most 1.
   auto coef = (max_norm / (total + 1e-6)).clamp_max(1.0);
-  for (auto& g : grads) g.mul_(coef.to(g.scalar_type()));
+  std::map<torch::ScalarType, std::vector<torch::Tensor>> by_dtype;
+  for (auto& g : grads) by_dtype[g.scalar_type()].push_back(g);
+  for (auto& [dtype, group] : by_dtype) compat::scale_all_(group, coef.to(dtype));
   return total;
 }
 
