@@ -48,9 +48,16 @@ struct Graph::Impl {
 
   // One side stream for the warm-up and the capture: cuBLAS keeps a workspace per stream, so
   // a fresh pool stream per call held one more each (~0.2 GB of peak memory on an H100).
-  c10::cuda::CUDAStream side_stream(const torch::Device& device) {
+  // Runs `work` on it, after the current stream's work, and waits for it.
+  void run_on_side_stream(const torch::Device& device, const std::function<void()>& work) {
+    c10::cuda::CUDAGuard device_guard(device);
     if (!stream) stream = at::cuda::getStreamFromPool(/*isHighPriority=*/false, device.index());
-    return *stream;
+    at::cuda::getCurrentCUDAStream(device.index()).synchronize();
+    {
+      c10::cuda::CUDAStreamGuard stream_guard(*stream);
+      work();
+    }
+    stream->synchronize();
   }
 };
 
@@ -58,28 +65,15 @@ Graph::Graph() : impl_(std::make_unique<Impl>()) {}
 Graph::~Graph() = default;
 
 void Graph::warm_up(const torch::Device& device, const std::function<void()>& work) {
-  c10::cuda::CUDAGuard device_guard(device);
-  auto side = impl_->side_stream(device);
-  at::cuda::getCurrentCUDAStream(device.index()).synchronize();
-  {
-    c10::cuda::CUDAStreamGuard stream_guard(side);
-    work();
-  }
-  side.synchronize();
+  impl_->run_on_side_stream(device, work);
 }
 
 void Graph::capture(const torch::Device& device, const std::function<void()>& work) {
-  c10::cuda::CUDAGuard device_guard(device);
-  auto side = impl_->side_stream(device);
-  at::cuda::getCurrentCUDAStream(device.index()).synchronize();
-  side.synchronize();
-  {
-    c10::cuda::CUDAStreamGuard stream_guard(side);
+  impl_->run_on_side_stream(device, [&] {
     impl_->graph.capture_begin();
     work();
     impl_->graph.capture_end();
-  }
-  side.synchronize();
+  });
   captured_ = true;
 }
 

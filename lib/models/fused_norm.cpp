@@ -65,12 +65,12 @@ variable_list norm_forward(AutogradContext* ctx, const torch::Tensor& x_in,
   a.eps = static_cast<float>(eps);
   kernels::norm_forward(a, kernels::current_stream());
   C10_CUDA_KERNEL_LAUNCH_CHECK();
-  keep_inputs = keep_inputs && delta.defined() && delta.scalar_type() == torch::kBFloat16;
-  if (keep_inputs)
+  const bool delta_bf16 = delta.defined() && delta.scalar_type() == torch::kBFloat16;
+  if (keep_inputs && delta_bf16)
     ctx->save_for_backward({x, mean, rstd, gamma, delta});
   else
     ctx->save_for_backward({delta.defined() ? sum : x, mean, rstd, gamma});
-  ctx->saved_data["delta_bf16"] = delta.defined() && delta.scalar_type() == torch::kBFloat16;
+  ctx->saved_data["delta_bf16"] = delta_bf16;
   ctx->saved_data["out_dtype"] = static_cast<int64_t>(out_dtype);
   if (delta.defined()) return {sum, out};
   return {out};
