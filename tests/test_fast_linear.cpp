@@ -142,3 +142,24 @@ TEST_CASE("the fast qkv projection takes q, k and v's gradients without stacking
     }
   }
 }
+
+TEST_CASE("the fast path's GELU tables give ATen's GELU and derivative for every bf16 input",
+          "[cuda]") {
+  SKIP_WITHOUT_CUDA();
+  const torch::Device device(torch::kCUDA, 0);
+  // All 65536 bf16 bit patterns (zeros, subnormals, both ends of the tables' window, infinities,
+  // NaNs), as a (8192, 8) matrix.
+  const auto bits = torch::arange(65536, torch::kInt32).to(torch::kInt16);
+  const auto h = bits.view(torch::kBFloat16).reshape({8192, 8}).to(device);
+  // Bitwise equal, where a NaN matches any NaN (its payload is not part of the function).
+  const auto same_bits = [](const torch::Tensor& a, const torch::Tensor& b) {
+    const auto equal_bits = a.view(torch::kInt16) == b.view(torch::kInt16);
+    return (equal_bits | (a.isnan() & b.isnan())).all().item<bool>();
+  };
+  CHECK(same_bits(fast_gelu(h), torch::gelu(h)));
+  for (double scale : {1.0, -3.0e-3, 7.5e4}) {
+    torch::manual_seed(static_cast<uint64_t>(scale * 1000 + 1e5));
+    const auto grad = (torch::randn({8192, 8}, device) * scale).to(torch::kBFloat16);
+    CHECK(same_bits(fast_gelu_backward(grad, h), at::gelu_backward(grad, h)));
+  }
+}

@@ -5,6 +5,10 @@
 #include "models/layers.h"
 #include "models/weight_cast.h"
 #if VITLAB_WITH_CUDA
+#include <ATen/cuda/CUDAGraphsUtils.cuh>
+#include <map>
+#include <mutex>
+
 #include "models/cuda/linear_grad_kernels.h"
 #endif
 
@@ -40,6 +44,46 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
+// The GELU kernels' tables for one device (see kernels::gelu_table_bits), filled by ATen's own
+// kernels once per device and kept for the process.
+struct GeluTables {
+  torch::Tensor values;       // (kGeluTableEntries) bf16: GELU(h)
+  torch::Tensor derivatives;  // (kGeluTableEntries) float32: gelu'(h)
+};
+
+const GeluTables& gelu_tables(const torch::Device& device) {
+  static std::mutex mutex;
+  static auto* tables = new std::map<int, GeluTables>();  // never destroyed: outlives CUDA
+  std::lock_guard<std::mutex> lock(mutex);
+  auto found = tables->find(device.index());
+  if (found != tables->end()) return found->second;
+  // Filling them is not graph work: a captured step must follow an eager one (TrainStep's warm-up).
+  TORCH_CHECK(at::cuda::currentStreamCaptureStatus() == at::cuda::CaptureStatus::None,
+              "vitlab: the GELU tables must be built before a CUDA graph is captured");
+  std::vector<int16_t> bits(kernels::kGeluTableEntries);
+  for (int i = 0; i < kernels::kGeluTableEntries; ++i)
+    bits[i] = static_cast<int16_t>(kernels::gelu_table_bits(i));
+  const auto h = torch::from_blob(bits.data(), {kernels::kGeluTableEntries}, torch::kInt16)
+                     .view(torch::kBFloat16)
+                     .to(device);
+  const auto h32 = h.to(torch::kFloat);
+  GeluTables t{torch::gelu(h), at::gelu_backward(torch::ones_like(h32), h32)};
+  // Other streams read the tables from now on.
+  C10_CUDA_CHECK(cudaStreamSynchronize(at::cuda::getCurrentCUDAStream()));
+  return tables->emplace(device.index(), std::move(t)).first->second;
+}
+
+torch::Tensor table_gelu(const torch::Tensor& h) {
+  TORCH_CHECK(h.is_contiguous() && h.scalar_type() == torch::kBFloat16 && h.numel() % 8 == 0 &&
+              reinterpret_cast<uintptr_t>(h.data_ptr()) % 16 == 0);
+  auto out = torch::empty_like(h);
+  kernels::gelu_forward(h.data_ptr(), out.data_ptr(), h.numel(),
+                        gelu_tables(h.device()).values.data_ptr(), kernels::sm_count(),
+                        kernels::current_stream());
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  return out;
+}
+
 torch::ScalarType saved_dtype(AutogradContext* ctx, const char* key) {
   return static_cast<torch::ScalarType>(ctx->saved_data[key].toInt());
 }
@@ -59,6 +103,7 @@ torch::Tensor column_sums(const torch::Tensor& grad, const torch::Tensor& partia
     result = torch::empty_like(grad);
     a.input = gelu_input.data_ptr();
     a.grad_input = result.data_ptr();
+    a.gelu_table = gelu_tables(grad.device()).derivatives.data_ptr<float>();
     kernels::gelu_backward_column_sums(a, chunks, kernels::current_stream());
   } else {
     kernels::column_sums(a, chunks, kernels::current_stream());
@@ -106,7 +151,7 @@ struct LinearActFunction : torch::autograd::Function<LinearActFunction> {
     const bool gelu = activation == static_cast<int64_t>(Activation::kGelu);
     ctx->save_for_backward({x16, w16, gelu ? h : torch::Tensor()});
     save_dtypes(ctx, x, weight, bias);
-    return {gelu ? torch::gelu(h) : h};
+    return {gelu ? table_gelu(h) : h};
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
@@ -114,7 +159,8 @@ struct LinearActFunction : torch::autograd::Function<LinearActFunction> {
     const auto &x16 = saved[0], &w16 = saved[1], &h = saved[2];
     const int64_t out_features = w16.size(0), in_features = w16.size(1);
     auto grad = kernels::kernel_ready(grads[0].to(torch::kBFloat16)).reshape({-1, out_features});
-    const int chunks = kernels::column_sum_chunks(grad.size(0), out_features, kernels::sm_count());
+    const int chunks =
+        kernels::column_sum_chunks(grad.size(0), out_features, kernels::sm_count(), h.defined());
     auto partial = torch::empty({chunks, out_features}, grad.options().dtype(torch::kFloat));
     // GELU: grad becomes grad * gelu'(h), summed in the same pass.
     grad = column_sums(grad, partial,
@@ -197,6 +243,20 @@ std::vector<torch::Tensor> qkv_projection(const torch::Tensor& x, const torch::n
   return QkvFunction::apply(x, layer->weight, layer->bias, heads);
 }
 
+torch::Tensor fast_gelu(const torch::Tensor& h) {
+  TORCH_CHECK(h.is_cuda() && h.dim() == 2 && kernels::column_sum_supported(h.size(1)));
+  return table_gelu(kernels::kernel_ready(h));
+}
+
+torch::Tensor fast_gelu_backward(const torch::Tensor& grad, const torch::Tensor& h) {
+  TORCH_CHECK(h.is_cuda() && h.dim() == 2 && kernels::column_sum_supported(h.size(1)) &&
+              grad.sizes() == h.sizes() && grad.scalar_type() == torch::kBFloat16);
+  const int chunks =
+      kernels::column_sum_chunks(h.size(0), h.size(1), kernels::sm_count(), /*gelu=*/true);
+  auto partial = torch::empty({chunks, h.size(1)}, h.options().dtype(torch::kFloat));
+  return column_sums(kernels::kernel_ready(grad), partial, kernels::kernel_ready(h));
+}
+
 #else  // LibTorch without CUDA: ATen only.
 
 bool fast_linear_applies(const torch::Tensor&, const torch::nn::Linear&) {
@@ -211,6 +271,14 @@ torch::Tensor linear_act(const torch::Tensor& x, const torch::nn::Linear& layer,
 std::vector<torch::Tensor> qkv_projection(const torch::Tensor& x, const torch::nn::Linear& layer,
                                           int64_t heads, bool) {
   return aten_qkv_projection(x, layer, heads);
+}
+
+torch::Tensor fast_gelu(const torch::Tensor&) {
+  TORCH_CHECK(false, "vitlab: fast_gelu needs a CUDA build");
+}
+
+torch::Tensor fast_gelu_backward(const torch::Tensor&, const torch::Tensor&) {
+  TORCH_CHECK(false, "vitlab: fast_gelu_backward needs a CUDA build");
 }
 
 #endif

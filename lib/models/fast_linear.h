@@ -1,10 +1,11 @@
 // The ViT's linear layers on the CUDA fast path: y = act(x W^T + b) under bf16 autocast, forward
 // exactly as at::linear (cuBLASLt with its bias epilogue), backward with the bias gradient summed
 // by one bandwidth-bound kernel; for the MLP's first layer that kernel also applies GELU's
-// backward, so the gradient is read once. ATen's separate bias-gradient reductions were 5% of
-// ViT-B/16's and 11% of ViT-S/16's train step on an H200 (vitlab bench --profile, 2026-11-26).
-// Where it does not apply (CPU, no autocast, a width not divisible by 8, no bias) the ATen
-// operations run: the same function.
+// backward, so the gradient is read once; GELU's forward and derivative come from lookup tables
+// over the bf16 input (erf made them compute-bound). ATen's separate bias-gradient reductions were
+// 5% of ViT-B/16's and 11% of ViT-S/16's train step on an H200 (vitlab bench --profile,
+// 2026-11-26). Where it does not apply (CPU, no autocast, a width not divisible by 8, no bias) the
+// ATen operations run: the same function.
 #pragma once
 #include <torch/torch.h>
 
@@ -24,5 +25,11 @@ std::vector<torch::Tensor> qkv_projection(const torch::Tensor& x, const torch::n
 
 // True when `fast` would take the custom backward for this input and layer.
 bool fast_linear_applies(const torch::Tensor& x, const torch::nn::Linear& layer);
+
+// The fast path's GELU kernels (table lookups, see models/cuda/linear_grad_kernels.h) on bf16
+// CUDA tensors of (rows, cols), cols % 8 == 0: bitwise at::gelu(h) and at::gelu_backward(grad, h).
+// For tests; a CPU build throws.
+torch::Tensor fast_gelu(const torch::Tensor& h);
+torch::Tensor fast_gelu_backward(const torch::Tensor& grad, const torch::Tensor& h);
 
 }  // namespace vitlab
