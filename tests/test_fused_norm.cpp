@@ -3,6 +3,7 @@
 #include "config/model_presets.h"
 #include "core/compat.h"
 #include "models/factory.h"
+#include "models/fast_linear.h"
 #include "models/fused_norm.h"
 #include "models/vit.h"
 #include "test_helpers.h"
@@ -157,5 +158,79 @@ TEST_CASE("the ViT's fused path computes the plain path's function", "[models]")
     CHECK(torch::allclose(plain.first, fused.first, 1e-5, 1e-6));
     for (size_t i = 0; i < plain.second.size(); ++i)
       CHECK(torch::allclose(plain.second[i], fused.second[i], 1e-4, 1e-6));
+  }
+}
+
+namespace {
+struct HandoffResult {
+  torch::Tensor grad_x, grad_weight, grad_bias, grad_gamma;
+  bool handed_over = false;
+};
+
+// x -> fast linear (no activation) -> delta; (s, LN(s + delta)) -> loss. `second_use`: delta also
+// enters the loss directly, so its gradient is no longer the one the norm writes.
+HandoffResult run_handoff(bool fused, const torch::Tensor& stream0, const torch::Tensor& x0,
+                          torch::nn::Linear& layer, torch::nn::LayerNorm& norm,
+                          const torch::Tensor& grad_out, bool second_use) {
+  auto x = x0.detach().clone().requires_grad_();
+  auto stream = stream0.detach().clone().requires_grad_();
+  layer->zero_grad();
+  norm->zero_grad();
+  HandoffResult r;
+  torch::Tensor loss;
+  c10::intrusive_ptr<BiasGradSlot> slot;
+  {
+    compat::CudaAutocast autocast(true);
+    const auto delta = linear_act(x, layer, Activation::kNone, fused);
+    slot = bias_grad_slot(delta);
+    CHECK(static_cast<bool>(slot) == fused);
+    torch::Tensor sum, out;
+    if (fused) {
+      std::tie(sum, out) = fused_add_layer_norm(stream, delta, norm, true, true);
+    } else {
+      sum = stream + delta;
+      out = norm->forward(sum);
+    }
+    // The next linear reads the normalised output in bf16 (the kernel writes it so).
+    loss = (out.to(torch::kBFloat16).to(torch::kFloat) * grad_out).sum() + sum.sum();
+    if (second_use) loss = loss + (delta.to(torch::kFloat) * grad_out).sum();
+  }
+  loss.backward();
+  r.grad_x = x.grad();
+  r.grad_weight = layer->weight.grad().clone();
+  r.grad_bias = layer->bias.grad().clone();
+  r.grad_gamma = norm->weight.grad().clone();
+  r.handed_over = slot && slot->handed_over;
+  return r;
+}
+}  // namespace
+
+TEST_CASE(
+    "a residual branch's norm hands its gradient's sums to the linear layer as the bias "
+    "gradient, only when that is the layer's whole gradient",
+    "[cuda]") {
+  SKIP_WITHOUT_CUDA();
+  const torch::Device device(torch::kCUDA, 0);
+  const int64_t width = 96;
+  for (bool second_use : {false, true}) {
+    DYNAMIC_SECTION("delta used again: " << second_use) {
+      torch::manual_seed(7);
+      torch::nn::Linear layer(64, width);
+      torch::nn::LayerNorm norm(torch::nn::LayerNormOptions({width}).eps(1e-6));
+      layer->to(device);
+      norm->to(device);
+      const auto f32 = torch::TensorOptions().device(device);
+      const auto x = torch::randn({3, 197, 64}, f32);
+      const auto stream = torch::randn({3, 197, width}, f32);
+      const auto grad_out = torch::randn({3, 197, width}, f32);
+      const auto ref = run_handoff(false, stream, x, layer, norm, grad_out, second_use);
+      const auto got = run_handoff(true, stream, x, layer, norm, grad_out, second_use);
+      CHECK(got.handed_over == !second_use);
+      // The same bf16 gradient summed in float32 in another order, rounded to bf16.
+      CHECK(test::allclose_as_float(got.grad_bias, ref.grad_bias, 8e-3, 1e-2));
+      CHECK(test::allclose_as_float(got.grad_weight, ref.grad_weight, 1e-2, 1e-2));
+      CHECK(test::allclose_as_float(got.grad_x, ref.grad_x, 1e-2, 1e-3));
+      CHECK(test::allclose_as_float(got.grad_gamma, ref.grad_gamma, 1e-3, 1e-3));
+    }
   }
 }

@@ -84,6 +84,8 @@ torch::Tensor table_gelu(const torch::Tensor& h) {
   return out;
 }
 
+constexpr const char* kSlotKey = "bias_grad_slot";
+
 torch::ScalarType saved_dtype(AutogradContext* ctx, const char* key) {
   return static_cast<torch::ScalarType>(ctx->saved_data[key].toInt());
 }
@@ -151,6 +153,8 @@ struct LinearActFunction : torch::autograd::Function<LinearActFunction> {
     const bool gelu = activation == static_cast<int64_t>(Activation::kGelu);
     ctx->save_for_backward({x16, w16, gelu ? h : torch::Tensor()});
     save_dtypes(ctx, x, weight, bias);
+    if (!gelu)
+      ctx->saved_data[kSlotKey] = at::IValue::make_capsule(c10::make_intrusive<BiasGradSlot>());
     return {gelu ? table_gelu(h) : h};
   }
 
@@ -158,14 +162,28 @@ struct LinearActFunction : torch::autograd::Function<LinearActFunction> {
     const auto saved = ctx->get_saved_variables();
     const auto &x16 = saved[0], &w16 = saved[1], &h = saved[2];
     const int64_t out_features = w16.size(0), in_features = w16.size(1);
+    const auto bias_dtype = saved_dtype(ctx, "bias_dtype");
+    torch::Tensor grad_bias;
+    if (ctx->saved_data.count(kSlotKey)) {  // summed by the output's consumer? (BiasGradSlot)
+      auto slot =
+          c10::static_intrusive_pointer_cast<BiasGradSlot>(ctx->saved_data[kSlotKey].toCapsule());
+      if (slot->sums.defined() && slot->grad == grads[0].data_ptr() &&
+          slot->grad_version == grads[0]._version() && grads[0].size(-1) == out_features) {
+        grad_bias = slot->sums.to(bias_dtype);
+        slot->handed_over = true;
+      }
+      slot->sums = torch::Tensor();
+    }
     auto grad = kernels::kernel_ready(grads[0].to(torch::kBFloat16)).reshape({-1, out_features});
-    const int chunks =
-        kernels::column_sum_chunks(grad.size(0), out_features, kernels::sm_count(), h.defined());
-    auto partial = torch::empty({chunks, out_features}, grad.options().dtype(torch::kFloat));
-    // GELU: grad becomes grad * gelu'(h), summed in the same pass.
-    grad = column_sums(grad, partial,
-                       h.defined() ? kernels::kernel_ready(h).reshape({-1, out_features}) : h);
-    auto grad_bias = bias_gradient(partial.unsqueeze(0), saved_dtype(ctx, "bias_dtype"));
+    if (!grad_bias.defined()) {
+      const int chunks =
+          kernels::column_sum_chunks(grad.size(0), out_features, kernels::sm_count(), h.defined());
+      auto partial = torch::empty({chunks, out_features}, grad.options().dtype(torch::kFloat));
+      // GELU: grad becomes grad * gelu'(h), summed in the same pass.
+      grad = column_sums(grad, partial,
+                         h.defined() ? kernels::kernel_ready(h).reshape({-1, out_features}) : h);
+      grad_bias = bias_gradient(partial.unsqueeze(0), bias_dtype);
+    }
     auto grad_weight =
         weight_gradient(grad, x16.reshape({-1, in_features}), saved_dtype(ctx, "weight_dtype"));
     torch::Tensor grad_x;
@@ -243,6 +261,14 @@ std::vector<torch::Tensor> qkv_projection(const torch::Tensor& x, const torch::n
   return QkvFunction::apply(x, layer->weight, layer->bias, heads);
 }
 
+c10::intrusive_ptr<BiasGradSlot> bias_grad_slot(const torch::Tensor& y) {
+  using Node = torch::autograd::CppNode<LinearActFunction>;
+  auto* node = dynamic_cast<Node*>(y.grad_fn().get());
+  if (!node || y.output_nr() != 0 || !node->ctx_.saved_data.count(kSlotKey)) return {};
+  return c10::static_intrusive_pointer_cast<BiasGradSlot>(
+      node->ctx_.saved_data[kSlotKey].toCapsule());
+}
+
 torch::Tensor fast_gelu(const torch::Tensor& h) {
   TORCH_CHECK(h.is_cuda() && h.dim() == 2 && kernels::column_sum_supported(h.size(1)));
   return table_gelu(kernels::kernel_ready(h));
@@ -271,6 +297,10 @@ torch::Tensor linear_act(const torch::Tensor& x, const torch::nn::Linear& layer,
 std::vector<torch::Tensor> qkv_projection(const torch::Tensor& x, const torch::nn::Linear& layer,
                                           int64_t heads, bool) {
   return aten_qkv_projection(x, layer, heads);
+}
+
+c10::intrusive_ptr<BiasGradSlot> bias_grad_slot(const torch::Tensor&) {
+  return {};
 }
 
 torch::Tensor fast_gelu(const torch::Tensor&) {

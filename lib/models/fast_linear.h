@@ -26,6 +26,23 @@ std::vector<torch::Tensor> qkv_projection(const torch::Tensor& x, const torch::n
 // True when `fast` would take the custom backward for this input and layer.
 bool fast_linear_applies(const torch::Tensor& x, const torch::nn::Linear& layer);
 
+// A fast linear layer's bias gradient handed over by the consumer of its output. The bias
+// gradient is the column sums of the output's gradient; when the output is a residual branch,
+// fused_add_layer_norm's backward writes that gradient and sums it in the same pass, which saves
+// the linear's backward a read of it (ViT-B/16: the attention projection and the second MLP
+// layer). The linear's backward takes the sums only if the gradient it receives is the very
+// tensor they were summed from (same storage, same version); if the output had another consumer,
+// autograd would hand it a different or an accumulated tensor, and it sums by itself.
+struct BiasGradSlot : torch::CustomClassHolder {
+  const void* grad = nullptr;  // the gradient the sums were taken from
+  int64_t grad_version = -1;
+  torch::Tensor sums;        // (out_features) float32, rounded to bf16 as autocast's path has it
+  bool handed_over = false;  // set when the linear's backward took the sums
+};
+// The slot of `y` if y is the direct output of a fast linear layer without activation, recorded
+// by autograd; null otherwise (no grad mode, ATen's path, any operation after the layer).
+c10::intrusive_ptr<BiasGradSlot> bias_grad_slot(const torch::Tensor& y);
+
 // The fast path's GELU kernels (table lookups, see models/cuda/linear_grad_kernels.h) on bf16
 // CUDA tensors of (rows, cols), cols % 8 == 0: bitwise at::gelu(h) and at::gelu_backward(grad, h).
 // For tests; a CPU build throws.

@@ -4,6 +4,8 @@
 #include "models/kernel_tensors.h"
 #if VITLAB_WITH_CUDA
 #include "models/cuda/fused_norm_kernels.h"
+#include "models/cuda/linear_grad_kernels.h"
+#include "models/fast_linear.h"
 #endif
 
 namespace vitlab {
@@ -31,6 +33,8 @@ torch::ScalarType output_dtype(bool feeds_matmul) {
   const auto autocast = compat::cuda_autocast_dtype();
   return autocast == torch::kBFloat16 ? torch::kBFloat16 : torch::kFloat;
 }
+
+constexpr const char* kSlotKey = "bias_grad_slot";
 
 // Forward for both functions: `delta` undefined means LN(x) alone.
 // `keep_inputs`: save x and a bf16 delta instead of their float32 sum (see fused_add_layer_norm).
@@ -71,6 +75,11 @@ variable_list norm_forward(AutogradContext* ctx, const torch::Tensor& x_in,
   else
     ctx->save_for_backward({delta.defined() ? sum : x, mean, rstd, gamma});
   ctx->saved_data["delta_bf16"] = delta_bf16;
+  // delta straight from a fast linear layer: the backward sums its gradient for the layer's bias.
+  if (delta_bf16) {
+    if (auto slot = bias_grad_slot(delta_in))
+      ctx->saved_data[kSlotKey] = at::IValue::make_capsule(std::move(slot));
+  }
   ctx->saved_data["out_dtype"] = static_cast<int64_t>(out_dtype);
   if (delta.defined()) return {sum, out};
   return {out};
@@ -94,7 +103,10 @@ std::array<torch::Tensor, 4> norm_backward(AutogradContext* ctx, const torch::Te
                         ? torch::empty(input.sizes(), input.options().dtype(torch::kBFloat16))
                         : torch::Tensor();
   const int blocks = kernels::norm_backward_blocks(rows, kernels::sm_count());
-  auto partial = torch::empty({2, blocks, width}, input.options());
+  c10::intrusive_ptr<BiasGradSlot> slot;
+  if (grad_delta.defined() && ctx->saved_data.count(kSlotKey))
+    slot = c10::static_intrusive_pointer_cast<BiasGradSlot>(ctx->saved_data[kSlotKey].toCapsule());
+  auto partial = torch::empty({slot ? 3 : 2, blocks, width}, input.options());
   kernels::NormBackwardArgs a;
   a.grad_out = grad_out.data_ptr();
   a.grad_out_type = elem_type(grad_out);
@@ -108,11 +120,20 @@ std::array<torch::Tensor, 4> norm_backward(AutogradContext* ctx, const torch::Te
   a.grad_delta = grad_delta.defined() ? grad_delta.data_ptr() : nullptr;
   a.partial_gamma = partial[0].data_ptr<float>();
   a.partial_beta = partial[1].data_ptr<float>();
+  if (slot) a.partial_delta = partial[2].data_ptr<float>();
   a.rows = rows;
   a.width = static_cast<int>(width);
   kernels::norm_backward(a, blocks, kernels::current_stream());
   C10_CUDA_KERNEL_LAUNCH_CHECK();
-  const auto gamma_beta = partial.sum(1);  // (2, width)
+  if (slot) {  // the linear's bias gradient: summed in float32, rounded to bf16, as its own kernel
+    slot->sums = torch::empty({width}, input.options());
+    kernels::finish_column_sums(a.partial_delta, 1, blocks, static_cast<int>(width),
+                                slot->sums.data_ptr<float>(), kernels::current_stream());
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    slot->grad = grad_delta.data_ptr();
+    slot->grad_version = grad_delta._version();
+  }
+  const auto gamma_beta = partial.narrow(0, 0, 2).sum(1);  // (2, width)
   return {grad_input, grad_delta.defined() ? grad_delta : grad_input, gamma_beta[0], gamma_beta[1]};
 }
 

@@ -36,6 +36,9 @@ __device__ __forceinline__ void store4(__nv_bfloat16* p, float4 v) {
   raw.y = *reinterpret_cast<uint32_t*>(&hi);
   *reinterpret_cast<uint2*>(p) = raw;
 }
+__device__ __forceinline__ float round_bf16(float v) {
+  return __bfloat162float(__float2bfloat16_rn(v));
+}
 __device__ __forceinline__ float warp_sum(float v) {
 #pragma unroll
   for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);
@@ -105,14 +108,22 @@ constexpr int kBackwardBlocksPerSm = 2;
 template <int kSteps, typename TGrad, typename TGradDelta>
 __global__ void __launch_bounds__(kThreads, kBackwardBlocksPerSm)
     norm_backward_kernel(NormBackwardArgs a) {
-  extern __shared__ float shared[];  // gamma (width), then dgamma and dbeta (kWarps, width) each
+  constexpr bool kDeltaIsBf16 = std::is_same_v<TGradDelta, __nv_bfloat16>;
+  // gamma (width), then dgamma, dbeta and (with partial_delta) the grad_delta sums, (kWarps,
+  // width) each.
+  extern __shared__ float shared[];
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const int width = a.width;
   float* gamma = shared;
   float* dgamma = shared + width + warp * width;
   float* dbeta = shared + width + (kWarps + warp) * width;
+  const bool sum_delta = kDeltaIsBf16 && a.partial_delta != nullptr;
+  float* ddelta = shared + width + (2 * kWarps + warp) * width;
   for (int c = threadIdx.x; c < width; c += kThreads) gamma[c] = a.gamma[c];
-  for (int c = lane; c < width; c += 32) dgamma[c] = 0.f, dbeta[c] = 0.f;
+  for (int c = lane; c < width; c += 32) {
+    dgamma[c] = 0.f, dbeta[c] = 0.f;
+    if (sum_delta) ddelta[c] = 0.f;
+  }
   __syncthreads();
   const auto* grad_out = static_cast<const TGrad*>(a.grad_out);
   auto* grad_delta = static_cast<TGradDelta*>(a.grad_delta);
@@ -164,6 +175,12 @@ __global__ void __launch_bounds__(kThreads, kBackwardBlocksPerSm)
                                       rstd * (gg.w - mean_g - h.w * mean_gx) + s.w);
         store4(a.grad_input + base + c, dx);
         if (grad_delta) store4(grad_delta + base + c, dx);
+        if (sum_delta) {  // the bf16 values written, as a bias gradient sums them
+          float4 d = *reinterpret_cast<float4*>(ddelta + c);
+          d = make_float4(d.x + round_bf16(dx.x), d.y + round_bf16(dx.y), d.z + round_bf16(dx.z),
+                          d.w + round_bf16(dx.w));
+          *reinterpret_cast<float4*>(ddelta + c) = d;
+        }
       }
     }
   }
@@ -171,12 +188,15 @@ __global__ void __launch_bounds__(kThreads, kBackwardBlocksPerSm)
   __syncthreads();
   const int64_t out = static_cast<int64_t>(blockIdx.x) * width;
   for (int c = threadIdx.x; c < width; c += kThreads) {
-    float sg = 0.f, sb = 0.f;
+    float sg = 0.f, sb = 0.f, sd = 0.f;
 #pragma unroll
-    for (int w = 0; w < kWarps; ++w)
+    for (int w = 0; w < kWarps; ++w) {
       sg += shared[width + w * width + c], sb += shared[width + (kWarps + w) * width + c];
+      if (sum_delta) sd += shared[width + (2 * kWarps + w) * width + c];
+    }
     a.partial_gamma[out + c] = sg;
     a.partial_beta[out + c] = sb;
+    if (sum_delta) a.partial_delta[out + c] = sd;
   }
 }
 
@@ -197,12 +217,14 @@ void launch_forward(const NormForwardArgs& a, cudaStream_t stream) {
 
 template <int kSteps, typename TGrad, typename TGradDelta>
 void launch_backward_typed(const NormBackwardArgs& a, int blocks, cudaStream_t stream) {
-  // gamma + two (kWarps, width) sums: up to 66 KiB for width 1024, above the default 48 KiB.
-  const int shared = static_cast<int>(sizeof(float) * (1 + 2 * kWarps) * a.width);
+  // gamma + two or three (kWarps, width) sums: up to 98 KiB for width 1024, above the default
+  // 48 KiB.
+  const int sums = a.partial_delta && a.grad_delta ? 3 : 2;
+  const int shared = static_cast<int>(sizeof(float) * (1 + sums * kWarps) * a.width);
   auto* kernel = norm_backward_kernel<kSteps, TGrad, TGradDelta>;
   static const cudaError_t opt_in =
       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                           static_cast<int>(sizeof(float) * (1 + 2 * kWarps) * kMaxNormWidth));
+                           static_cast<int>(sizeof(float) * (1 + 3 * kWarps) * kMaxNormWidth));
   (void)opt_in;  // a failure shows as the launch's error
   kernel<<<blocks, kThreads, shared, stream>>>(a);
 }

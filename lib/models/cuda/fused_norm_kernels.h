@@ -47,6 +47,9 @@ struct NormBackwardArgs {
   void* grad_delta = nullptr;      // the same rounded to bfloat16 for a bf16 delta, or null
   float* partial_gamma = nullptr;  // (blocks, width) per-block sums, reduced by the caller
   float* partial_beta = nullptr;
+  // (blocks, width) or null: per-block column sums of grad_delta as written (bf16), the bias
+  // gradient of the linear layer that produced delta (see fast_linear.h, BiasGradSlot).
+  float* partial_delta = nullptr;
   int64_t rows = 0;
   int width = 0;
 };
