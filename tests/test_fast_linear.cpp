@@ -93,12 +93,6 @@ QkvResult run_qkv(bool fast, const torch::Tensor& x0, torch::nn::Linear& layer, 
   return r;
 }
 
-// |a - b| <= tolerance * max |b|: for sums of bf16-rounded products, whose rounding error
-// scales with the partial sums, not with each element.
-bool close_to_scale(const torch::Tensor& a, const torch::Tensor& b, double tolerance) {
-  const auto fa = a.to(torch::kFloat), fb = b.to(torch::kFloat);
-  return (fa - fb).abs().max().item<double>() <= tolerance * fb.abs().max().item<double>();
-}
 }  // namespace
 
 TEST_CASE("the fast qkv projection takes q, k and v's gradients without stacking them", "[cuda]") {
@@ -131,8 +125,8 @@ TEST_CASE("the fast qkv projection takes q, k and v's gradients without stacking
         CHECK(got.grad_weight.scalar_type() == torch::kFloat);
         // dx is rounded to bf16 after each of the three products (autocast's path: once), the
         // weight gradient is not rounded at all: a few bf16 steps of the largest value at most.
-        CHECK(close_to_scale(got.grad_x, ref.grad_x, 2e-2));
-        CHECK(close_to_scale(got.grad_weight, ref.grad_weight, 1e-2));
+        CHECK(test::close_to_scale(got.grad_x, ref.grad_x, 2e-2));
+        CHECK(test::close_to_scale(got.grad_weight, ref.grad_weight, 1e-2));
         CHECK(test::allclose_as_float(got.grad_bias, ref.grad_bias, 8e-3, 1e-2));
         if (used == 2) {  // v had no gradient: its rows of W and b get zeros
           CHECK(got.grad_weight.narrow(0, 2 * width, width).abs().max().item<double>() == 0.0);

@@ -228,8 +228,9 @@ TEST_CASE(
       CHECK(got.handed_over == !second_use);
       // The same bf16 gradient summed in float32 in another order, rounded to bf16.
       CHECK(test::allclose_as_float(got.grad_bias, ref.grad_bias, 8e-3, 1e-2));
-      CHECK(test::allclose_as_float(got.grad_weight, ref.grad_weight, 1e-2, 1e-2));
-      CHECK(test::allclose_as_float(got.grad_x, ref.grad_x, 1e-2, 1e-3));
+      // The reference's weight gradient is rounded to bf16 (autocast's), the fast one is not.
+      CHECK(test::close_to_scale(got.grad_weight, ref.grad_weight, 1e-2));
+      CHECK(test::close_to_scale(got.grad_x, ref.grad_x, 1e-2));
       CHECK(test::allclose_as_float(got.grad_gamma, ref.grad_gamma, 1e-3, 1e-3));
     }
   }

@@ -58,6 +58,12 @@ namespace vitlab::test {
 inline bool allclose_as_float(const torch::Tensor& a, const torch::Tensor& b, double rtol, double atol) {
   return torch::allclose(a.to(torch::kFloat), b.to(torch::kFloat), rtol, atol);
 }
+// |a - b| <= tolerance * max |b|: for sums of bf16-rounded products, whose rounding error
+// scales with the partial sums, not with each element.
+inline bool close_to_scale(const torch::Tensor& a, const torch::Tensor& b, double tolerance) {
+  const auto fa = a.to(torch::kFloat), fb = b.to(torch::kFloat);
+  return (fa - fb).abs().max().item<double>() <= tolerance * fb.abs().max().item<double>();
+}
 
 // Matches an exception whose what() contains a substring.
 class MessageContains : public Catch::MatcherBase<std::exception> {
