@@ -5,6 +5,8 @@
 #include "models/layers.h"
 #include "models/weight_cast.h"
 #if VITLAB_WITH_CUDA
+#include <c10/cuda/CUDAGuard.h>
+
 #include <ATen/cuda/CUDAGraphsUtils.cuh>
 #include <map>
 #include <mutex>
@@ -52,6 +54,7 @@ struct GeluTables {
 };
 
 const GeluTables& gelu_tables(const torch::Device& device) {
+  const c10::cuda::CUDAGuard on_device(device);
   static std::mutex mutex;
   static auto* tables = new std::map<int, GeluTables>();  // never destroyed: outlives CUDA
   std::lock_guard<std::mutex> lock(mutex);
@@ -59,7 +62,8 @@ const GeluTables& gelu_tables(const torch::Device& device) {
   if (found != tables->end()) return found->second;
   // Filling them is not graph work: a captured step must follow an eager one (TrainStep's warm-up).
   TORCH_CHECK(at::cuda::currentStreamCaptureStatus() == at::cuda::CaptureStatus::None,
-              "vitlab: the GELU tables must be built before a CUDA graph is captured");
+              "vitlab: the GELU tables must be built before a CUDA graph is captured "
+              "(prepare_fast_linears)");
   std::vector<int16_t> bits(kernels::kGeluTableEntries);
   for (int i = 0; i < kernels::kGeluTableEntries; ++i)
     bits[i] = static_cast<int16_t>(kernels::gelu_table_bits(i));
@@ -75,7 +79,10 @@ const GeluTables& gelu_tables(const torch::Device& device) {
 
 torch::Tensor table_gelu(const torch::Tensor& h) {
   TORCH_CHECK(h.is_contiguous() && h.scalar_type() == torch::kBFloat16 && h.numel() % 8 == 0 &&
-              reinterpret_cast<uintptr_t>(h.data_ptr()) % 16 == 0);
+                  reinterpret_cast<uintptr_t>(h.data_ptr()) % 16 == 0,
+              "vitlab: the GELU kernel takes a contiguous, 16-byte aligned bf16 tensor of a "
+              "multiple of 8 elements");
+  const c10::cuda::CUDAGuard on_device(h.device());
   auto out = torch::empty_like(h);
   kernels::gelu_forward(h.data_ptr(), out.data_ptr(), h.numel(),
                         gelu_tables(h.device()).values.data_ptr(), kernels::sm_count(),
@@ -167,12 +174,15 @@ struct LinearActFunction : torch::autograd::Function<LinearActFunction> {
     if (ctx->saved_data.count(kSlotKey)) {  // summed by the output's consumer? (BiasGradSlot)
       auto slot =
           c10::static_intrusive_pointer_cast<BiasGradSlot>(ctx->saved_data[kSlotKey].toCapsule());
-      if (slot->sums.defined() && slot->grad == grads[0].data_ptr() &&
-          slot->grad_version == grads[0]._version() && grads[0].size(-1) == out_features) {
+      const bool same_gradient = slot->grad && grads[0].defined() &&
+                                 slot->grad->lock().get() == grads[0].unsafeGetTensorImpl() &&
+                                 slot->grad_version == grads[0]._version();
+      if (slot->sums.defined() && same_gradient && grads[0].size(-1) == out_features) {
         grad_bias = slot->sums.to(bias_dtype);
         slot->handed_over = true;
       }
       slot->sums = torch::Tensor();
+      slot->grad.reset();
     }
     auto grad = kernels::kernel_ready(grads[0].to(torch::kBFloat16)).reshape({-1, out_features});
     if (!grad_bias.defined()) {
@@ -269,14 +279,23 @@ c10::intrusive_ptr<BiasGradSlot> bias_grad_slot(const torch::Tensor& y) {
       node->ctx_.saved_data[kSlotKey].toCapsule());
 }
 
+void prepare_fast_linears(const torch::Device& device) {
+  if (device.is_cuda()) gelu_tables(device);
+}
+
 torch::Tensor fast_gelu(const torch::Tensor& h) {
-  TORCH_CHECK(h.is_cuda() && h.dim() == 2 && kernels::column_sum_supported(h.size(1)));
+  TORCH_CHECK(h.is_cuda() && h.dim() == 2 && kernels::column_sum_supported(h.size(1)),
+              "vitlab: fast_gelu takes a bf16 CUDA tensor of (rows, cols), cols % 8 == 0");
   return table_gelu(kernels::kernel_ready(h));
 }
 
 torch::Tensor fast_gelu_backward(const torch::Tensor& grad, const torch::Tensor& h) {
   TORCH_CHECK(h.is_cuda() && h.dim() == 2 && kernels::column_sum_supported(h.size(1)) &&
-              grad.sizes() == h.sizes() && grad.scalar_type() == torch::kBFloat16);
+                  grad.sizes() == h.sizes() && grad.scalar_type() == torch::kBFloat16 &&
+                  h.scalar_type() == torch::kBFloat16 && grad.device() == h.device(),
+              "vitlab: fast_gelu_backward takes two bf16 CUDA tensors of one (rows, cols) shape, "
+              "cols % 8 == 0");
+  const c10::cuda::CUDAGuard on_device(h.device());
   const int chunks =
       kernels::column_sum_chunks(h.size(0), h.size(1), kernels::sm_count(), /*gelu=*/true);
   auto partial = torch::empty({chunks, h.size(1)}, h.options().dtype(torch::kFloat));
@@ -302,6 +321,8 @@ std::vector<torch::Tensor> qkv_projection(const torch::Tensor& x, const torch::n
 c10::intrusive_ptr<BiasGradSlot> bias_grad_slot(const torch::Tensor&) {
   return {};
 }
+
+void prepare_fast_linears(const torch::Device&) {}
 
 torch::Tensor fast_gelu(const torch::Tensor&) {
   TORCH_CHECK(false, "vitlab: fast_gelu needs a CUDA build");

@@ -9,6 +9,8 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <optional>
+
 namespace vitlab {
 
 enum class Activation { kNone, kGelu };  // GELU: the exact erf form, as timm and the paper
@@ -31,10 +33,12 @@ bool fast_linear_applies(const torch::Tensor& x, const torch::nn::Linear& layer)
 // fused_add_layer_norm's backward writes that gradient and sums it in the same pass, which saves
 // the linear's backward a read of it (ViT-B/16: the attention projection and the second MLP
 // layer). The linear's backward takes the sums only if the gradient it receives is the very
-// tensor they were summed from (same storage, same version); if the output had another consumer,
-// autograd would hand it a different or an accumulated tensor, and it sums by itself.
+// tensor they were summed from (the same TensorImpl, held weakly so that its address cannot be
+// reused, at the same version); if the output had another consumer, autograd would hand it a
+// different or an accumulated tensor, and it sums by itself.
 struct BiasGradSlot : torch::CustomClassHolder {
-  const void* grad = nullptr;  // the gradient the sums were taken from
+  // The gradient the sums were taken from.
+  std::optional<c10::weak_intrusive_ptr<c10::TensorImpl, c10::UndefinedTensorImpl>> grad;
   int64_t grad_version = -1;
   torch::Tensor sums;        // (out_features) float32, rounded to bf16 as autocast's path has it
   bool handed_over = false;  // set when the linear's backward took the sums
@@ -47,6 +51,9 @@ c10::intrusive_ptr<BiasGradSlot> bias_grad_slot(const torch::Tensor& y);
 // CUDA tensors of (rows, cols), cols % 8 == 0: bitwise at::gelu(h) and at::gelu_backward(grad, h).
 // For tests; a CPU build throws.
 torch::Tensor fast_gelu(const torch::Tensor& h);
+// Builds what the fast path's linear kernels need on `device` (the GELU tables) now, outside any
+// CUDA-graph capture; a no-op on CPU. Later calls return at once.
+void prepare_fast_linears(const torch::Device& device);
 torch::Tensor fast_gelu_backward(const torch::Tensor& grad, const torch::Tensor& h);
 
 }  // namespace vitlab

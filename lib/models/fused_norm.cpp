@@ -104,7 +104,8 @@ std::array<torch::Tensor, 4> norm_backward(AutogradContext* ctx, const torch::Te
                         : torch::Tensor();
   const int blocks = kernels::norm_backward_blocks(rows, kernels::sm_count());
   c10::intrusive_ptr<BiasGradSlot> slot;
-  if (grad_delta.defined() && ctx->saved_data.count(kSlotKey))
+  if (grad_delta.defined() && ctx->saved_data.count(kSlotKey) &&
+      kernels::norm_backward_can_sum_delta(static_cast<int>(width)))
     slot = c10::static_intrusive_pointer_cast<BiasGradSlot>(ctx->saved_data[kSlotKey].toCapsule());
   auto partial = torch::empty({slot ? 3 : 2, blocks, width}, input.options());
   kernels::NormBackwardArgs a;
@@ -130,7 +131,8 @@ std::array<torch::Tensor, 4> norm_backward(AutogradContext* ctx, const torch::Te
     kernels::finish_column_sums(a.partial_delta, 1, blocks, static_cast<int>(width),
                                 slot->sums.data_ptr<float>(), kernels::current_stream());
     C10_CUDA_KERNEL_LAUNCH_CHECK();
-    slot->grad = grad_delta.data_ptr();
+    slot->grad = c10::weak_intrusive_ptr<c10::TensorImpl, c10::UndefinedTensorImpl>(
+        grad_delta.getIntrusivePtr());
     slot->grad_version = grad_delta._version();
   }
   const auto gamma_beta = partial.narrow(0, 0, 2).sum(1);  // (2, width)

@@ -3,6 +3,7 @@
 #include <map>
 
 #include "core/compat.h"
+#include "models/fast_linear.h"
 #include "train/evaluate.h"
 
 namespace vitlab {
@@ -37,6 +38,8 @@ TrainStep::TrainStep(ImageClassifier model, Optimizer& optimizer, const TrainCon
   params_ = model_->parameters();
   // The fast path's hand-written kernels (CUDA only; they compute the same function).
   model_->use_fused_kernels(fast_path && device.is_cuda() && cuda::built_with_cuda());
+  // Their tables exist before any step is captured, however few eager steps come first.
+  if (fast_path) prepare_fast_linears(device);
   if (use_graph_) graph_ = std::make_unique<cuda::Graph>();
 }
 

@@ -6,6 +6,7 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <type_traits>
 
 #include "models/cuda/fused_norm_kernels.h"
@@ -215,16 +216,25 @@ void launch_forward(const NormForwardArgs& a, cudaStream_t stream) {
     norm_forward_kernel<kSteps, float, float><<<grid, kThreads, 0, stream>>>(a);
 }
 
+// The current device's shared memory per block, opted in.
+int shared_memory_limit() {
+  int device = 0, bytes = 0;
+  if (cudaGetDevice(&device) != cudaSuccess ||
+      cudaDeviceGetAttribute(&bytes, cudaDevAttrMaxSharedMemoryPerBlockOptin, device) !=
+          cudaSuccess)
+    return 48 * 1024;
+  return bytes;
+}
+
 template <int kSteps, typename TGrad, typename TGradDelta>
 void launch_backward_typed(const NormBackwardArgs& a, int blocks, cudaStream_t stream) {
-  // gamma + two or three (kWarps, width) sums: up to 98 KiB for width 1024, above the default
-  // 48 KiB.
-  const int sums = a.partial_delta && a.grad_delta ? 3 : 2;
-  const int shared = static_cast<int>(sizeof(float) * (1 + sums * kWarps) * a.width);
+  const int shared = norm_backward_shared_bytes(a.width, a.partial_delta && a.grad_delta);
   auto* kernel = norm_backward_kernel<kSteps, TGrad, TGradDelta>;
-  static const cudaError_t opt_in =
-      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                           static_cast<int>(sizeof(float) * (1 + 3 * kWarps) * kMaxNormWidth));
+  // Up to 100 KiB for width 1024 with three sums, above the default 48 KiB; as much of that as
+  // the device allows (99 KiB on sm_86/89: callers sum grad_delta only where it fits).
+  static const cudaError_t opt_in = cudaFuncSetAttribute(
+      kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+      std::min(norm_backward_shared_bytes(kMaxNormWidth, true), shared_memory_limit()));
   (void)opt_in;  // a failure shows as the launch's error
   kernel<<<blocks, kThreads, shared, stream>>>(a);
 }
@@ -274,6 +284,14 @@ void norm_forward(const NormForwardArgs& a, void* cuda_stream) {
   with_steps(a.width, [&](auto steps) {
     launch_forward<decltype(steps)::value>(a, static_cast<cudaStream_t>(cuda_stream));
   });
+}
+
+int norm_backward_shared_bytes(int width, bool sum_delta) {
+  return static_cast<int>(sizeof(float)) * (1 + (sum_delta ? 3 : 2) * kWarps) * width;
+}
+
+bool norm_backward_can_sum_delta(int width) {
+  return norm_backward_shared_bytes(width, true) <= shared_memory_limit();
 }
 
 int norm_backward_blocks(int64_t rows, int sm_count) {

@@ -55,6 +55,11 @@ struct NormBackwardArgs {
 };
 // Blocks the backward launches (the first dimension of the partial sums).
 int norm_backward_blocks(int64_t rows, int sm_count);
+// Shared memory per block of the backward: gamma and two (kWarps, width) sums, three when it also
+// sums grad_delta (partial_delta).
+int norm_backward_shared_bytes(int width, bool sum_delta);
+// Whether the current device has the shared memory to sum grad_delta at this width.
+bool norm_backward_can_sum_delta(int width);
 void norm_backward(const NormBackwardArgs& args, int blocks, void* cuda_stream);
 
 }  // namespace vitlab::kernels
