@@ -1,6 +1,7 @@
 // The fast path's linear layers (models/fast_linear.h): same outputs and gradients as autocast's
 // at::linear (+ GELU), with the bias gradient summed by vitlab's kernel.
 #include "core/compat.h"
+#include "core/cuda_util.h"
 #include "models/fast_linear.h"
 #include "test_helpers.h"
 
@@ -156,4 +157,21 @@ TEST_CASE("the fast path's GELU tables give ATen's GELU and derivative for every
     const auto grad = (torch::randn({8192, 8}, device) * scale).to(torch::kBFloat16);
     CHECK(same_bits(fast_gelu_backward(grad, h), at::gelu_backward(grad, h)));
   }
+}
+
+TEST_CASE("the GELU tables prepared for \"cuda\" without an index serve a captured step", "[cuda]") {
+  SKIP_WITHOUT_CUDA();
+  // The tables are kept per device index; "cuda" means the current device. Built outside the
+  // capture, they must be found inside it (building them there is refused).
+  prepare_fast_linears(torch::Device(torch::kCUDA));
+  const torch::Device device(torch::kCUDA, 0);
+  torch::manual_seed(3);
+  const auto h = torch::randn({64, 16}, device).to(torch::kBFloat16);
+  torch::Tensor out;
+  cuda::Graph graph;
+  graph.warm_up(device, [] {});  // capture follows an eager run on the same stream
+  REQUIRE_NOTHROW(graph.capture(device, [&] { out = fast_gelu(h); }));
+  graph.replay();
+  cuda::synchronize(device);
+  CHECK(out.view(torch::kInt16).equal(torch::gelu(h).view(torch::kInt16)));
 }

@@ -2,6 +2,7 @@
 // LayerNorm (values and gradients), and the ViT's fused form of encode() against the plain one.
 #include "config/model_presets.h"
 #include "core/compat.h"
+#include "core/cuda_util.h"
 #include "models/factory.h"
 #include "models/fast_linear.h"
 #include "models/fused_norm.h"
@@ -167,11 +168,17 @@ struct HandoffResult {
   bool handed_over = false;
 };
 
-// x -> fast linear (no activation) -> delta; (s, LN(s + delta)) -> loss. `second_use`: delta also
-// enters the loss directly, so its gradient is no longer the one the norm writes.
+// How delta, the linear layer's output, is used besides the norm.
+enum class DeltaUse {
+  kNormOnly,     // the norm's bf16 gradient of delta is the layer's whole gradient
+  kSecondUse,    // delta also enters the loss directly: the layer gets an accumulated gradient
+  kOtherStream,  // the norm (and the loss) run on another stream than the layer
+};
+
+// x -> fast linear (no activation) -> delta; (s, LN(s + delta)) -> loss.
 HandoffResult run_handoff(bool fused, const torch::Tensor& stream0, const torch::Tensor& x0,
                           torch::nn::Linear& layer, torch::nn::LayerNorm& norm,
-                          const torch::Tensor& grad_out, bool second_use) {
+                          const torch::Tensor& grad_out, DeltaUse use) {
   auto x = x0.detach().clone().requires_grad_();
   auto stream = stream0.detach().clone().requires_grad_();
   layer->zero_grad();
@@ -179,21 +186,28 @@ HandoffResult run_handoff(bool fused, const torch::Tensor& stream0, const torch:
   HandoffResult r;
   torch::Tensor loss;
   c10::intrusive_ptr<BiasGradSlot> slot;
+  cuda::Graph side;  // only its side stream: warm_up runs work there, ordered both ways
   {
     compat::CudaAutocast autocast(true);
     const auto delta = linear_act(x, layer, Activation::kNone, fused);
     slot = bias_grad_slot(delta);
     CHECK(static_cast<bool>(slot) == fused);
-    torch::Tensor sum, out;
-    if (fused) {
-      std::tie(sum, out) = fused_add_layer_norm(stream, delta, norm, true, true);
-    } else {
-      sum = stream + delta;
-      out = norm->forward(sum);
-    }
-    // The next linear reads the normalised output in bf16 (the kernel writes it so).
-    loss = (out.to(torch::kBFloat16).to(torch::kFloat) * grad_out).sum() + sum.sum();
-    if (second_use) loss = loss + (delta.to(torch::kFloat) * grad_out).sum();
+    const auto norm_and_loss = [&] {
+      torch::Tensor sum, out;
+      if (fused) {
+        std::tie(sum, out) = fused_add_layer_norm(stream, delta, norm, true, true);
+      } else {
+        sum = stream + delta;
+        out = norm->forward(sum);
+      }
+      // The next linear reads the normalised output in bf16 (the kernel writes it so).
+      loss = (out.to(torch::kBFloat16).to(torch::kFloat) * grad_out).sum() + sum.sum();
+      if (use == DeltaUse::kSecondUse) loss = loss + (delta.to(torch::kFloat) * grad_out).sum();
+    };
+    if (use == DeltaUse::kOtherStream)
+      side.warm_up(stream.device(), norm_and_loss);
+    else
+      norm_and_loss();
   }
   loss.backward();
   r.grad_x = x.grad();
@@ -207,13 +221,13 @@ HandoffResult run_handoff(bool fused, const torch::Tensor& stream0, const torch:
 
 TEST_CASE(
     "a residual branch's norm hands its gradient's sums to the linear layer as the bias "
-    "gradient, only when that is the layer's whole gradient",
+    "gradient, only when that is the layer's whole gradient, on the same stream",
     "[cuda]") {
   SKIP_WITHOUT_CUDA();
   const torch::Device device(torch::kCUDA, 0);
   const int64_t width = 96;
-  for (bool second_use : {false, true}) {
-    DYNAMIC_SECTION("delta used again: " << second_use) {
+  for (DeltaUse use : {DeltaUse::kNormOnly, DeltaUse::kSecondUse, DeltaUse::kOtherStream}) {
+    DYNAMIC_SECTION("delta use " << static_cast<int>(use)) {
       torch::manual_seed(7);
       torch::nn::Linear layer(64, width);
       torch::nn::LayerNorm norm(torch::nn::LayerNormOptions({width}).eps(1e-6));
@@ -223,9 +237,10 @@ TEST_CASE(
       const auto x = torch::randn({3, 197, 64}, f32);
       const auto stream = torch::randn({3, 197, width}, f32);
       const auto grad_out = torch::randn({3, 197, width}, f32);
-      const auto ref = run_handoff(false, stream, x, layer, norm, grad_out, second_use);
-      const auto got = run_handoff(true, stream, x, layer, norm, grad_out, second_use);
-      CHECK(got.handed_over == !second_use);
+      const auto ref = run_handoff(false, stream, x, layer, norm, grad_out, use);
+      const auto got = run_handoff(true, stream, x, layer, norm, grad_out, use);
+      cuda::synchronize(device);
+      CHECK(got.handed_over == (use == DeltaUse::kNormOnly));
       // The same bf16 gradient summed in float32 in another order, rounded to bf16.
       CHECK(test::allclose_as_float(got.grad_bias, ref.grad_bias, 8e-3, 1e-2));
       // The reference's weight gradient is rounded to bf16 (autocast's), the fast one is not.

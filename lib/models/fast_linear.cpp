@@ -53,7 +53,10 @@ struct GeluTables {
   torch::Tensor derivatives;  // (kGeluTableEntries) float32: gelu'(h)
 };
 
-const GeluTables& gelu_tables(const torch::Device& device) {
+const GeluTables& gelu_tables(const torch::Device& any_device) {
+  // Keyed by the device's index: "cuda" without one means the current device.
+  const torch::Device device(
+      torch::kCUDA, any_device.has_index() ? any_device.index() : c10::cuda::current_device());
   const c10::cuda::CUDAGuard on_device(device);
   static std::mutex mutex;
   static auto* tables = new std::map<int, GeluTables>();  // never destroyed: outlives CUDA
@@ -176,13 +179,15 @@ struct LinearActFunction : torch::autograd::Function<LinearActFunction> {
           c10::static_intrusive_pointer_cast<BiasGradSlot>(ctx->saved_data[kSlotKey].toCapsule());
       const bool same_gradient = slot->grad && grads[0].defined() &&
                                  slot->grad->lock().get() == grads[0].unsafeGetTensorImpl() &&
-                                 slot->grad_version == grads[0]._version();
+                                 slot->grad_version == grads[0]._version() &&
+                                 slot->stream == at::cuda::getCurrentCUDAStream().unwrap();
       if (slot->sums.defined() && same_gradient && grads[0].size(-1) == out_features) {
         grad_bias = slot->sums.to(bias_dtype);
         slot->handed_over = true;
       }
       slot->sums = torch::Tensor();
       slot->grad.reset();
+      slot->stream.reset();
     }
     auto grad = kernels::kernel_ready(grads[0].to(torch::kBFloat16)).reshape({-1, out_features});
     if (!grad_bias.defined()) {

@@ -40,6 +40,9 @@ struct BiasGradSlot : torch::CustomClassHolder {
   // The gradient the sums were taken from.
   std::optional<c10::weak_intrusive_ptr<c10::TensorImpl, c10::UndefinedTensorImpl>> grad;
   int64_t grad_version = -1;
+  // The stream the sums were written on: the linear's backward takes them only on the same one
+  // (autograd orders streams only for the gradients it passes along).
+  std::optional<c10::Stream> stream;
   torch::Tensor sums;        // (out_features) float32, rounded to bf16 as autocast's path has it
   bool handed_over = false;  // set when the linear's backward took the sums
 };

@@ -134,6 +134,7 @@ std::array<torch::Tensor, 4> norm_backward(AutogradContext* ctx, const torch::Te
     slot->grad = c10::weak_intrusive_ptr<c10::TensorImpl, c10::UndefinedTensorImpl>(
         grad_delta.getIntrusivePtr());
     slot->grad_version = grad_delta._version();
+    slot->stream = at::cuda::getCurrentCUDAStream().unwrap();
   }
   const auto gamma_beta = partial.narrow(0, 0, 2).sum(1);  // (2, width)
   return {grad_input, grad_delta.defined() ? grad_delta : grad_input, gamma_beta[0], gamma_beta[1]};
@@ -171,7 +172,8 @@ bool fused_norm_kernels_apply(const torch::Tensor& x, const torch::nn::LayerNorm
   const auto& o = norm->options;
   return x.is_cuda() && x.scalar_type() == torch::kFloat && x.dim() >= 2 &&
          o.normalized_shape().size() == 1 && o.normalized_shape()[0] == x.size(-1) &&
-         kernels::norm_width_supported(x.size(-1)) && o.elementwise_affine() &&
+         kernels::norm_width_supported(x.size(-1)) &&
+         kernels::norm_backward_fits(static_cast<int>(x.size(-1))) && o.elementwise_affine() &&
          norm->weight.scalar_type() == torch::kFloat && norm->bias.scalar_type() == torch::kFloat;
 }
 
