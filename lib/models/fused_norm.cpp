@@ -103,9 +103,12 @@ std::array<torch::Tensor, 4> norm_backward(AutogradContext* ctx, const torch::Te
                         ? torch::empty(input.sizes(), input.options().dtype(torch::kBFloat16))
                         : torch::Tensor();
   const int blocks = kernels::norm_backward_blocks(rows, kernels::sm_count());
+  const cudaDeviceProp& props = *at::cuda::getCurrentDeviceProperties();
   c10::intrusive_ptr<BiasGradSlot> slot;
   if (grad_delta.defined() && ctx->saved_data.count(kSlotKey) &&
-      kernels::norm_backward_can_sum_delta(static_cast<int>(width)))
+      kernels::norm_backward_can_sum_delta(static_cast<int>(width),
+                                           static_cast<int>(props.sharedMemPerBlockOptin),
+                                           static_cast<int>(props.sharedMemPerMultiprocessor)))
     slot = c10::static_intrusive_pointer_cast<BiasGradSlot>(ctx->saved_data[kSlotKey].toCapsule());
   auto partial = torch::empty({slot ? 3 : 2, blocks, width}, input.options());
   kernels::NormBackwardArgs a;
@@ -173,8 +176,11 @@ bool fused_norm_kernels_apply(const torch::Tensor& x, const torch::nn::LayerNorm
   return x.is_cuda() && x.scalar_type() == torch::kFloat && x.dim() >= 2 &&
          o.normalized_shape().size() == 1 && o.normalized_shape()[0] == x.size(-1) &&
          kernels::norm_width_supported(x.size(-1)) &&
-         kernels::norm_backward_fits(static_cast<int>(x.size(-1))) && o.elementwise_affine() &&
-         norm->weight.scalar_type() == torch::kFloat && norm->bias.scalar_type() == torch::kFloat;
+         kernels::norm_backward_fits(
+             static_cast<int>(x.size(-1)),
+             static_cast<int>(at::cuda::getCurrentDeviceProperties()->sharedMemPerBlockOptin)) &&
+         o.elementwise_affine() && norm->weight.scalar_type() == torch::kFloat &&
+         norm->bias.scalar_type() == torch::kFloat;
 }
 
 torch::Tensor fused_layer_norm(const torch::Tensor& x, const torch::nn::LayerNorm& norm,

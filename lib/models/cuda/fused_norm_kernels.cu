@@ -7,9 +7,6 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
-#include <atomic>
-#include <map>
-#include <mutex>
 #include <type_traits>
 
 #include "models/cuda/fused_norm_kernels.h"
@@ -219,59 +216,22 @@ void launch_forward(const NormForwardArgs& a, cudaStream_t stream) {
     norm_forward_kernel<kSteps, float, float><<<grid, kThreads, 0, stream>>>(a);
 }
 
-// The current device's shared memory per block, opted in.
-// The current device's shared-memory limits, read once per device.
-struct SharedMemoryLimits {
-  int per_block = 48 * 1024;  // opt-in limit of one block
-  int per_sm = 48 * 1024;
-};
-constexpr int kMaxDevices = 64;
-
-int current_device() {
-  int device = 0;
-  return cudaGetDevice(&device) == cudaSuccess ? device : 0;
-}
-
-SharedMemoryLimits shared_memory_limits() {
-  static std::mutex mutex;
-  static std::map<int, SharedMemoryLimits> known;
-  const int device = current_device();
-  std::lock_guard<std::mutex> lock(mutex);
-  auto found = known.find(device);
-  if (found != known.end()) return found->second;
-  SharedMemoryLimits limits;
-  int per_block = 0, per_sm = 0;
-  if (cudaDeviceGetAttribute(&per_block, cudaDevAttrMaxSharedMemoryPerBlockOptin, device) ==
-          cudaSuccess &&
-      cudaDeviceGetAttribute(&per_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor, device) ==
-          cudaSuccess)
-    limits = {per_block, per_sm};
-  return known.emplace(device, limits).first->second;
-}
-
-// Blocks of `bytes` dynamic shared memory that fit on one SM (the runtime reserves 1 KiB each).
-int blocks_per_sm(int bytes) {
-  return shared_memory_limits().per_sm / (bytes + 1024);
+// Blocks of `bytes` dynamic shared memory that fit in `shared_per_sm` (the runtime reserves 1 KiB
+// each).
+int blocks_per_sm(int bytes, int shared_per_sm) {
+  return shared_per_sm / (bytes + 1024);
 }
 
 template <int kSteps, typename TGrad, typename TGradDelta>
 void launch_backward_typed(const NormBackwardArgs& a, int blocks, cudaStream_t stream) {
   const int shared = norm_backward_shared_bytes(a.width, a.partial_delta && a.grad_delta);
   auto* kernel = norm_backward_kernel<kSteps, TGrad, TGradDelta>;
-  // Up to 100 KiB for width 1024 with three sums, above the default 48 KiB; as much of that as
-  // the device allows (callers check norm_backward_fits / norm_backward_can_sum_delta). The
-  // attribute belongs to the device current at the call: set once per device.
-  static std::atomic<bool> opted_in[kMaxDevices] = {};
-  const int device = current_device();
-  if (device >= kMaxDevices || !opted_in[device].load(std::memory_order_acquire)) {
-    const int limit =
-        std::min(norm_backward_shared_bytes(kMaxNormWidth, true), shared_memory_limits().per_block);
-    if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, limit) ==
-            cudaSuccess &&
-        device < kMaxDevices)
-      opted_in[device].store(true, std::memory_order_release);
-    // a failure shows as the launch's error
-  }
+  // Up to 100 KiB for width 1024 with three sums, above the default 48 KiB (callers check
+  // norm_backward_fits / norm_backward_can_sum_delta). The attribute belongs to the current
+  // device, so it is set at every such launch (a host-side call, allowed under graph capture);
+  // a failure shows as the launch's error.
+  if (shared > 48 * 1024)
+    (void)cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, shared);
   kernel<<<blocks, kThreads, shared, stream>>>(a);
 }
 
@@ -326,18 +286,18 @@ int norm_backward_shared_bytes(int width, bool sum_delta) {
   return static_cast<int>(sizeof(float)) * (1 + (sum_delta ? 3 : 2) * kWarps) * width;
 }
 
-bool norm_backward_fits(int width) {
-  return norm_backward_shared_bytes(width, false) <= shared_memory_limits().per_block;
+bool norm_backward_fits(int width, int shared_per_block) {
+  return norm_backward_shared_bytes(width, false) <= shared_per_block;
 }
 
-bool norm_backward_can_sum_delta(int width) {
+bool norm_backward_can_sum_delta(int width, int shared_per_block, int shared_per_sm) {
   // The third sum must fit, and must not cost blocks per SM: the grid is sized for one wave of
   // kBackwardBlocksPerSm (e.g. an A100 at width 1024, or sm_86 at 768, would halve it).
   const int with = norm_backward_shared_bytes(width, true);
   const int without = norm_backward_shared_bytes(width, false);
-  return with <= shared_memory_limits().per_block &&
-         std::min(blocks_per_sm(with), kBackwardBlocksPerSm) >=
-             std::min(blocks_per_sm(without), kBackwardBlocksPerSm);
+  return with <= shared_per_block &&
+         std::min(blocks_per_sm(with, shared_per_sm), kBackwardBlocksPerSm) >=
+             std::min(blocks_per_sm(without, shared_per_sm), kBackwardBlocksPerSm);
 }
 
 int norm_backward_blocks(int64_t rows, int sm_count) {

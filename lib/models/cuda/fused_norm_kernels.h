@@ -58,11 +58,13 @@ int norm_backward_blocks(int64_t rows, int sm_count);
 // Shared memory per block of the backward: gamma and two (kWarps, width) sums, three when it also
 // sums grad_delta (partial_delta).
 int norm_backward_shared_bytes(int width, bool sum_delta);
-// Whether the current device has the shared memory for the backward at this width (every width
-// up to kMaxNormWidth on sm_80 and later; not the widest on 64 KiB parts).
-bool norm_backward_fits(int width);
-// Whether the current device can also sum grad_delta at this width without losing blocks per SM.
-bool norm_backward_can_sum_delta(int width);
+// Whether a device with `shared_per_block` bytes of opt-in shared memory per block can run the
+// backward at this width (every width up to kMaxNormWidth on sm_80 and later; not the widest on
+// 64 KiB parts).
+bool norm_backward_fits(int width, int shared_per_block);
+// Whether such a device, with `shared_per_sm` per multiprocessor, can also sum grad_delta at this
+// width without losing blocks per SM.
+bool norm_backward_can_sum_delta(int width, int shared_per_block, int shared_per_sm);
 void norm_backward(const NormBackwardArgs& args, int blocks, void* cuda_stream);
 
 }  // namespace vitlab::kernels
