@@ -10,6 +10,11 @@ import re
 import sys
 
 
+def fail(message):
+    print(message, file=sys.stderr)
+    sys.exit(2)
+
+
 def group_of(kernel):
     if kernel.startswith(("nvjet", "void cublasLt", "cutlass", "sm90_xmma")) or "gemm" in kernel:
         return "GEMMs (cuBLAS, incl. split-K reductions)"
@@ -20,13 +25,16 @@ def group_of(kernel):
 
 def main():
     if len(sys.argv) != 2:
-        sys.exit(__doc__)
+        fail(__doc__.strip())
     path = sys.argv[1]
-    text = open(path).read()
+    try:
+        text = open(path).read()
+    except OSError as e:
+        fail(f"{path}: cannot read: {e.strerror}")
     mfu = re.search(r"MFU ([\d.]+)%", text)
     total = re.search(r"device time ([\d.]+) ms", text)
     if not mfu or not total:
-        sys.exit(f"{path}: no 'MFU x%' or 'device time x ms' line: not a `vitlab bench --profile` output")
+        fail(f"{path}: no 'MFU x%' or 'device time x ms' line: not a `vitlab bench --profile` output")
     mfu, total = float(mfu.group(1)), float(total.group(1))
     groups = {}
     for line in text.splitlines():
