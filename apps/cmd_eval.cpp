@@ -8,6 +8,7 @@
 #include "core/cpu_runtime.h"
 #include "data/batcher.h"
 #include "data/load_data.h"
+#include "ops/fast_kernels.h"
 #include "train/evaluate.h"
 #include "train/weights_init.h"
 
@@ -41,7 +42,7 @@ int cmd_eval(int argc, char** argv) {
   if (!dev.cuda) configure_cpu_threads(config.train.threads);  // as the run trained (train.threads)
   ImageClassifier model = loaded.model;
   model->to(device);
-  model->use_fused_kernels(dev.cuda && config.train.fast_path);  // the run's CUDA kernels
+  const ops::FastKernels kernels(dev.cuda && config.train.fast_path);  // the run's CUDA kernels
   DataBundle data = load_data(config.data, path);
   const Dataset& part = split == "test" ? data.test : data.val;
   if (part.size() == 0) throw UserError(fmt::format("{}: the run has no {} split (data.val_size is 0)", path, split));

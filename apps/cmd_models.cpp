@@ -31,13 +31,11 @@ int cmd_models(int argc, char** argv) {
     std::cout << options.help() << "\n";
     return 0;
   }
-  torch::NoGradGuard no_grad;
   Json rows = Json::array();
   if (!args.count("json"))
     std::cout << fmt::format("{:<16} {:<7} {:>13}  {}\n", "name", "family", "parameters", "description");
   for (const auto& preset : model_presets()) {
-    // Build on the meta-free CPU path; parameter counts need the real shapes only.
-    const int64_t params = count_parameters(*build_model(preset.config));
+    const int64_t params = count_parameters(preset.config);  // shapes only, nothing allocated
     const char* family = enum_name(preset.config.family, model_family_names());
     if (args.count("json")) {
       rows.push_back({{"name", preset.name}, {"family", family}, {"parameters", params},

@@ -9,6 +9,7 @@
 
 #include "apps/commands.h"
 #include "core/build_info.h"
+#include "models/parts.h"
 #include "core/cpu_runtime.h"
 #include "core/error.h"
 
@@ -41,6 +42,7 @@ void print_usage() {
 
 int main(int argc, char** argv) {
   using namespace vitlab;
+  install_model_part_checks();  // the model parts' rules into every config check
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") ||
       !std::strcmp(argv[1], "help")) {
     app::print_usage();

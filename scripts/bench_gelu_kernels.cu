@@ -1,4 +1,4 @@
-// Microbenchmark behind the GELU tables (lib/models/cuda/linear_grad_kernels.cu): GELU forward and
+// Microbenchmark behind the GELU tables (lib/ops/cuda/linear_grad_kernels.cu): GELU forward and
 // backward + column sums on ViT-B/16's MLP activation (50432 x 3072 bf16), evaluating the float32
 // formula against reading the bf16-indexed table from shared memory, next to a plain copy.
 // Standalone; on the GPU machine:
@@ -10,7 +10,7 @@
 #include <vector>
 #include <algorithm>
 #include <cstring>
-#include "models/cuda/vec8.cuh"
+#include "ops/cuda/vec8.cuh"
 using namespace vitlab::kernels;
 
 #define CK(x) do { cudaError_t e = (x); if (e != cudaSuccess) { printf("%s: %s\n", #x, cudaGetErrorString(e)); exit(1);} } while (0)

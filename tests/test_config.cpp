@@ -23,7 +23,7 @@ TEST_CASE("a preset gives defaults and explicit fields win", "[config]") {
   CHECK(c.model.name == "vit_tiny_p4_28");
   CHECK(c.model.width == 192);  // from the preset
   CHECK(c.model.depth == 3);    // explicit
-  CHECK(c.model.pos_embed == PosEmbed::kLearned2d);
+  CHECK(c.model.pos_embed == "learned_2d");
   CHECK(c.train.epochs == 1);
 }
 
@@ -79,7 +79,7 @@ TEST_CASE("invalid combinations are rejected with the reason", "[config]") {
   REQUIRE_THROWS_WITH_TYPE(read_with({"model.width=190", "model.heads=2", "model.pos_embed=sincos_2d"}),
                            ConfigError, "sincos_2d needs width divisible by 4");
   REQUIRE_THROWS_WITH_TYPE(read_with({"model.token_mixer=axial"}), ConfigError,
-                           "model.class_token: token_mixer \"axial\" works on the patch grid");
+                           "model.class_token: token_mixer \"axial\" has no place for a class token");
   REQUIRE_THROWS_WITH_TYPE(
       read_with({"model.token_mixer=pooling", "model.class_token=false", "model.pool=gap",
                  "model.pos_embed=relative"}),

@@ -1,11 +1,13 @@
-// The fast path's linear layers (models/fast_linear.h): same outputs and gradients as autocast's
+// The fast path's linear layers (ops/linear.h): same outputs and gradients as autocast's
 // at::linear (+ GELU), with the bias gradient summed by vitlab's kernel.
 #include "core/compat.h"
 #include "core/cuda_util.h"
-#include "models/fast_linear.h"
+#include "ops/fast_kernels.h"
+#include "ops/linear.h"
 #include "test_helpers.h"
 
 using namespace vitlab;
+using namespace vitlab::ops;
 
 namespace {
 struct LinearResult {
@@ -19,8 +21,9 @@ LinearResult run_linear(bool fast, const torch::Tensor& x0, torch::nn::Linear& l
   LinearResult r;
   {
     compat::CudaAutocast autocast(true);
-    if (fast) CHECK(fast_linear_applies(x, layer) == (layer->weight.size(0) % 8 == 0));
-    r.out = linear_act(x, layer, act, fast);
+    const FastKernels kernels(fast);
+    if (fast) CHECK(fast_linear_applies(x, layer->weight, layer->bias) == (layer->weight.size(0) % 8 == 0));
+    r.out = linear(x, layer->weight, layer->bias, act);
   }
   (r.out.to(torch::kFloat) * grad_out).sum().backward();
   r.grad_x = x.grad();
@@ -83,7 +86,8 @@ QkvResult run_qkv(bool fast, const torch::Tensor& x0, torch::nn::Linear& layer, 
   QkvResult r;
   {
     compat::CudaAutocast autocast(true);
-    r.out = qkv_projection(x, layer, heads, fast);
+    const FastKernels kernels(fast);
+    r.out = qkv_projection(x, layer->weight, layer->bias, heads);
   }
   auto loss = torch::zeros({}, x.options().dtype(torch::kFloat));
   for (int j = 0; j < used; ++j) loss = loss + (r.out[j].to(torch::kFloat) * grad_out[j]).sum();

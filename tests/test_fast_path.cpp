@@ -24,7 +24,8 @@ std::vector<double> losses(bool fast, Precision precision, OptimizerKind kind, i
   t.grad_clip = 1.0;
   t.label_smoothing = 0.1;
   std::vector<OptimizerParam> params;
-  for (const auto& p : model->named_parameters()) params.push_back({p.key(), p.value(), !model->skip_weight_decay(p.key())});
+  const WeightDecayRule decay(*model);
+  for (const auto& p : model->named_parameters()) params.push_back({p.key(), p.value(), decay.applies(p.value())});
   Optimizer optimizer(params, t, fast);
   TrainStep step(model, optimizer, t, device, fast);
   std::vector<double> out;

@@ -1,14 +1,36 @@
-// The channels-last GroupNorm (+ ReLU) kernels (models/fused_group_norm.h): against ATen's
+// The channels-last GroupNorm (+ ReLU) kernels (ops/group_norm.h): against ATen's
 // group_norm under the same autocast policy (values and gradients), and BiT / the hybrid with the
 // kernels against the plain path.
 #include "config/model_presets.h"
 #include "core/compat.h"
 #include "models/factory.h"
-#include "models/fused_group_norm.h"
+#include "ops/fast_kernels.h"
+#include "ops/group_norm.h"
 #include "models/layers.h"
 #include "test_helpers.h"
 
 using namespace vitlab;
+
+namespace {
+// The ops with the fast-kernels switch on or off (ops/fast_kernels.h).
+torch::Tensor fused_group_norm_act(const torch::Tensor& x, int64_t groups,
+                                   const torch::Tensor& weight, const torch::Tensor& bias,
+                                   double eps, bool relu, bool feeds_conv, bool kernels) {
+  const ops::FastKernels fast(kernels);
+  return ops::group_norm_act(x, groups, weight, bias, eps, relu, feeds_conv);
+}
+std::pair<torch::Tensor, torch::Tensor> fused_add_group_norm_act(
+    const torch::Tensor& x, const torch::Tensor& delta, int64_t groups, const torch::Tensor& weight,
+    const torch::Tensor& bias, double eps, bool relu, bool feeds_conv, bool kernels) {
+  const ops::FastKernels fast(kernels);
+  return ops::add_group_norm_act(x, delta, groups, weight, bias, eps, relu, feeds_conv);
+}
+bool group_norm_kernels_apply(const torch::Tensor& x, int64_t groups, const torch::Tensor& weight,
+                              const torch::Tensor& bias) {
+  const ops::FastKernels fast(true);
+  return ops::group_norm_kernels_apply(x, groups, weight, bias);
+}
+}  // namespace
 
 namespace {
 // The fraction of elements of `a` farther from the reference `b` than rtol * |b| + atol * max|b|.
@@ -199,33 +221,7 @@ ModelConfig small_resnet_config(const std::string& preset) {
   return c;
 }
 
-int64_t count_norms(torch::nn::Module& model, bool with_kernels) {
-  int64_t n = 0;
-  for (const auto& m : model.modules()) {
-    auto norm = std::dynamic_pointer_cast<GroupNormActImpl>(m);
-    if (norm && norm->fused_kernels == with_kernels) ++n;
-  }
-  return n;
-}
 }  // namespace
-
-TEST_CASE("use_fused_kernels switches every GroupNorm of BiT and the hybrid", "[models]") {
-  for (const auto& preset : {"bit_r26_28", "bit_r26x1", "hybrid_tiny_28", "hybrid_r50_b16"}) {
-    torch::manual_seed(5);
-    auto model = build_model(small_resnet_config(preset));
-    const int64_t norms = count_norms(*model, false);
-    CHECK(norms > 0);
-    const auto images = torch::randn({2, model->config().in_channels, 16, 16});
-    const auto plain = model->forward(images);
-    model->use_fused_kernels(true);
-    CHECK(model->uses_fused_kernels());
-    CHECK(count_norms(*model, true) == norms);
-    // On the CPU the kernels do not apply: the same ATen operations, the same numbers.
-    CHECK(torch::equal(model->forward(images), plain));
-    model->use_fused_kernels(false);
-    CHECK(count_norms(*model, false) == norms);
-  }
-}
 
 TEST_CASE("BiT and the hybrid with GroupNorm kernels compute the plain path's function", "[cuda]") {
   SKIP_WITHOUT_CUDA();
@@ -244,7 +240,7 @@ TEST_CASE("BiT and the hybrid with GroupNorm kernels compute the plain path's fu
       const auto images =
           torch::randn({8, model->config().in_channels, 16, 16}, torch::Device(torch::kCUDA, 0));
       auto run = [&](bool kernels) {
-        model->use_fused_kernels(kernels);
+        const ops::FastKernels fast(kernels);
         model->zero_grad();
         torch::Tensor logits;
         {

@@ -1,17 +1,20 @@
-// The fused residual-add + LayerNorm path (models/fused_norm.h): the CUDA kernels against ATen's
-// LayerNorm (values and gradients), and the ViT's fused form of encode() against the plain one.
-#include "config/model_presets.h"
+// The fused residual-add + LayerNorm path (ops/layer_norm.h): the CUDA kernels against ATen's
+// LayerNorm (values and gradients), and the bias-gradient hand-off from a norm to a linear layer.
 #include "core/compat.h"
 #include "core/cuda_util.h"
-#include "models/factory.h"
-#include "models/fast_linear.h"
-#include "models/fused_norm.h"
-#include "models/vit.h"
+#include "ops/fast_kernels.h"
+#include "ops/layer_norm.h"
+#include "ops/linear.h"
 #include "test_helpers.h"
 
 using namespace vitlab;
 
 namespace {
+// The op's view of a LibTorch LayerNorm module (the reference runs the module itself).
+ops::LayerNormParams params(const torch::nn::LayerNorm& norm) {
+  return {norm->weight, norm->bias, norm->options.eps()};
+}
+
 struct NormResult {
   torch::ScalarType out_dtype;
   torch::Tensor sum, out, grad_x, grad_delta, grad_gamma, grad_beta;
@@ -29,10 +32,12 @@ NormResult run_norm(bool fused, const torch::Tensor& x0, const torch::Tensor& de
   {
     compat::CudaAutocast autocast(bf16_autocast);
     if (fused) {
+      const ops::FastKernels kernels(true);
+      const ops::NormUse use{/*feeds_matmul=*/true, /*stream_saved=*/keep_inputs};
       if (delta.defined())
-        std::tie(r.sum, r.out) = fused_add_layer_norm(x, delta, norm, true, keep_inputs);
+        std::tie(r.sum, r.out) = ops::add_layer_norm(x, delta, params(norm), use);
       else
-        r.out = fused_layer_norm(x, norm, true);
+        r.out = ops::layer_norm(x, params(norm), use);
     } else {
       r.sum = delta.defined() ? x + delta : x;
       r.out = norm->forward(r.sum);
@@ -74,7 +79,10 @@ TEST_CASE("fused LayerNorm kernels match ATen's LayerNorm, values and gradients"
           if (delta_kind == 2) delta = torch::randn({3, 333, width}, f32).to(torch::kBFloat16);
           const auto grad_out = torch::randn({3, 333, width}, f32);
           const auto grad_sum = torch::randn({3, 333, width}, f32);
-          CHECK(fused_norm_kernels_apply(x, norm) == (width <= 1024));
+          CHECK([&] {
+            const ops::FastKernels fast(true);
+            return ops::layer_norm_kernels_apply(x, params(norm));
+          }() == (width <= 1024));
 
           const auto ref = run_norm(false, x, delta, norm, bf16, grad_out, grad_sum);
           const auto got = run_norm(true, x, delta, norm, bf16, grad_out, grad_sum);
@@ -115,54 +123,6 @@ TEST_CASE("fused LayerNorm kernels match ATen's LayerNorm, values and gradients"
 }
 
 namespace {
-ModelConfig fused_test_vit(TokenMixer mixer, PosEmbed pos, Pooling pooling) {
-  ModelConfig c = find_model_preset("vit_tiny_p4_28").config;
-  c.width = 32;
-  c.heads = 4;
-  c.depth = 3;
-  c.mlp_dim = 64;
-  c.image_size = 16;
-  c.token_mixer = mixer;
-  c.pos_embed = pos;
-  c.pool = pooling;
-  c.class_token = pooling == Pooling::kCls;
-  c.validate();
-  return c;
-}
-}  // namespace
-
-TEST_CASE("the ViT's fused path computes the plain path's function", "[models]") {
-  // On the CPU the fused functions fall back to ATen, so both forms must agree to rounding: this
-  // pins the fused block's wiring (where each residual branch joins the stream) and the patch
-  // projection as a matmul.
-  const std::vector<std::tuple<TokenMixer, PosEmbed, Pooling>> variants = {
-      {TokenMixer::kAttention, PosEmbed::kLearned1d, Pooling::kCls},
-      {TokenMixer::kAttention, PosEmbed::kRelative, Pooling::kGap},
-      {TokenMixer::kAxial, PosEmbed::kSincos2d, Pooling::kGap},
-      {TokenMixer::kPooling, PosEmbed::kLearned2d, Pooling::kGap}};
-  for (const auto& [mixer, pos, pooling] : variants) {
-    torch::manual_seed(3);
-    auto model = build_model(fused_test_vit(mixer, pos, pooling));
-    model->eval();
-    const auto images = torch::randn({2, 1, 16, 16});
-    auto run = [&](bool fused) {
-      model->use_fused_kernels(fused);
-      model->zero_grad();
-      auto logits = model->forward(images);
-      logits.square().sum().backward();
-      std::vector<torch::Tensor> grads;
-      for (const auto& p : model->parameters()) grads.push_back(p.grad().clone());
-      return std::make_pair(logits.detach(), grads);
-    };
-    const auto plain = run(false), fused = run(true);
-    // The patch projection runs as a matmul instead of a convolution: same sums, another order.
-    CHECK(torch::allclose(plain.first, fused.first, 1e-5, 1e-6));
-    for (size_t i = 0; i < plain.second.size(); ++i)
-      CHECK(torch::allclose(plain.second[i], fused.second[i], 1e-4, 1e-6));
-  }
-}
-
-namespace {
 struct HandoffResult {
   torch::Tensor grad_x, grad_weight, grad_bias, grad_gamma;
   bool handed_over = false;
@@ -185,17 +145,18 @@ HandoffResult run_handoff(bool fused, const torch::Tensor& stream0, const torch:
   norm->zero_grad();
   HandoffResult r;
   torch::Tensor loss;
-  c10::intrusive_ptr<BiasGradSlot> slot;
+  c10::intrusive_ptr<ops::BiasGradSlot> slot;
   cuda::Graph side;  // only its side stream: warm_up runs work there, ordered both ways
   {
     compat::CudaAutocast autocast(true);
-    const auto delta = linear_act(x, layer, Activation::kNone, fused);
-    slot = bias_grad_slot(delta);
+    const ops::FastKernels kernels(fused);
+    const auto delta = ops::linear(x, layer->weight, layer->bias);
+    slot = ops::bias_grad_slot(delta);
     CHECK(static_cast<bool>(slot) == fused);
     const auto norm_and_loss = [&] {
       torch::Tensor sum, out;
       if (fused) {
-        std::tie(sum, out) = fused_add_layer_norm(stream, delta, norm, true, true);
+        std::tie(sum, out) = ops::add_layer_norm(stream, delta, params(norm), {true, true});
       } else {
         sum = stream + delta;
         out = norm->forward(sum);

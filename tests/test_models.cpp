@@ -3,6 +3,7 @@
 #include "models/factory.h"
 #include "models/resnetv2.h"
 #include "models/vit.h"
+#include "ops/attention.h"
 #include "test_helpers.h"
 
 using namespace vitlab;
@@ -18,7 +19,7 @@ int small_image_size(const ModelConfig& c) {
   return 32;
 }
 
-ModelConfig tiny_vit(PosEmbed pos = PosEmbed::kLearned1d) {
+ModelConfig tiny_vit(const std::string& pos = "learned_1d") {
   ModelConfig c = find_model_preset("vit_tiny_p4_28").config;
   c.width = 32;
   c.heads = 4;
@@ -79,7 +80,10 @@ TEST_CASE("every factory entry builds, runs forward and backward with finite val
 TEST_CASE("parameter counts match the published models", "[models]") {
   torch::NoGradGuard no_grad;
   auto count = [](const std::string& name) {
-    return count_parameters(*build_model(find_model_preset(name).config));
+    const auto& config = find_model_preset(name).config;
+    const int64_t allocated = count_parameters(*build_model(config));
+    CHECK(count_parameters(config) == allocated);  // the shapes-only count (vitlab models)
+    return allocated;
   };
   CHECK(count("vit_b16") == 86567656);    // ViT-B/16, 1000 classes (timm vit_base_patch16_224)
   CHECK(count("vit_l16") == 304326632);   // ViT-L/16 (timm vit_large_patch16_224)
@@ -88,9 +92,27 @@ TEST_CASE("parameter counts match the published models", "[models]") {
   CHECK(count("vit_s16") == 22050664);    // DeiT-S: 22.1M
 }
 
+TEST_CASE("a shapes-only model allocates nothing and counts what a real one holds", "[models]") {
+  for (const auto& preset : model_presets()) {
+    INFO(preset.name);
+    ModelConfig c = preset.config;
+    c.image_size = small_image_size(c);
+    {
+      const ShapeOnlyScope shapes_only;
+      const auto model = build_model(preset.config);  // full size: ViT-H, BiT-R152x2 included
+      for (const auto& p : model->parameters()) CHECK(p.is_meta());
+      CHECK(count_parameters(*model) == count_parameters(preset.config));
+    }
+    torch::manual_seed(0);
+    const auto real = build_model(c);
+    for (const auto& p : real->parameters()) CHECK_FALSE(p.is_meta());
+    CHECK(count_parameters(*real) == count_parameters(c));
+  }
+}
+
 TEST_CASE("learned_2d: a row half shared along rows, a column half shared along columns", "[models]") {
   torch::manual_seed(1);
-  auto model = as_vit(build_model(tiny_vit(PosEmbed::kLearned2d)));
+  auto model = as_vit(build_model(tiny_vit("learned_2d")));
   auto table = model->pos->table().squeeze(0);  // (1 + 16, 32); row 0 is the class token
   const int64_t g = 4, half = 16;
   for (int64_t r = 0; r < g; ++r)
@@ -103,16 +125,18 @@ TEST_CASE("learned_2d: a row half shared along rows, a column half shared along 
   CHECK_FALSE(torch::equal(table[1].narrow(0, 0, half), table[1 + g].narrow(0, 0, half)));
   CHECK_FALSE(torch::equal(table[1].narrow(0, half, half), table[2].narrow(0, half, half)));
   // Two tables of width D/2: 2 * g * D/2 parameters plus the class token's own embedding.
-  CHECK(model->pos->row_embed.sizes() == torch::IntArrayRef({4, 16}));
-  CHECK(model->pos->col_embed.sizes() == torch::IntArrayRef({4, 16}));
+  const auto params = model->named_parameters();
+  CHECK(params["pos.row_embed"].sizes() == torch::IntArrayRef({4, 16}));
+  CHECK(params["pos.col_embed"].sizes() == torch::IntArrayRef({4, 16}));
 }
 
 TEST_CASE("relative: pairs with equal offsets share the bias, per head", "[models]") {
   torch::manual_seed(2);
-  auto model = as_vit(build_model(tiny_vit(PosEmbed::kRelative)));
+  auto model = as_vit(build_model(tiny_vit("relative")));
   auto& block = model->block_list[0];
-  REQUIRE(block->relative);
-  auto bias = block->relative->forward().squeeze(0);  // (heads, T, T)
+  const auto relative = std::dynamic_pointer_cast<RelativePositionBiasImpl>(block->relative);
+  REQUIRE(relative);
+  auto bias = relative->forward().squeeze(0);  // (heads, T, T)
   const int64_t T = 17;
   REQUIRE(bias.sizes() == torch::IntArrayRef({4, T, T}));
   for (int64_t i = 0; i < T; ++i)
@@ -130,7 +154,7 @@ TEST_CASE("relative: pairs with equal offsets share the bias, per head", "[model
   model->forward_with_attention(x, before);
   {
     torch::NoGradGuard no_grad;
-    block->relative->relative_bias.add_(1.0 * torch::arange(2 * T - 1).to(torch::kFloat));
+    relative->relative_bias.add_(1.0 * torch::arange(2 * T - 1).to(torch::kFloat));
   }
   model->forward_with_attention(x, after);
   CHECK_FALSE(torch::allclose(before[0], after[0]));
@@ -140,9 +164,9 @@ TEST_CASE("relative: pairs with equal offsets share the bias, per head", "[model
 
 TEST_CASE("sincos_2d is fixed: a buffer without gradient, the same for every seed", "[models]") {
   torch::manual_seed(3);
-  auto a = as_vit(build_model(tiny_vit(PosEmbed::kSincos2d)));
+  auto a = as_vit(build_model(tiny_vit("sincos_2d")));
   torch::manual_seed(4);
-  auto b = as_vit(build_model(tiny_vit(PosEmbed::kSincos2d)));
+  auto b = as_vit(build_model(tiny_vit("sincos_2d")));
   CHECK(torch::equal(a->pos->table(), b->pos->table()));
   CHECK_FALSE(a->pos->table().requires_grad());
   for (const auto& p : a->named_parameters()) CHECK(p.key().find("pos") == std::string::npos);
@@ -159,27 +183,33 @@ TEST_CASE("cls pooling reads only the class token; gap only the patch tokens", "
   auto encoded = torch::randn({2, 17, 32});
   auto changed = encoded.clone();
   changed.narrow(1, 1, 16).add_(torch::randn({2, 16, 32}));
-  CHECK(torch::allclose(cls_model->pool(encoded), cls_model->pool(changed)));
+  const auto pool = [](const std::shared_ptr<ViTImpl>& m, const torch::Tensor& z) {
+    return m->pool(Residual{z, {}});
+  };
+  CHECK(torch::allclose(pool(cls_model, encoded), pool(cls_model, changed)));
   changed = encoded.clone();
   changed.narrow(1, 0, 1).add_(torch::randn({2, 1, 32}));  // (a constant shift would vanish in LN)
-  CHECK_FALSE(torch::allclose(cls_model->pool(encoded), cls_model->pool(changed)));
+  CHECK_FALSE(torch::allclose(pool(cls_model, encoded), pool(cls_model, changed)));
+  // The stream may arrive as two summands: the same pooled vector.
+  CHECK(torch::allclose(cls_model->pool(Residual{encoded - 1.0, torch::ones_like(encoded)}),
+                        pool(cls_model, encoded), 1e-5, 1e-6));
 
   for (GapNorm order : {GapNorm::kAfterPool, GapNorm::kBeforePool}) {
     auto c = tiny_vit();
-    c.pool = Pooling::kGap;
+    c.pool = "gap";
     c.gap_norm = order;
     auto gap_model = as_vit(build_model(c));  // still has a class token: it must be ignored
     changed = encoded.clone();
     changed.narrow(1, 0, 1).add_(torch::randn({2, 1, 32}));
-    CHECK(torch::allclose(gap_model->pool(encoded), gap_model->pool(changed)));
+    CHECK(torch::allclose(pool(gap_model, encoded), pool(gap_model, changed)));
     // And it is the mean of the patches (normalised after or before averaging).
     auto patches = encoded.narrow(1, 1, 16);
     auto expected = order == GapNorm::kAfterPool ? gap_model->fc_norm->forward(patches.mean(1))
                                                  : gap_model->norm->forward(patches).mean(1);
-    CHECK(torch::allclose(gap_model->pool(encoded), expected));
+    CHECK(torch::allclose(pool(gap_model, encoded), expected));
   }
   auto c = tiny_vit();
-  c.pool = Pooling::kGap;
+  c.pool = "gap";
   c.class_token = false;
   auto no_cls = as_vit(build_model(c));
   CHECK_FALSE(no_cls->cls_token.defined());
@@ -192,20 +222,21 @@ TEST_CASE("a block computes both pre-LN residual branches of the paper's equatio
   model->eval();
   auto& block = model->block_list[0];
   auto x = torch::randn({2, 17, 32});
-  torch::Tensor w;
-  auto y = block->forward(x, &w);
-  auto z1 = x + block->attn->forward(block->norm1->forward(x));
+  ops::AttentionRecorder recorder;
+  auto y = block->forward(Residual{x, {}}).sum();
+  auto z1 = x + block->mixer->forward(block->norm1->forward(x));
   auto z2 = z1 + block->mlp->forward(block->norm2->forward(z1));
   CHECK(torch::allclose(y, z2, 1e-5, 1e-6));
   // The MLP branch matters: dropping it changes the output.
   CHECK_FALSE(torch::allclose(y, z1, 1e-3, 1e-3));
   // The attention weights are a softmax over keys.
-  CHECK(torch::allclose(w.sum(-1), torch::ones({2, 4, 17}), 1e-5, 1e-5));
+  REQUIRE(recorder.weights().size() == 2);  // the block's attention, then the reference's
+  CHECK(torch::allclose(recorder.weights()[0].sum(-1), torch::ones({2, 4, 17}), 1e-5, 1e-5));
 }
 
 TEST_CASE("fused and explicit attention paths agree", "[models]") {
   torch::manual_seed(7);
-  auto model = as_vit(build_model(tiny_vit(PosEmbed::kRelative)));
+  auto model = as_vit(build_model(tiny_vit("relative")));
   model->eval();
   auto x = torch::randn({3, 1, 16, 16});
   std::vector<torch::Tensor> attention;

@@ -1,10 +1,25 @@
-// The stems' padded max-pool (models/padded_max_pool.h): the CUDA kernels against ATen's pad +
+// The stems' padded max-pool (ops/max_pool.h): the CUDA kernels against ATen's pad +
 // max_pool2d, values and gradients, with ties everywhere (small integers) so that the argmax
 // order matters.
-#include "models/padded_max_pool.h"
+#include "ops/fast_kernels.h"
+#include "ops/max_pool.h"
 #include "test_helpers.h"
 
 using namespace vitlab;
+using ops::Padding2d;
+
+namespace {
+// The op with the fast-kernels switch on or off (ops/fast_kernels.h).
+torch::Tensor padded_max_pool(const torch::Tensor& x, int64_t kernel, int64_t stride,
+                              const Padding2d& padding, double pad_value, bool kernels) {
+  const ops::FastKernels fast(kernels);
+  return ops::padded_max_pool(x, kernel, stride, padding, pad_value);
+}
+bool max_pool_kernels_apply(const torch::Tensor& x, int64_t kernel, const Padding2d& padding) {
+  const ops::FastKernels fast(true);
+  return ops::max_pool_kernels_apply(x, kernel, padding);
+}
+}  // namespace
 
 namespace {
 std::pair<torch::Tensor, torch::Tensor> pool_and_grad(const torch::Tensor& x0, int64_t kernel,

@@ -1,9 +1,11 @@
-// Bf16CastScope (models/weight_cast.h): the one-kernel bf16 copies are the same bits as
+// Bf16CastScope (ops/weight_cast.h): the one-kernel bf16 copies are the same bits as
 // Tensor::to(bfloat16), and lookups outside the scope or for other tensors cast as usual.
-#include "models/weight_cast.h"
+#include "ops/weight_cast.h"
 #include "test_helpers.h"
 
 using namespace vitlab;
+using ops::Bf16CastScope;
+using ops::bf16_copy;
 
 TEST_CASE("bf16 cast scope: one kernel's copies equal to(bfloat16), lookups fall back", "[cuda]") {
   SKIP_WITHOUT_CUDA();

@@ -2,6 +2,8 @@
 
 #include "config/model_presets.h"
 
+#include <stdexcept>
+
 namespace vitlab {
 
 const EnumNames<ModelFamily>& model_family_names() {
@@ -9,27 +11,9 @@ const EnumNames<ModelFamily>& model_family_names() {
       {ModelFamily::kViT, "vit"}, {ModelFamily::kHybrid, "hybrid"}, {ModelFamily::kResNet, "resnet"}};
   return n;
 }
-const EnumNames<PosEmbed>& pos_embed_names() {
-  static const EnumNames<PosEmbed> n = {{PosEmbed::kNone, "none"},
-                                        {PosEmbed::kLearned1d, "learned_1d"},
-                                        {PosEmbed::kLearned2d, "learned_2d"},
-                                        {PosEmbed::kRelative, "relative"},
-                                        {PosEmbed::kSincos2d, "sincos_2d"}};
-  return n;
-}
-const EnumNames<Pooling>& pooling_names() {
-  static const EnumNames<Pooling> n = {{Pooling::kCls, "cls"}, {Pooling::kGap, "gap"}};
-  return n;
-}
 const EnumNames<GapNorm>& gap_norm_names() {
   static const EnumNames<GapNorm> n = {{GapNorm::kAfterPool, "after_pool"},
                                        {GapNorm::kBeforePool, "before_pool"}};
-  return n;
-}
-const EnumNames<TokenMixer>& token_mixer_names() {
-  static const EnumNames<TokenMixer> n = {{TokenMixer::kAttention, "attention"},
-                                          {TokenMixer::kAxial, "axial"},
-                                          {TokenMixer::kPooling, "pooling"}};
   return n;
 }
 const EnumNames<ResNetStem>& resnet_stem_names() {
@@ -78,12 +62,12 @@ void ModelConfig::read(JsonReader& r) {
   r.read("depth", depth, 1, 1024);
   r.read("heads", heads, 1, 1024);
   r.read("mlp_dim", mlp_dim, 1, 1 << 20);
-  r.read_enum("pos_embed", pos_embed, pos_embed_names());
-  r.read_enum("pool", pool, pooling_names());
+  r.read("pos_embed", pos_embed);
+  r.read("pool", pool);
   r.read("class_token", class_token);
   r.read_enum("gap_norm", gap_norm, gap_norm_names());
   r.read("representation_size", representation_size, 0, 1 << 20);
-  r.read_enum("token_mixer", token_mixer, token_mixer_names());
+  r.read("token_mixer", token_mixer);
   r.read("pool_mixer_size", pool_mixer_size, 1, 63);
   r.read("qkv_bias", qkv_bias);
   r.read("dropout", dropout, 0.0, 0.99);
@@ -110,12 +94,12 @@ Json ModelConfig::to_json() const {
               {"depth", depth},
               {"heads", heads},
               {"mlp_dim", mlp_dim},
-              {"pos_embed", enum_name(pos_embed, pos_embed_names())},
-              {"pool", enum_name(pool, pooling_names())},
+              {"pos_embed", pos_embed},
+              {"pool", pool},
               {"class_token", class_token},
               {"gap_norm", enum_name(gap_norm, gap_norm_names())},
               {"representation_size", representation_size},
-              {"token_mixer", enum_name(token_mixer, token_mixer_names())},
+              {"token_mixer", token_mixer},
               {"pool_mixer_size", pool_mixer_size},
               {"qkv_bias", qkv_bias},
               {"dropout", dropout},
@@ -129,6 +113,21 @@ Json ModelConfig::to_json() const {
               {"resnet_preact", resnet_preact},
               {"resnet_padding", enum_name(resnet_padding, conv_padding_names())},
               {"std_conv_eps", std_conv_eps}};
+}
+
+namespace {
+ModelPartCheck installed_part_check = nullptr;
+
+void part_check(const ModelConfig& c, const std::string& source, const std::string& path) {
+  if (!installed_part_check)
+    throw std::logic_error("ModelConfig::validate: no model part check installed "
+                           "(call install_model_part_checks() at start)");
+  installed_part_check(c, source, path);
+}
+}  // namespace
+
+void set_model_part_check(ModelPartCheck check) {
+  installed_part_check = check;
 }
 
 void ModelConfig::validate(const std::string& source, const std::string& path) const {
@@ -149,6 +148,7 @@ void ModelConfig::validate(const std::string& source, const std::string& path) c
                                     image_size, stride, enum_name(resnet_stem, resnet_stem_names()),
                                     resnet_layers.size()));
   }
+  part_check(*this, source, path);
   if (!transformer) return;
 
   const int pixels = family == ModelFamily::kHybrid ? image_size / stem_stride() : image_size;
@@ -161,26 +161,6 @@ void ModelConfig::validate(const std::string& source, const std::string& path) c
   }
   if (width % heads != 0)
     bad("width", fmt::format("{} is not divisible by heads {}", width, heads));
-  if (pool == Pooling::kCls && !class_token)
-    bad("pool", "\"cls\" needs a class token; set class_token to true or pool to \"gap\"");
-  if (pos_embed == PosEmbed::kLearned2d && width % 2 != 0)
-    bad("pos_embed", fmt::format("learned_2d splits the width into row and column halves; "
-                                 "width {} is odd", width));
-  if (pos_embed == PosEmbed::kSincos2d && width % 4 != 0)
-    bad("pos_embed", fmt::format("sincos_2d needs width divisible by 4, got {}", width));
-  if (token_mixer != TokenMixer::kAttention) {
-    const char* mixer = enum_name(token_mixer, token_mixer_names());
-    if (class_token)
-      bad("class_token", fmt::format("token_mixer \"{}\" works on the patch grid and has no place "
-                                     "for a class token; set class_token false and pool \"gap\"",
-                                     mixer));
-    if (pos_embed == PosEmbed::kRelative)
-      bad("pos_embed", fmt::format("\"relative\" biases attention logits; token_mixer \"{}\" has "
-                                   "none. Use attention or another pos_embed",
-                                   mixer));
-  }
-  if (token_mixer == TokenMixer::kPooling && pool_mixer_size % 2 == 0)
-    bad("pool_mixer_size", fmt::format("must be odd to keep the grid size, got {}", pool_mixer_size));
 }
 
 ModelConfig read_model_config(const Json& json, const std::string& source, const std::string& path) {

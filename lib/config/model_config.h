@@ -9,18 +9,12 @@
 namespace vitlab {
 
 enum class ModelFamily { kViT, kHybrid, kResNet };
-enum class PosEmbed { kNone, kLearned1d, kLearned2d, kRelative, kSincos2d };
-enum class Pooling { kCls, kGap };
 enum class GapNorm { kAfterPool, kBeforePool };
-enum class TokenMixer { kAttention, kAxial, kPooling };
 enum class ResNetStem { kImageNet, kSmall };
 enum class ConvPadding { kSymmetric, kSame };
 
 const EnumNames<ModelFamily>& model_family_names();
-const EnumNames<PosEmbed>& pos_embed_names();
-const EnumNames<Pooling>& pooling_names();
 const EnumNames<GapNorm>& gap_norm_names();
-const EnumNames<TokenMixer>& token_mixer_names();
 const EnumNames<ResNetStem>& resnet_stem_names();
 const EnumNames<ConvPadding>& conv_padding_names();
 
@@ -39,12 +33,13 @@ struct ModelConfig {
   int depth = 12;
   int heads = 12;
   int mlp_dim = 3072;
-  PosEmbed pos_embed = PosEmbed::kLearned1d;
-  Pooling pool = Pooling::kCls;
+  // The transformer's parts, by their names in the models layer's tables (models/parts.h).
+  std::string pos_embed = "learned_1d";
+  std::string pool = "cls";
   bool class_token = true;
   GapNorm gap_norm = GapNorm::kAfterPool;  // timm's fc_norm (after) or big_vision's (before)
   int representation_size = 0;  // tanh pre-logits layer width; 0 = none
-  TokenMixer token_mixer = TokenMixer::kAttention;
+  std::string token_mixer = "attention";
   int pool_mixer_size = 3;  // pooling mixer window
   bool qkv_bias = true;
   double dropout = 0.0;
@@ -65,13 +60,22 @@ struct ModelConfig {
   int stem_stride() const;    // hybrid/resnet: input pixels per feature-map cell
   int grid_size() const;      // tokens per side (vit/hybrid)
   int num_patches() const { return grid_size() * grid_size(); }
+  int num_prefix_tokens() const { return class_token ? 1 : 0; }  // tokens before the patches
   int feature_width() const;  // resnet: channels of the last stage
 
   void read(JsonReader& reader);  // overlays the fields present in the JSON object
   Json to_json() const;           // every field, so the result reads back to the same struct
-  // Throws ConfigError naming `path.field` for any invalid value or combination.
+  // Throws ConfigError naming `path.field` for any invalid value or combination, the part
+  // names and the rules of the parts (the installed ModelPartCheck) included.
   void validate(const std::string& source = "", const std::string& path = "model") const;
 };
+
+// The check of the transformer's parts (names and the rules each part states). The parts live in
+// the models layer, which this layer cannot see: each program installs the check once at start
+// (models/parts.h, install_model_part_checks). validate() without one is a logic error.
+using ModelPartCheck = void (*)(const ModelConfig& c, const std::string& source,
+                                const std::string& path);
+void set_model_part_check(ModelPartCheck check);
 
 // Reads `model` from JSON: `name` selects the preset (an unknown name lists the known ones),
 // then the other fields override it, then the result is validated.

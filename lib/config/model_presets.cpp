@@ -54,17 +54,17 @@ std::vector<ModelPreset> make_presets() {
   // Token-mixer variants beyond the paper (MetaFormer family); no class token, GAP head.
   {
     auto c = vit("axial_s16", 16, 384, 12, 6, 1536);
-    c.token_mixer = TokenMixer::kAxial;
+    c.token_mixer = "axial";
     c.class_token = false;
-    c.pool = Pooling::kGap;
+    c.pool = "gap";
     add(c, "ViT-S/16 with axial attention (rows, then columns) instead of full attention");
   }
   {
     auto c = vit("poolformer_s16", 16, 384, 12, 6, 1536);
-    c.token_mixer = TokenMixer::kPooling;
+    c.token_mixer = "pooling";
     c.class_token = false;
-    c.pool = Pooling::kGap;
-    c.pos_embed = PosEmbed::kNone;
+    c.pool = "gap";
+    c.pos_embed = "none";
     add(c, "ViT-S/16 with a 3x3 average-pooling token mixer (PoolFormer) instead of attention");
   }
 

@@ -38,8 +38,8 @@ std::string registered_vit(const ModelConfig& c) {
       {32, 384, 12, 6, 1536, "vit_small_patch32_224"},  {16, 768, 12, 12, 3072, "vit_base_patch16_224"},
       {32, 768, 12, 12, 3072, "vit_base_patch32_224"},  {16, 1024, 24, 16, 4096, "vit_large_patch16_224"},
       {32, 1024, 24, 16, 4096, "vit_large_patch32_224"}, {14, 1280, 32, 16, 5120, "vit_huge_patch14_224"}};
-  const bool plain = c.family == ModelFamily::kViT && c.pool == Pooling::kCls && c.class_token &&
-                     c.pos_embed == PosEmbed::kLearned1d && c.qkv_bias && c.layer_norm_eps == 1e-6;
+  const bool plain = c.family == ModelFamily::kViT && c.pool == "cls" && c.class_token &&
+                     c.pos_embed == "learned_1d" && c.qkv_bias && c.layer_norm_eps == 1e-6;
   if (!plain) return "";
   for (const auto& e : table)
     if (c.patch_size == e.patch && c.width == e.width && c.depth == e.depth && c.heads == e.heads &&
@@ -68,14 +68,14 @@ TimmSupport timm_support(const ModelConfig& c) {
     return no("resnet_stem \"small\" (3x3 stride-1 stem without max-pool): every timm ResNetV2 "
               "stem downsamples by 4");
   if (!is_transformer(c)) return {};
-  if (c.token_mixer != TokenMixer::kAttention)
+  if (c.token_mixer != "attention")
     return no(fmt::format("token_mixer \"{}\": timm's VisionTransformer mixes tokens with full "
                           "self-attention only",
-                          enum_name(c.token_mixer, token_mixer_names())));
-  if (c.pos_embed == PosEmbed::kLearned2d)
+                          c.token_mixer));
+  if (c.pos_embed == "learned_2d")
     return no("pos_embed \"learned_2d\": timm's VisionTransformer has no factorised row/column "
               "position embedding");
-  if (c.pos_embed == PosEmbed::kRelative)
+  if (c.pos_embed == "relative")
     return no("pos_embed \"relative\": timm's VisionTransformer has no relative position bias");
   if (c.representation_size > 0)
     return no("representation_size > 0: timm 1.0's VisionTransformer has no tanh pre-logits layer");
@@ -112,7 +112,7 @@ SourcedTensors timm_to_vitlab(const ModelConfig& c, SourcedTensors tensors) {
   for (auto& t : tensors) {
     if (is_transformer(c)) {
       if (t.name == "pos_embed")
-        t.name = c.pos_embed == PosEmbed::kSincos2d ? "pos.fixed" : "pos.pos_embed";
+        t.name = c.pos_embed == "sincos_2d" ? "pos.fixed" : "pos.pos_embed";
       continue;
     }
     if (t.name == "head.fc.weight" && t.tensor.dim() == 4 && t.tensor.size(2) == 1 &&
@@ -154,11 +154,11 @@ Json timm_model_args(const ModelConfig& c) {
                  {"mlp_ratio", mlp_ratio},
                  {"qkv_bias", c.qkv_bias},
                  {"class_token", c.class_token},
-                 {"global_pool", c.pool == Pooling::kCls ? "token" : "avg"},
+                 {"global_pool", c.pool == "cls" ? "token" : "avg"},
                  // timm's fc_norm: LayerNorm after average pooling (vitlab gap_norm after_pool).
-                 {"fc_norm", c.pool == Pooling::kGap && c.gap_norm == GapNorm::kAfterPool},
+                 {"fc_norm", c.pool == "gap" && c.gap_norm == GapNorm::kAfterPool},
                  {"no_embed_class", false},
-                 {"pos_embed", c.pos_embed == PosEmbed::kNone ? "none" : "learn"}};
+                 {"pos_embed", c.pos_embed == "none" ? "none" : "learn"}};
   out["class"] = "VisionTransformer";
   out["kwargs"] = kwargs;
   out["norm_eps"] = c.layer_norm_eps;
@@ -170,10 +170,10 @@ Json timm_model_args(const ModelConfig& c) {
     notes.push_back(fmt::format("LayerNorm eps {} differs from timm's 1e-6: pass "
                                 "norm_layer=partial(nn.LayerNorm, eps={})",
                                 c.layer_norm_eps, c.layer_norm_eps));
-  if (c.pos_embed == PosEmbed::kSincos2d)
+  if (c.pos_embed == "sincos_2d")
     notes.push_back("pos_embed holds vitlab's fixed 2-D sin-cos table (zeros for the class token); "
                     "timm has no fixed sin-cos option and will treat it as a learned parameter");
-  if (c.pos_embed == PosEmbed::kNone)
+  if (c.pos_embed == "none")
     notes.push_back("pos_embed='none' needs a timm whose VisionTransformer accepts it (1.0.x); "
                     "with an older timm, use a zero learned pos_embed");
   std::string name = registered_vit(c);
@@ -186,7 +186,7 @@ Json timm_model_args(const ModelConfig& c) {
                          !c.resnet_preact && c.resnet_padding == ConvPadding::kSame &&
                          c.std_conv_eps == 1e-8 && c.patch_size == 1 && c.width == 768 &&
                          c.depth == 12 && c.heads == 12 && c.mlp_dim == 3072 &&
-                         c.pool == Pooling::kCls && c.pos_embed == PosEmbed::kLearned1d &&
+                         c.pool == "cls" && c.pos_embed == "learned_1d" &&
                          c.qkv_bias && c.layer_norm_eps == 1e-6;
     name = r50_b16 ? "vit_base_r50_s16_224" : "";
   }

@@ -241,9 +241,9 @@ WeightsImportReport load_weights(ImageClassifierImpl& model, const std::string& 
     // The GAP trap (notes-from-anchors.md): timm's fc_norm normalises after pooling; vit_jax,
     // big_vision and timm with fc_norm=False normalise the tokens before it.
     const bool file_norm = given.count("norm.weight") > 0, file_fc_norm = given.count("fc_norm.weight") > 0;
-    if (c.pool == Pooling::kGap && file_norm && !own.count("norm.weight"))
+    if (c.pool == "gap" && file_norm && !own.count("norm.weight"))
       msg += "; the file normalises tokens before pooling: import with gap_norm=before_pool";
-    if (c.pool == Pooling::kGap && file_fc_norm && !own.count("fc_norm.weight"))
+    if (c.pool == "gap" && file_fc_norm && !own.count("fc_norm.weight"))
       msg += "; the file normalises after pooling (timm fc_norm): import with gap_norm=after_pool";
     const TimmSupport support = timm_support(c);
     if (file.names != "vitlab" && !support.ok)

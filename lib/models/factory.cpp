@@ -1,5 +1,6 @@
 #include "models/factory.h"
 
+#include "models/init.h"
 #include "models/resnetv2.h"
 #include "models/vit.h"
 
@@ -23,6 +24,11 @@ ImageClassifier build_model(const ModelConfig& config) {
     if (b.family == config.family) return b.build(config);
   throw ConfigError(fmt::format("model.family: no builder for \"{}\"",
                                 enum_name(config.family, model_family_names())));
+}
+
+int64_t count_parameters(const ModelConfig& config) {
+  const ShapeOnlyScope shapes_only;
+  return count_parameters(*build_model(config));
 }
 
 }  // namespace vitlab

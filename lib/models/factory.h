@@ -23,4 +23,8 @@ const std::vector<ModelBuilder>& model_builders();
 // current torch seed).
 ImageClassifier build_model(const ModelConfig& config);
 
+// The parameter count of build_model(config), from shapes alone: the model is built under
+// ShapeOnlyScope (models/init.h), so nothing is allocated or initialised.
+int64_t count_parameters(const ModelConfig& config);
+
 }  // namespace vitlab

@@ -2,8 +2,8 @@
 
 #include <cmath>
 
-#include "models/fast_linear.h"
-#include "models/fused_group_norm.h"
+#include "ops/group_norm.h"
+#include "ops/linear.h"
 
 namespace vitlab {
 
@@ -16,16 +16,40 @@ torch::Tensor drop_path(const torch::Tensor& x, double rate, bool training) {
   return x * mask / keep;
 }
 
+LinearImpl::LinearImpl(int64_t in, int64_t out, bool with_bias) {
+  weight = register_parameter("weight", new_parameter({out, in}));
+  if (with_bias) bias = register_parameter("bias", new_parameter({out}));
+  default_init_(weight, bias);
+}
+
+torch::Tensor LinearImpl::forward(const torch::Tensor& x, ops::Activation act) {
+  return ops::linear(x, weight, bias, act);
+}
+
+LayerNormImpl::LayerNormImpl(int64_t width, double eps) : eps(eps) {
+  weight = register_parameter("weight", new_parameter({width}));
+  bias = register_parameter("bias", new_parameter({width}));
+  constant_(weight, 1.0);
+  constant_(bias, 0.0);
+}
+
+torch::Tensor LayerNormImpl::forward(const torch::Tensor& x, ops::NormUse use) {
+  return ops::layer_norm(x, {weight, bias, eps}, use);
+}
+
+std::pair<torch::Tensor, torch::Tensor> LayerNormImpl::forward(const Residual& z, ops::NormUse use) {
+  return ops::add_layer_norm(z.stream, z.branch, {weight, bias, eps}, use);
+}
+
 MlpImpl::MlpImpl(int64_t width, int64_t hidden, double dropout) : dropout(dropout) {
-  fc1 = register_module("fc1", torch::nn::Linear(width, hidden));
-  fc2 = register_module("fc2", torch::nn::Linear(hidden, width));
+  fc1 = register_module("fc1", Linear(width, hidden));
+  fc2 = register_module("fc2", Linear(hidden, width));
 }
 
 torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
-  auto h = linear_act(x, fc1, Activation::kGelu, fast_linears);
+  auto h = fc1->forward(x, ops::Activation::kGelu);  // (B, T, M)
   h = torch::dropout(h, dropout, is_training());
-  return torch::dropout(linear_act(h, fc2, Activation::kNone, fast_linears), dropout,
-                        is_training());
+  return torch::dropout(fc2->forward(h), dropout, is_training());  // (B, T, D)
 }
 
 std::pair<int64_t, int64_t> same_padding(int64_t size, int64_t kernel, int64_t stride,
@@ -51,9 +75,8 @@ torch::Tensor pad_same(const torch::Tensor& x, int64_t kernel, int64_t stride) {
 StdConv2dImpl::StdConv2dImpl(int64_t in, int64_t out, int64_t kernel, int64_t stride,
                              ConvPadding padding, double eps)
     : kernel(kernel), stride(stride), padding(padding), eps(eps) {
-  weight = register_parameter("weight", torch::empty({out, in, kernel, kernel}));
-  // He (fan_out, ReLU) init as timm's ResNetV2.
-  torch::nn::init::kaiming_normal_(weight, 0.0, torch::kFanOut, torch::kReLU);
+  weight = register_parameter("weight", new_parameter({out, in, kernel, kernel}));
+  kaiming_normal_fan_out_(weight);  // timm's ResNetV2
 }
 
 torch::Tensor StdConv2dImpl::forward(const torch::Tensor& x) {
@@ -74,41 +97,19 @@ torch::Tensor StdConv2dImpl::forward(const torch::Tensor& x) {
 
 GroupNormActImpl::GroupNormActImpl(int64_t channels, bool relu, bool feeds_conv)
     : groups(32), relu(relu), feeds_conv(feeds_conv) {
-  weight = register_parameter("weight", torch::ones({channels}));
-  bias = register_parameter("bias", torch::zeros({channels}));
+  weight = register_parameter("weight", new_parameter({channels}));
+  bias = register_parameter("bias", new_parameter({channels}));
+  constant_(weight, 1.0);
+  constant_(bias, 0.0);
   while (channels % groups != 0) groups /= 2;  // tiny test widths: largest power of 2 dividing
 }
 
 torch::Tensor GroupNormActImpl::forward(const torch::Tensor& x) {
-  return fused_group_norm_act(x, groups, weight, bias, 1e-5, relu, feeds_conv, fused_kernels);
+  return ops::group_norm_act(x, groups, weight, bias, 1e-5, relu, feeds_conv);
 }
 
-std::pair<torch::Tensor, torch::Tensor> GroupNormActImpl::forward_add(const torch::Tensor& x,
-                                                                      const torch::Tensor& delta) {
-  return fused_add_group_norm_act(x, delta, groups, weight, bias, 1e-5, relu, feeds_conv,
-                                  fused_kernels);
-}
-
-void use_group_norm_kernels(torch::nn::Module& module, bool on) {
-  for (const auto& child : module.modules(/*include_self=*/true)) {
-    if (auto norm = std::dynamic_pointer_cast<GroupNormActImpl>(child)) norm->fused_kernels = on;
-  }
-}
-
-void trunc_normal_(torch::Tensor& t, double std) {
-  torch::NoGradGuard no_grad;
-  // Rejection sampling: draw, then redraw the values outside [a, b] until none is left. Exact for
-  // the truncated normal, and one vectorised pass for ViT's std 0.02 (bounds at 100 std). The
-  // inverse-CDF method (timm's) needs erfinv, which ATen runs element by element on the CPU: it
-  // took a minute to initialise the factory's large presets.
-  const double a = -2.0, b = 2.0;
-  t.normal_(0.0, std);
-  for (int round = 0; round < 10000; ++round) {
-    const auto outside = t.lt(a).logical_or_(t.gt(b));
-    if (!outside.any().item<bool>()) return;
-    t.copy_(torch::where(outside, torch::empty_like(t).normal_(0.0, std), t));
-  }
-  t.clamp_(a, b);  // only for absurd std (acceptance below ~1e-4 per draw)
+std::pair<torch::Tensor, torch::Tensor> GroupNormActImpl::forward(const Residual& x) {
+  return ops::add_group_norm_act(x.stream, x.branch, groups, weight, bias, 1e-5, relu, feeds_conv);
 }
 
 }  // namespace vitlab

@@ -5,6 +5,9 @@
 #include <array>
 
 #include "config/model_config.h"
+#include "models/init.h"
+#include "ops/layer_norm.h"
+#include "ops/linear.h"
 
 namespace vitlab {
 
@@ -12,22 +15,41 @@ namespace vitlab {
 // training and rescales the kept ones by 1/(1-rate).
 torch::Tensor drop_path(const torch::Tensor& x, double rate, bool training);
 
-// y = x W^T + b through at::linear. torch::nn::Linear::forward (LibTorch's C++ functional) does a
-// matmul and then `out += bias` for 3-D inputs: under bf16 autocast that add mixes a bf16 output
-// with the fp32 bias in a slow casting kernel, and cuBLASLt's fused bias epilogue is never used. On
-// an H100 that was 19% of ViT-B/16's train step (vitlab bench --profile, 2026-11-26).
-inline torch::Tensor linear(const torch::nn::Linear& layer, const torch::Tensor& x) {
-  return torch::linear(x, layer->weight, layer->bias);
-}
+// The residual stream z = stream + branch, kept as two tensors: the add happens inside the next
+// norm (ops::add_layer_norm, ops::add_group_norm_act), in its kernel on the CUDA fast path. An
+// undefined branch means z = stream.
+struct Residual {
+  torch::Tensor stream, branch;
+  torch::Tensor sum() const { return branch.defined() ? stream + branch : stream; }
+};
+
+// y = act(x W^T + b) (timm's and PyTorch's names and initialisation), through ops::linear.
+struct LinearImpl : torch::nn::Module {
+  LinearImpl(int64_t in, int64_t out, bool with_bias = true);
+  torch::Tensor forward(const torch::Tensor& x, ops::Activation act = ops::Activation::kNone);
+  torch::Tensor weight, bias;  // (out, in), (out) or undefined
+};
+TORCH_MODULE(Linear);
+
+// LayerNorm over the last dimension, through ops::layer_norm; `use` says what the caller does with
+// the output (the CUDA kernels may write it in bf16 for a linear layer).
+struct LayerNormImpl : torch::nn::Module {
+  LayerNormImpl(int64_t width, double eps);
+  torch::Tensor forward(const torch::Tensor& x, ops::NormUse use = {});
+  // (z, LN(z)) for the residual stream z = z.stream + z.branch, the add inside the norm.
+  std::pair<torch::Tensor, torch::Tensor> forward(const Residual& z, ops::NormUse use = {});
+  torch::Tensor weight, bias;  // (D)
+  double eps;
+};
+TORCH_MODULE(LayerNorm);
 
 // Transformer MLP: fc1 -> GELU (exact erf form, as timm and the paper) -> dropout -> fc2 ->
 // dropout.
 struct MlpImpl : torch::nn::Module {
   MlpImpl(int64_t width, int64_t hidden, double dropout);
   torch::Tensor forward(const torch::Tensor& x);
-  torch::nn::Linear fc1{nullptr}, fc2{nullptr};
+  Linear fc1{nullptr}, fc2{nullptr};
   double dropout;
-  bool fast_linears = false;  // the CUDA fast path's linear backward (models/fast_linear.h)
 };
 TORCH_MODULE(Mlp);
 
@@ -54,24 +76,16 @@ struct StdConv2dImpl : torch::nn::Module {
 TORCH_MODULE(StdConv2d);
 
 // GroupNorm (32 groups, eps 1e-5 as timm's GroupNormAct) followed by an optional ReLU.
-// `feeds_conv`: the output goes straight into a convolution (lets the CUDA kernels write bf16).
+// `feeds_conv`: the output goes straight into a convolution (the CUDA kernels may write bf16).
 struct GroupNormActImpl : torch::nn::Module {
   GroupNormActImpl(int64_t channels, bool relu, bool feeds_conv);
   torch::Tensor forward(const torch::Tensor& x);
-  // (x + delta, forward(x + delta)), the add inside the norm's kernels on the fast path.
-  std::pair<torch::Tensor, torch::Tensor> forward_add(const torch::Tensor& x,
-                                                      const torch::Tensor& delta);
+  // (z, forward(z)) for z = x.stream + x.branch, the add inside the norm (ops/group_norm.h).
+  std::pair<torch::Tensor, torch::Tensor> forward(const Residual& x);
   torch::Tensor weight, bias;
   int64_t groups;
   bool relu, feeds_conv;
-  bool fused_kernels = false;  // the CUDA fast path's kernels (models/fused_group_norm.h)
 };
 TORCH_MODULE(GroupNormAct);
-
-// Turns the GroupNorm kernels on or off in every GroupNormAct under `module`.
-void use_group_norm_kernels(torch::nn::Module& module, bool on);
-
-// Normal(0, std) truncated to [-2, 2] (absolute bounds, as timm's trunc_normal_ defaults).
-void trunc_normal_(torch::Tensor& t, double std);
 
 }  // namespace vitlab

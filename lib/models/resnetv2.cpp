@@ -2,7 +2,7 @@
 
 #include <limits>
 
-#include "models/padded_max_pool.h"
+#include "ops/max_pool.h"
 
 namespace vitlab {
 
@@ -30,40 +30,28 @@ ResNetBlockImpl::ResNetBlockImpl(int64_t in, int64_t out, int64_t stride, const 
   if (preact) {
     // timm zero-inits nothing by default for BiT; the head is zero-initialised instead.
   } else {
-    torch::NoGradGuard no_grad;
-    norm3->weight.zero_();  // vit_jax: the last norm of a post-activation block starts at zero
+    constant_(norm3->weight, 0.0);  // vit_jax: the last norm of a post-activation block starts at zero
   }
 }
 
-torch::Tensor ResNetBlockImpl::forward(const torch::Tensor& x) {
+Residual ResNetBlockImpl::forward(const Residual& x) {
   if (preact) {
-    auto x_preact = norm1->forward(x);
-    auto shortcut = downsample_conv ? downsample_conv->forward(x_preact) : x;
+    // BiT: norm -> conv three times; the shortcut projects the first norm's output.
+    auto [z, x_preact] = norm1->forward(x);  // z = x.stream + x.branch
+    auto shortcut = downsample_conv ? downsample_conv->forward(x_preact) : z;
     auto y = conv1->forward(x_preact);
     y = conv2->forward(norm2->forward(y));
     y = conv3->forward(norm3->forward(y));
-    return vitlab::drop_path(y, drop_path_rate, is_training()) + shortcut;
+    return {shortcut, vitlab::drop_path(y, drop_path_rate, is_training())};
   }
-  auto shortcut = x;
-  if (downsample_conv) shortcut = downsample_norm->forward(downsample_conv->forward(x));
-  auto y = norm1->forward(conv1->forward(x));
+  // vit_jax's hybrid stem: conv -> norm three times, ReLU after the residual sum.
+  const auto input = x.sum();
+  auto shortcut = input;
+  if (downsample_conv) shortcut = downsample_norm->forward(downsample_conv->forward(input));
+  auto y = norm1->forward(conv1->forward(input));
   y = norm2->forward(conv2->forward(y));
   y = norm3->forward(conv3->forward(y));
-  return torch::relu(vitlab::drop_path(y, drop_path_rate, is_training()) + shortcut);
-}
-
-std::pair<torch::Tensor, torch::Tensor> ResNetBlockImpl::forward_fused(
-    const torch::Tensor& x, const torch::Tensor& pending) {
-  torch::Tensor stream = x, x_preact;
-  if (pending.defined())
-    std::tie(stream, x_preact) = norm1->forward_add(x, pending);
-  else
-    x_preact = norm1->forward(x);
-  auto shortcut = downsample_conv ? downsample_conv->forward(x_preact) : stream;
-  auto y = conv1->forward(x_preact);
-  y = conv2->forward(norm2->forward(y));
-  y = conv3->forward(norm3->forward(y));
-  return {shortcut, vitlab::drop_path(y, drop_path_rate, is_training())};
+  return {torch::relu(vitlab::drop_path(y, drop_path_rate, is_training()) + shortcut), {}};
 }
 
 ResNetBackboneImpl::ResNetBackboneImpl(const ModelConfig& c) : config(c) {
@@ -116,40 +104,24 @@ torch::Tensor ResNetBackboneImpl::forward(const torch::Tensor& images) {
     // timm's BiT "fixed" stem pads by one zero on every side; vit_jax's hybrid pads TF SAME with
     // -inf. Then a 3x3/2 max-pool.
     const bool same = config.resnet_padding == ConvPadding::kSame;
-    const Padding2d padding = same ? same_padding_2d(x, 3, 2) : Padding2d{1, 1, 1, 1};
+    const ops::Padding2d padding = same ? same_padding_2d(x, 3, 2) : ops::Padding2d{1, 1, 1, 1};
     const double pad_value = same ? -std::numeric_limits<double>::infinity() : 0.0;
-    x = padded_max_pool(x, 3, 2, padding, pad_value, fused_kernels_);
+    x = ops::padded_max_pool(x, 3, 2, padding, pad_value);
   }
-  if (fused_kernels_ && config.resnet_preact) {
-    torch::Tensor pending;  // the last block's branch, added inside the next norm
-    for (auto& stage : blocks)
-      for (auto& block : stage) std::tie(x, pending) = block->forward_fused(x, pending);
-    return pending.defined() ? norm->forward_add(x, pending).second : norm->forward(x);
-  }
+  Residual z{x, {}};
   for (auto& stage : blocks)
-    for (auto& block : stage) x = block->forward(x);
-  return norm ? norm->forward(x) : x;
+    for (auto& block : stage) z = block->forward(z);
+  return norm ? norm->forward(z).second : z.sum();  // (B, F, h, w)
 }
 
 ResNetV2Impl::ResNetV2Impl(const ModelConfig& c) : ImageClassifierImpl(c) {
   backbone = register_module("backbone", ResNetBackbone(c));
   auto head = register_module("head", std::make_shared<torch::nn::Module>());
-  fc = head->register_module("fc", torch::nn::Linear(backbone->out_channels(), c.num_classes));
+  fc = head->register_module("fc", Linear(backbone->out_channels(), c.num_classes));
   if (c.head_zero_init) {
-    torch::NoGradGuard no_grad;
-    fc->weight.zero_();
-    fc->bias.zero_();
+    constant_(fc->weight, 0.0);
+    constant_(fc->bias, 0.0);
   }
-}
-
-void ResNetBackboneImpl::use_fused_kernels(bool on) {
-  fused_kernels_ = on;
-  use_group_norm_kernels(*this, on);
-}
-
-void ResNetV2Impl::use_fused_kernels(bool on) {
-  fused_kernels_ = on;
-  backbone->use_fused_kernels(on);
 }
 
 torch::Tensor ResNetV2Impl::forward_features(const torch::Tensor& images) {
@@ -157,7 +129,7 @@ torch::Tensor ResNetV2Impl::forward_features(const torch::Tensor& images) {
 }
 
 torch::Tensor ResNetV2Impl::forward(const torch::Tensor& images) {
-  return linear(fc, forward_features(images));
+  return fc->forward(forward_features(images));
 }
 
 }  // namespace vitlab

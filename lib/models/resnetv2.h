@@ -12,12 +12,10 @@ namespace vitlab {
 
 struct ResNetBlockImpl : torch::nn::Module {
   ResNetBlockImpl(int64_t in, int64_t out, int64_t stride, const ModelConfig& c, double drop_path);
-  torch::Tensor forward(const torch::Tensor& x);
-  // Pre-activation blocks on the fast path: the input arrives as x + pending (pending: the last
-  // block's residual branch, or undefined) and leaves as (shortcut, branch), so that each residual
-  // add happens inside the next norm's kernels (models/fused_group_norm.h).
-  std::pair<torch::Tensor, torch::Tensor> forward_fused(const torch::Tensor& x,
-                                                        const torch::Tensor& pending);
+  // The block's input and output as Residual (stream + branch). A pre-activation block returns
+  // (shortcut, residual branch), so that the add happens inside the next norm (ops/group_norm.h);
+  // a post-activation block applies its ReLU to the sum and returns it whole.
+  Residual forward(const Residual& x);
   bool preact;
   double drop_path_rate;
   GroupNormAct norm1{nullptr}, norm2{nullptr}, norm3{nullptr};
@@ -35,9 +33,6 @@ struct ResNetBackboneImpl : torch::nn::Module {
   explicit ResNetBackboneImpl(const ModelConfig& c);
   torch::Tensor forward(const torch::Tensor& images);  // (B, C, H, W) -> (B, F, H/s, W/s)
   int64_t out_channels() const { return out_channels_; }
-  // The CUDA fast path's kernels: GroupNorm (models/fused_group_norm.h) in every norm and the
-  // stem's padded max-pool (models/padded_max_pool.h).
-  void use_fused_kernels(bool on);
 
   ModelConfig config;
   std::shared_ptr<torch::nn::Module> stem;
@@ -47,7 +42,6 @@ struct ResNetBackboneImpl : torch::nn::Module {
   GroupNormAct norm{nullptr};  // pre-activation only: the final GroupNorm + ReLU
   std::vector<std::vector<ResNetBlock>> blocks;
   int64_t out_channels_ = 0;
-  bool fused_kernels_ = false;
 };
 TORCH_MODULE(ResNetBackbone);
 
@@ -57,15 +51,9 @@ class ResNetV2Impl : public ImageClassifierImpl {
   explicit ResNetV2Impl(const ModelConfig& c);
   torch::Tensor forward(const torch::Tensor& images) override;
   torch::Tensor forward_features(const torch::Tensor& images);  // (B, F) pooled
-  // The GroupNorm kernels (models/fused_group_norm.h) in every norm.
-  void use_fused_kernels(bool on) override;
-  bool uses_fused_kernels() const override { return fused_kernels_; }
 
   ResNetBackbone backbone{nullptr};
-  torch::nn::Linear fc{nullptr};
-
- private:
-  bool fused_kernels_ = false;
+  Linear fc{nullptr};
 };
 
 }  // namespace vitlab

@@ -1,97 +1,87 @@
 // Vision Transformer (Dosovitskiy et al. 2021), the paper's equations 1-4:
-//   z0 = [x_class; x_p E] + E_pos;  z'_l = MSA(LN(z_{l-1})) + z_{l-1};
-//   z_l = MLP(LN(z'_l)) + z'_l;      y = LN(z_L^0)
-// with the ablation knobs as data (ModelConfig): position embedding, pooling, token mixer,
-// hybrid ResNet stem. Parameter names follow timm's VisionTransformer.
+//   z_0 = [x_class; x_p^1 E; ...; x_p^N E] + E_pos                    (1)
+//   z'_l = MSA(LN(z_{l-1})) + z_{l-1}                                   (2)
+//   z_l = MLP(LN(z'_l)) + z'_l                                          (3)
+//   y = LN(z_L^0)                                                       (4)
+// with the ablation knobs as data (ModelConfig): the token mixer (MSA or another), the position
+// embedding and the pooling head are parts from models/parts.h; the hybrid's "patches" are the
+// cells of a ResNet stem's feature map. Parameter names follow timm's VisionTransformer.
 #pragma once
 #include <torch/torch.h>
 
-#include "models/attention.h"
 #include "models/classifier.h"
 #include "models/layers.h"
-#include "models/pos_embed.h"
+#include "models/parts.h"
 #include "models/resnetv2.h"
 
 namespace vitlab {
 
-// Pre-LN transformer block with a configurable token mixer.
+// Pre-LN transformer block, eq. 2-3, with a registered token mixer.
 struct BlockImpl : torch::nn::Module {
   BlockImpl(const ModelConfig& c, double drop_path_rate);
-  // `weights`, when not null, receives the attention weights (B, heads, T, T) (attention mixer).
-  torch::Tensor forward(const torch::Tensor& x, torch::Tensor* weights = nullptr);
-  // The same block for the fused-kernel path: the stream arrives as x + pending (pending: the
-  // previous block's MLP branch, or undefined) and leaves as (y, m) meaning y + m, so every
-  // residual add happens inside the following LayerNorm's kernel (models/fused_norm.h).
-  std::pair<torch::Tensor, torch::Tensor> forward_fused(const torch::Tensor& x,
-                                                        const torch::Tensor& pending,
-                                                        torch::Tensor* weights = nullptr);
-  // The fast path's linear layers (models/fast_linear.h) in the mixer and the MLP.
-  void use_fast_linears(bool on);
+  // z_{l-1} -> z_l, both as Residual (stream + branch): each residual add happens in the next
+  // LayerNorm (ops::add_layer_norm).
+  Residual forward(const Residual& z);
 
-  TokenMixer mixer;
   double drop_path_rate;
-  torch::nn::LayerNorm norm1{nullptr}, norm2{nullptr};
-  Attention attn{nullptr};
-  RelativePositionBias relative{nullptr};
-  AxialAttention axial{nullptr};
-  PoolingMixer pooling{nullptr};
+  LayerNorm norm1{nullptr}, norm2{nullptr};
+  TokenMixerModule mixer;      // registered under the part's module name ("attn", "axial", ...)
+  AttentionBiasModule relative;  // the relative position embedding's bias, or null
   Mlp mlp{nullptr};
-
- private:
-  torch::Tensor mix(const torch::Tensor& normed, torch::Tensor* weights);  // the token mixer
+  bool mixer_projects_input;   // see TokenMixerPart::projects_input
 };
 TORCH_MODULE(Block);
+
+// The patch projection E (timm: `patch_embed.proj`): a patch x patch convolution of stride patch,
+// read out as tokens, through ops::patch_projection.
+struct PatchProjectionImpl : torch::nn::Module {
+  PatchProjectionImpl(int64_t in, int64_t width, int64_t patch);
+  torch::Tensor forward(const torch::Tensor& x);  // (B, C, H, W) -> (B, N, D)
+  torch::Tensor weight, bias;                     // (D, C, p, p), (D)
+};
+TORCH_MODULE(PatchProjection);
 
 // Images -> patch tokens (B, N, D): a patch_size conv on the image (vit) or on the ResNet stem's
 // feature map (hybrid). timm: `patch_embed.proj`, `patch_embed.backbone`.
 struct PatchEmbedImpl : torch::nn::Module {
   explicit PatchEmbedImpl(const ModelConfig& c);
   torch::Tensor forward(const torch::Tensor& images);
-  // The same projection as one matmul over the flattened patches (no hybrid backbone): a
-  // stride = kernel convolution is a GEMM, and cuDNN's path for it converts layouts on every
-  // call (3% of ViT-B/16's step on an H100). Used by the fast path.
-  torch::Tensor forward_as_matmul(const torch::Tensor& images);
   ResNetBackbone backbone{nullptr};
-  torch::nn::Conv2d proj{nullptr};
+  PatchProjection proj{nullptr};
 };
 TORCH_MODULE(PatchEmbed);
 
-class ViTImpl : public ImageClassifierImpl {
+class ViTImpl : public ImageClassifierImpl, public DeclaresNoWeightDecay {
  public:
   explicit ViTImpl(const ModelConfig& c);
   torch::Tensor forward(const torch::Tensor& images) override;
 
-  // The stages of forward(), exposed for analysis and self-supervised heads.
-  torch::Tensor embed(const torch::Tensor& images);  // (B, N, D) patch embeddings
-  // Prepends the class token and adds position embeddings: (B, N, D) -> (B, T, D).
+  // The stages of forward(), for analysis and self-supervised heads.
+  torch::Tensor embed(const torch::Tensor& images);  // (B, N, D): x_p E
+  // Prepends the class token and adds the position embedding: (B, N, D) -> z_0 (B, T, D).
   torch::Tensor add_tokens_and_positions(const torch::Tensor& patches);
-  // Runs the blocks; fills `attention` with one (B, heads, T, T) tensor per block when given.
-  torch::Tensor encode(const torch::Tensor& tokens,
-                       std::vector<torch::Tensor>* attention = nullptr);
-  torch::Tensor pool(const torch::Tensor& encoded);        // (B, T, D) -> (B, D), normalised
+  Residual encode(const torch::Tensor& tokens);      // z_0 -> z_L
+  torch::Tensor pool(const Residual& encoded);       // z_L -> (B, D), normalised
   torch::Tensor head_logits(const torch::Tensor& pooled);  // pre-logits + head
-  // forward() that also returns every block's attention weights (explicit attention path).
+  // forward() that also returns every attention layer's weights (ops::AttentionRecorder).
   torch::Tensor forward_with_attention(const torch::Tensor& images,
                                        std::vector<torch::Tensor>& attention);
 
-  int64_t num_prefix_tokens() const { return config_.class_token ? 1 : 0; }
-  // Fused residual-add + LayerNorm kernels in encode() (CUDA fast path); same function.
-  void use_fused_kernels(bool on) override;
-  bool uses_fused_kernels() const override { return fused_kernels_; }
+  int64_t num_prefix_tokens() const { return config_.num_prefix_tokens(); }
+  std::vector<torch::Tensor> no_weight_decay() const override { return {cls_token}; }
 
   PatchEmbed patch_embed{nullptr};
   torch::Tensor cls_token;  // (1, 1, D)
-  PositionEmbedding pos{nullptr};
+  PositionEmbeddingModule pos;
   torch::nn::ModuleList blocks;
   std::vector<Block> block_list;
-  torch::nn::LayerNorm norm{nullptr};     // cls / before_pool GAP
-  torch::nn::LayerNorm fc_norm{nullptr};  // after_pool GAP (timm's fc_norm)
-  torch::nn::Linear pre_logits{nullptr};  // tanh representation layer (representation_size)
-  torch::nn::Linear head{nullptr};
+  LayerNorm norm{nullptr};     // before pooling
+  LayerNorm fc_norm{nullptr};  // after pooling (timm's fc_norm for GAP)
+  Linear pre_logits{nullptr};  // tanh representation layer (representation_size)
+  Linear head{nullptr};
 
  private:
-  std::vector<torch::Tensor> block_linear_parameters();  // the blocks' linear weights, biases
-  bool fused_kernels_ = false;
+  const PoolingPart& pooling_;
 };
 
 }  // namespace vitlab

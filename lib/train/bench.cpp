@@ -60,11 +60,13 @@ Json run_benchmark(const BenchOptions& o) {
   auto targets = torch::one_hot(labels, c.num_classes).to(torch::kFloat);
 
   std::vector<OptimizerParam> params;
+  const WeightDecayRule decay(*model);
   for (const auto& p : model->named_parameters(true))
-    params.push_back({p.key(), p.value(), !model->skip_weight_decay(p.key())});
+    params.push_back({p.key(), p.value(), decay.applies(p.value())});
   Optimizer optimizer(params, o.train, o.train.fast_path);
   TrainStep step(model, optimizer, o.train, device, o.train.fast_path);
-  if (!o.fused_kernels) model->use_fused_kernels(false);
+  // --no-fused-kernels: the fast path's graph and optimiser without the hand-written kernels.
+  const ops::FastKernels kernels(o.fused_kernels && step.fast_kernels());
 
   cuda::reset_peak_memory(device);
   std::function<void()> run_one;
@@ -118,7 +120,7 @@ Json run_benchmark(const BenchOptions& o) {
               {"fast_path", o.train.fast_path},
               {"cuda_graph", step.graphed()},
               {"fused_optimizer", optimizer.fused()},
-              {"fused_kernels", model->uses_fused_kernels()},
+              {"fused_kernels", ops::fast_kernels_enabled()},
               {"device", dev.str()},
               {"device_name", name},
               {"threads", device.is_cuda() ? 0 : cpu_threads},

@@ -1,5 +1,7 @@
 #include "train/flops.h"
 
+#include "models/parts.h"
+
 namespace vitlab {
 namespace {
 
@@ -59,18 +61,7 @@ double forward_flops_per_image(const ModelConfig& c) {
   } else {
     f += 2.0 * N * double(c.in_channels * c.patch_size * c.patch_size) * D;
   }
-  double mixer = 0;
-  switch (c.token_mixer) {
-    case TokenMixer::kAttention:
-      mixer = 2.0 * T * D * 3 * D + 4.0 * T * T * D + 2.0 * T * D * D;
-      break;
-    case TokenMixer::kAxial:  // two passes, each over sequences of length `grid`
-      mixer = 2 * (2.0 * N * D * 3 * D + 4.0 * N * double(grid) * D + 2.0 * N * D * D);
-      break;
-    case TokenMixer::kPooling:
-      mixer = 0;  // additions only
-      break;
-  }
+  const double mixer = token_mixer_part(c.token_mixer).flops(c, T);
   f += c.depth * (mixer + 4.0 * T * D * M);
   double head_in = D;
   if (c.representation_size > 0) {

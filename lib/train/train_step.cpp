@@ -1,9 +1,12 @@
 #include "train/train_step.h"
 
 #include <map>
+#include <optional>
 
 #include "core/compat.h"
-#include "models/fast_linear.h"
+#include "models/layers.h"
+#include "ops/linear.h"
+#include "ops/weight_cast.h"
 #include "train/evaluate.h"
 
 namespace vitlab {
@@ -37,9 +40,16 @@ TrainStep::TrainStep(ImageClassifier model, Optimizer& optimizer, const TrainCon
   lr_ = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat).device(device));
   params_ = model_->parameters();
   // The fast path's hand-written kernels (CUDA only; they compute the same function).
-  model_->use_fused_kernels(fast_path && device.is_cuda() && cuda::built_with_cuda());
-  // Their tables exist before any step is captured, however few eager steps come first.
-  if (fast_path) prepare_fast_linears(device);
+  if (fast_path && device.is_cuda() && cuda::built_with_cuda()) {
+    fast_kernels_ = std::make_unique<ops::FastKernels>(true);
+    // Their tables exist before any step is captured, however few eager steps come first.
+    ops::prepare_fast_linears(device);
+    for (const auto& module : model_->modules())
+      if (const auto linear = std::dynamic_pointer_cast<LinearImpl>(module)) {
+        linear_params_.push_back(linear->weight);
+        if (linear->bias.defined()) linear_params_.push_back(linear->bias);
+      }
+  }
   if (use_graph_) graph_ = std::make_unique<cuda::Graph>();
 }
 
@@ -56,7 +66,12 @@ StepOutput TrainStep::compute(const torch::Tensor& images, const torch::Tensor& 
                               const std::function<void()>& update) {
   StepOutput out;
   {
-    compat::CudaAutocast autocast(config_.precision == Precision::kBf16);
+    const bool bf16 = config_.precision == Precision::kBf16;
+    compat::CudaAutocast autocast(bf16);
+    // The linear layers' bf16 weights for this forward, cast in one kernel (ops/linear.h takes
+    // them from the scope) instead of one cast per weight and bias.
+    std::optional<ops::Bf16CastScope> casts;
+    if (bf16 && fast_kernels_) casts.emplace(linear_params_);
     out.logits = model_->forward(images);
   }
   out.loss = soft_cross_entropy(out.logits, targets, config_.label_smoothing);

@@ -10,6 +10,7 @@
 #include "config/train_config.h"
 #include "core/cuda_util.h"
 #include "models/classifier.h"
+#include "ops/fast_kernels.h"
 #include "train/optimizer.h"
 
 namespace vitlab {
@@ -25,8 +26,8 @@ struct StepOutput {
 
 class TrainStep {
  public:
-  // `fast_path` (CUDA only): the model's fused kernels, and capture of the step as a CUDA graph
-  // after `warmup_steps` eager steps (batches must keep one shape, which training's drop_last
+  // `fast_path` (CUDA only): the fast-kernels switch (ops/fast_kernels.h) is on while the step
+  // exists, and the step is captured as a CUDA graph after `warmup_steps` eager steps (batches must keep one shape, which training's drop_last
   // guarantees; the graph also needs the fused optimiser).
   TrainStep(ImageClassifier model, Optimizer& optimizer, const TrainConfig& config,
             torch::Device device, bool fast_path, int warmup_steps = 3);
@@ -34,6 +35,7 @@ class TrainStep {
   // images: (B, C, H, W) float normalised; targets: (B, K) soft targets.
   StepOutput run(const torch::Tensor& images, const torch::Tensor& targets, double lr);
   bool graphed() const { return graph_ && graph_->captured(); }
+  bool fast_kernels() const { return fast_kernels_ != nullptr; }
 
  private:
   // Forward (autocast when bf16), loss, backward, clipping, then `update` (the optimiser step).
@@ -51,6 +53,9 @@ class TrainStep {
   int64_t steps_ = 0;
   torch::Tensor lr_;  // float32 device scalar read by the update
   std::vector<torch::Tensor> params_;
+  std::unique_ptr<ops::FastKernels> fast_kernels_;
+  // The linear layers' weights and biases, cast to bf16 in one kernel per forward on the fast path.
+  std::vector<torch::Tensor> linear_params_;
   // Graph path: static inputs and outputs.
   std::unique_ptr<cuda::Graph> graph_;
   torch::Tensor static_images_, static_targets_;

@@ -134,8 +134,9 @@ Json train_run(const RunConfig& cfg, const TrainOptions& opt) {
   if (!cfg.init_from.empty() && !resume_from) init_report = init_weights_from(*model, cfg.init_from);
   model->to(device);
   std::vector<OptimizerParam> params;
+  const WeightDecayRule decay(*model);
   for (const auto& p : model->named_parameters(true))
-    params.push_back({p.key(), p.value(), !model->skip_weight_decay(p.key())});
+    params.push_back({p.key(), p.value(), decay.applies(p.value())});
   Optimizer optimizer(params, cfg.train, cfg.train.fast_path);
   const LrScheduleFn schedule(cfg.train, steps_per_epoch);
   // CUDA fast path (train.fast_path): fused optimiser kernels and a CUDA-graph captured step.
