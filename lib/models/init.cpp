@@ -57,7 +57,7 @@ void default_init_(torch::Tensor& weight, torch::Tensor& bias) {
   if (skip(weight)) return;
   torch::nn::init::kaiming_uniform_(weight, std::sqrt(5.0));
   if (!bias.defined()) return;
-  const auto fan_in = torch::nn::init::_calculate_fan_in_and_fan_out(weight).first;
+  const auto fan_in = std::get<0>(torch::nn::init::_calculate_fan_in_and_fan_out(weight));
   const double bound = 1.0 / std::sqrt(static_cast<double>(fan_in));
   torch::nn::init::uniform_(bias, -bound, bound);
 }
