@@ -10,6 +10,7 @@ namespace vitlab {
 TokenMixerPart attention_mixer();  // mixers/attention.cpp
 TokenMixerPart axial_mixer();      // mixers/axial.cpp
 TokenMixerPart pooling_mixer();    // mixers/pooling.cpp
+TokenMixerPart identity_mixer();   // mixers/identity.cpp
 PositionEmbeddingPart no_position_embedding();  // pos_embeds/none.cpp
 PositionEmbeddingPart learned_1d_embedding();   // pos_embeds/learned_1d.cpp
 PositionEmbeddingPart learned_2d_embedding();   // pos_embeds/learned_2d.cpp
@@ -23,6 +24,7 @@ const std::vector<TokenMixerPart>& token_mixer_parts() {
       attention_mixer(),
       axial_mixer(),
       pooling_mixer(),
+      identity_mixer(),
   };
   return parts;
 }
