@@ -2,10 +2,10 @@
 
 #include <filesystem>
 
+#include "core/atomic_file.h"
+#include "core/duration.h"
 #include "experiment/run_folder.h"
 #include "experiment/stats.h"
-#include "io/atomic_file.h"
-#include "train/progress.h"
 
 namespace vitlab {
 namespace fs = std::filesystem;

@@ -4,13 +4,14 @@
 #include <filesystem>
 #include <fstream>
 
+#include "core/atomic_file.h"
 #include "core/build_info.h"
-#include "core/cpu_runtime.h"
 #include "core/compat.h"
+#include "core/cpu_runtime.h"
+#include "core/duration.h"
 #include "data/augment.h"
 #include "data/batcher.h"
 #include "data/load_data.h"
-#include "io/atomic_file.h"
 #include "models/factory.h"
 #include "train/checkpoint.h"
 #include "train/evaluate.h"
