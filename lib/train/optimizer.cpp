@@ -7,6 +7,13 @@
 
 namespace vitlab {
 
+std::vector<OptimizerParam> parameter_groups(const ImageClassifierImpl& model) {
+  std::vector<OptimizerParam> params;
+  for (const auto& p : model.named_parameters(true))
+    params.push_back({p.key(), p.value(), !model.skip_weight_decay(p.key())});
+  return params;
+}
+
 Optimizer::Optimizer(std::vector<OptimizerParam> params, const TrainConfig& config, bool allow_fused)
     : params_(std::move(params)), config_(config) {
   for (const auto& p : params_) {

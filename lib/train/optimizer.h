@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "config/train_config.h"
+#include "models/classifier.h"
 
 namespace vitlab {
 
@@ -17,6 +18,10 @@ struct OptimizerParam {
   torch::Tensor param;
   bool decay;  // false for norms, biases, position embeddings, class token
 };
+
+// The model's parameters in order, each with its weight-decay choice: the one place that decides
+// which parameters decay (training and `vitlab bench` both build their optimiser from it).
+std::vector<OptimizerParam> parameter_groups(const ImageClassifierImpl& model);
 
 class Optimizer {
  public:
