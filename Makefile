@@ -8,7 +8,7 @@ JOBS ?= $(shell nproc)
 VITLAB := $(BUILD_DIR)/vitlab
 RUN_OUT ?= runs/quickstart
 
-.PHONY: run test build deps configure clean bench-cpu
+.PHONY: run test build program deps configure clean bench-cpu
 
 deps:
 	@bash .ci/install-deps.sh $(PACKAGES)
@@ -18,10 +18,15 @@ $(BUILD_DIR)/CMakeCache.txt:
 
 configure: deps $(BUILD_DIR)/CMakeCache.txt
 
+# Everything: the program and the tests.
 build: configure
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 
-run: build
+# The program alone: `make run` needs no tests.
+program: configure
+	cmake --build $(BUILD_DIR) -j $(JOBS) --target vitlab
+
+run: program
 	$(VITLAB) models
 	$(VITLAB) sweep experiments/quickstart.json --out $(RUN_OUT)
 

@@ -5,7 +5,7 @@
 
 #include "apps/commands.h"
 #include "config/model_presets.h"
-#include "io/atomic_file.h"
+#include "core/atomic_file.h"
 #include "core/profiler.h"
 #include "train/bench.h"
 

@@ -5,8 +5,8 @@
 #include <iostream>
 
 #include "apps/commands.h"
-#include "io/weights_export.h"
 #include "train/weights_init.h"
+#include "weights/weights_export.h"
 
 namespace vitlab::app {
 

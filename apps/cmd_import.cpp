@@ -7,7 +7,8 @@
 
 #include "apps/commands.h"
 #include "config/run_config.h"
-#include "io/weights_import.h"
+#include "train/weights_init.h"
+#include "weights/weights_import.h"
 
 namespace vitlab::app {
 

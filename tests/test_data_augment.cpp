@@ -6,7 +6,6 @@
 #include <numeric>
 #include <vector>
 
-#include "core/error.h"
 #include "data/augment.h"
 #include "data/batcher.h"
 #include "data/random.h"
@@ -211,36 +210,6 @@ TEST_CASE("Beta draws have the right mean and variance", "[data]") {
     CHECK(mean == Approx(0.5).margin(0.01));
     CHECK(var == Approx(1.0 / (4 * (2 * a + 1))).margin(0.005));  // a^2 / ((2a)^2 (2a + 1))
   }
-}
-
-TEST_CASE("AugmentRng state round-trips for exact resume", "[data]") {
-  AugmentConfig config;
-  config.crop_padding = 2;
-  config.flip = true;
-  config.random_erasing = 0.5;
-  config.mixup_alpha = 0.8;
-  config.cutmix_alpha = 1.0;
-  const Augmenter augment(config, Normalizer({0.5}, {0.25}, torch::kCPU), 3);
-  const DeviceDataset data(toy_dataset(16), torch::kCPU);
-  const EpochBatches batches(data, 8, true, true, 1, 0);
-
-  AugmentRng rng(42);
-  augment.train(batches.batch(0), rng);
-  const std::string saved = rng.state();
-  const AugmentedBatch first = augment.train(batches.batch(1), rng);
-  AugmentRng resumed(0);
-  resumed.set_state(saved);
-  const AugmentedBatch again = augment.train(batches.batch(1), resumed);
-  CHECK(torch::equal(first.images, again.images));
-  CHECK(torch::equal(first.targets, again.targets));
-  CHECK(resumed.state() == rng.state());
-  CHECK(first.images.sizes() == torch::IntArrayRef({8, 1, 4, 4}));
-  CHECK(torch::allclose(first.targets.sum(1), torch::ones({8})));
-  CHECK(
-      torch::equal(augment.eval(batches.batch(1)), augment.normalizer()(batches.batch(1).images)));
-
-  CHECK_THROWS_AS(resumed.set_state("garbage"), IoError);
-  CHECK_THROWS_AS(resumed.set_state(saved + " 17"), IoError);
 }
 
 TEST_CASE("augmentation on CUDA matches the CPU", "[data][cuda]") {

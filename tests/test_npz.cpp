@@ -4,8 +4,8 @@
 #include <random>
 #include <string>
 
-#include "io/npy.h"
-#include "io/npz.h"
+#include "formats/npy.h"
+#include "formats/npz.h"
 #include "test_helpers.h"
 
 #if VITLAB_HAVE_LIBZIP

@@ -5,11 +5,12 @@
 // position-embedding resampling to timm's resample_abs_pos_embed and scipy's zoom.
 #include <iostream>
 
-#include "io/safetensors.h"
-#include "io/weights_export.h"
-#include "io/weights_import.h"
+#include "formats/safetensors.h"
 #include "models/factory.h"
 #include "test_helpers.h"
+#include "train/weights_init.h"
+#include "weights/weights_export.h"
+#include "weights/weights_import.h"
 
 using namespace vitlab;
 

@@ -4,7 +4,7 @@
 #include <random>
 #include <string>
 
-#include "io/safetensors.h"
+#include "formats/safetensors.h"
 #include "test_helpers.h"
 
 namespace {

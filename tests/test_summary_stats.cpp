@@ -2,10 +2,10 @@
 // folders (no training): rows, means, sample std, Welch p-values, notes, problems, CSV.
 #include <filesystem>
 
+#include "core/atomic_file.h"
 #include "experiment/manifest.h"
 #include "experiment/stats.h"
 #include "experiment/summary.h"
-#include "io/atomic_file.h"
 #include "test_helpers.h"
 
 using namespace vitlab;

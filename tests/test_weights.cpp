@@ -3,13 +3,13 @@
 // errors for weights that do not fit.
 #include "config/model_presets.h"
 #include "config/run_config.h"
-#include "io/safetensors.h"
-#include "io/timm_names.h"
-#include "io/weights_export.h"
-#include "io/weights_import.h"
+#include "formats/safetensors.h"
 #include "models/factory.h"
 #include "test_helpers.h"
 #include "train/weights_init.h"
+#include "weights/timm_names.h"
+#include "weights/weights_export.h"
+#include "weights/weights_import.h"
 
 using namespace vitlab;
 using vitlab::test::TempDir;

@@ -1,6 +1,6 @@
 // `vitlab export` and `vitlab import`: outputs and exit statuses (0 written, 2 bad input).
 #include "config/run_config.h"
-#include "io/safetensors.h"
+#include "formats/safetensors.h"
 #include "models/factory.h"
 #include "test_helpers.h"
 #include "train/checkpoint.h"

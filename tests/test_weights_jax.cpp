@@ -1,14 +1,15 @@
 // JAX .npz import: .npz files written here in vit_jax / big_vision naming (the conversion below is
-// written from the JAX model definitions, independently of lib/io/weights_jax.cpp) must give the
+// written from the JAX model definitions, independently of lib/weights/weights_jax.cpp) must give the
 // same model as the same weights through the timm path.
 #include <filesystem>
 
-#include "io/npz.h"
-#include "io/safetensors.h"
-#include "io/weights_export.h"
-#include "io/weights_import.h"
+#include "formats/npz.h"
+#include "formats/safetensors.h"
 #include "models/factory.h"
 #include "test_helpers.h"
+#include "train/weights_init.h"
+#include "weights/weights_export.h"
+#include "weights/weights_import.h"
 
 using namespace vitlab;
 using vitlab::test::TempDir;

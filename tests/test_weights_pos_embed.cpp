@@ -1,11 +1,12 @@
 // Position-embedding adaptation: layouts, identity, bilinear (vit_jax: corners aligned) versus
 // bicubic (timm), the class-token row, and resizing through the import path.
-#include "io/safetensors.h"
-#include "io/weights_export.h"
-#include "io/weights_import.h"
-#include "io/weights_pos_embed.h"
+#include "formats/safetensors.h"
 #include "models/factory.h"
 #include "test_helpers.h"
+#include "train/weights_init.h"
+#include "weights/weights_export.h"
+#include "weights/weights_import.h"
+#include "weights/weights_pos_embed.h"
 
 using namespace vitlab;
 using vitlab::test::TempDir;

@@ -6,7 +6,7 @@
 #include <filesystem>
 
 #include "config/run_config.h"
-#include "io/safetensors.h"
+#include "formats/safetensors.h"
 #include "models/factory.h"
 #include "test_helpers.h"
 #include "train/checkpoint.h"

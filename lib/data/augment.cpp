@@ -2,15 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
-#include <sstream>
 
-#include "core/error.h"
 #include "data/random.h"
 
 namespace vitlab {
 namespace {
-
-constexpr const char* kRngStateTag = "vitlab-augment-rng-v1";
 
 // A (rows, B) int64 CPU table of per-image parameters -> the same on `device`, one copy.
 torch::Tensor params_to_device(const std::vector<int64_t>& values, int64_t rows, int64_t batch,
@@ -37,27 +33,6 @@ int64_t AugmentRng::uniform_int(int64_t low, int64_t high) {
 
 double AugmentRng::beta(double a, double b) {
   return beta_draw(engine_, a, b);
-}
-
-std::string AugmentRng::state() const {
-  std::ostringstream out;
-  out << kRngStateTag << ' ' << engine_;
-  return out.str();
-}
-
-void AugmentRng::set_state(const std::string& state) {
-  std::istringstream in(state);
-  std::string tag;
-  std::mt19937_64 engine;
-  in >> tag >> engine;
-  bool ok = !in.fail() && tag == kRngStateTag;
-  if (ok && !in.eof()) ok = !(in >> std::ws).fail() && in.peek() == std::char_traits<char>::eof();
-  if (!ok)
-    fail<IoError>(
-        "invalid augmentation RNG state in the checkpoint (expected the text that "
-        "AugmentRng::state() writes, starting with \"{}\")",
-        kRngStateTag);
-  engine_ = engine;
 }
 
 // --- geometric augmentations (any dtype) ---------------------------------------------------------
@@ -180,36 +155,6 @@ Mixed cutmix(const torch::Tensor& images, const torch::Tensor& labels, int num_c
         .copy_(images.flip({0}).narrow(2, y1, y2 - y1).narrow(3, x1, x2 - x1));
   const torch::Tensor targets = one_hot_targets(labels, num_classes);
   return {out, targets * lambda + targets.flip({0}) * (1.0 - lambda), lambda};
-}
-
-// --- the pipeline --------------------------------------------------------------------------------
-
-Augmenter::Augmenter(const AugmentConfig& config, Normalizer normalizer, int num_classes)
-    : config_(config), normalizer_(std::move(normalizer)), num_classes_(num_classes) {}
-
-AugmentedBatch Augmenter::train(const Batch& batch, AugmentRng& rng) const {
-  torch::Tensor x = batch.images;  // (B, C, H, W) uint8
-  if (config_.crop_padding > 0) x = random_crop(x, config_.crop_padding, rng);
-  if (config_.flip) x = random_flip(x, 0.5, rng);
-  torch::Tensor f = normalizer_(x);  // (B, C, H, W) float
-  if (config_.random_erasing > 0) f = random_erasing(f, config_.random_erasing, rng);
-
-  AugmentedBatch out;
-  out.labels = batch.labels;
-  const bool can_mix = config_.mixup_alpha > 0 || config_.cutmix_alpha > 0;
-  if (can_mix && rng.uniform() < config_.mix_prob) {
-    const bool use_cutmix =
-        config_.cutmix_alpha > 0 && (config_.mixup_alpha <= 0 || rng.uniform() < 0.5);
-    const Mixed m = use_cutmix ? cutmix(f, batch.labels, num_classes_, config_.cutmix_alpha, rng)
-                               : mixup(f, batch.labels, num_classes_, config_.mixup_alpha, rng);
-    out.images = m.images;
-    out.targets = m.targets;
-    out.mixed = true;
-  } else {
-    out.images = f;
-    out.targets = one_hot_targets(batch.labels, num_classes_);
-  }
-  return out;
 }
 
 }  // namespace vitlab

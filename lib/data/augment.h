@@ -2,19 +2,15 @@
 // are drawn on the CPU from AugmentRng and moved to the device as small tensors; the pixel work
 // is tensor ops on the whole batch.
 //
-// Exact resume: the only augmentation state is AugmentRng. The trainer saves AugmentRng::state()
-// at the same batch boundary as the model/optimiser, together with the epoch and batch index
-// (the epoch order is the pure function epoch_permutation(seed, epoch, n)), and calls
-// set_state() on resume; the following batches are then augmented bit-identically.
+// Exact resume needs no augmentation state in checkpoints: the trainer seeds a fresh AugmentRng
+// for every epoch from the run's seed and the epoch (train/trainer.h: epoch_seed), the epoch
+// order is the pure function epoch_permutation(seed, epoch, n), and checkpoints are written at
+// epoch boundaries only.
 #pragma once
 #include <torch/torch.h>
 
 #include <cstdint>
 #include <random>
-#include <string>
-
-#include "config/data_config.h"
-#include "data/batcher.h"
 
 namespace vitlab {
 
@@ -26,11 +22,6 @@ class AugmentRng {
   int64_t uniform_int(int64_t low, int64_t high);  // [low, high], inclusive
   double beta(double a, double b);
   std::mt19937_64& engine() { return engine_; }
-
-  // The engine's full state as text (a few KB; save it in the checkpoint). set_state() throws
-  // IoError for text that state() did not produce.
-  std::string state() const;
-  void set_state(const std::string& state);
 
  private:
   std::mt19937_64 engine_;
@@ -68,30 +59,5 @@ Mixed mixup(const torch::Tensor& images, const torch::Tensor& labels, int num_cl
 // to the box's clipped area.
 Mixed cutmix(const torch::Tensor& images, const torch::Tensor& labels, int num_classes,
              double alpha, AugmentRng& rng);
-
-struct AugmentedBatch {
-  torch::Tensor images;   // (B, C, H, W) float, normalised
-  torch::Tensor targets;  // (B, K) float soft targets (one-hot when not mixed)
-  torch::Tensor labels;   // (B) int64 original labels
-  bool mixed = false;
-};
-
-// The training pipeline: crop and flip on uint8, normalise, random erasing, then (with
-// probability mix_prob) mixup or cutmix - both enabled: each batch picks one with probability 1/2.
-class Augmenter {
- public:
-  Augmenter(const AugmentConfig& config, Normalizer normalizer, int num_classes);
-
-  AugmentedBatch train(const Batch& batch, AugmentRng& rng) const;
-  // Evaluation: normalisation only.
-  torch::Tensor eval(const Batch& batch) const { return normalizer_(batch.images); }
-
-  const Normalizer& normalizer() const { return normalizer_; }
-
- private:
-  AugmentConfig config_;
-  Normalizer normalizer_;
-  int num_classes_;
-};
 
 }  // namespace vitlab

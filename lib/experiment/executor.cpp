@@ -14,9 +14,9 @@
 #include <filesystem>
 #include <thread>
 
+#include "core/atomic_file.h"
+#include "core/duration.h"
 #include "experiment/run_folder.h"
-#include "io/atomic_file.h"
-#include "train/progress.h"
 
 extern char** environ;
 

@@ -180,19 +180,72 @@ std::vector<Variant> expand_variants(const SweepSpec& spec) {
   return out;
 }
 
+namespace {
+
+// The base must be a valid run on its own: its errors are reported once, as the base's.
+void check_base(const SweepSpec& spec) {
+  Json base = spec.base;
+  base["seed"] = spec.seeds.front();
+  const bool stage_reference = base.contains("init_from") && base["init_from"].is_string() &&
+                               base["init_from"].get<std::string>().rfind("@", 0) == 0;
+  if (!stage_reference) read_run_config(base, spec.source + ": base");
+}
+
+// Config errors grouped by message: the first run id that has it and the number of runs.
+using ConfigErrors = std::vector<std::pair<std::string, std::pair<std::string, int>>>;
+
+void add_config_error(ConfigErrors& errors, const std::string& message, const std::string& run_id) {
+  auto it = std::find_if(errors.begin(), errors.end(), [&](const auto& c) { return c.first == message; });
+  if (it == errors.end()) errors.push_back({message, {run_id, 1}});
+  else ++it->second.second;
+}
+
+// One stage's resolved config for variant `v` of `run`: the base, the stage's settings, then the
+// variant's overrides for every stage, then its ones for this stage only ("stage:path").
+Json stage_config(const SweepSpec& spec, const Variant& v, const SweepStage& stage,
+                  const PlannedRun& run, const std::vector<std::string>& earlier, bool staged) {
+  Json config = spec.base;
+  for (const Override& o : stage.set) apply_override(config, o.path + "=" + o.value.dump(), o.origin);
+  for (const bool scoped : {false, true})
+    for (const Override& o : v.overrides)
+      if (o.stage().empty() != scoped && (!scoped || o.stage() == stage.name))
+        apply_override(config, o.config_path() + "=" + o.value.dump(), o.origin);
+  config["seed"] = run.seed;
+  try {
+    resolve_stage_reference(config, earlier, run.dir, staged);
+    return read_run_config(config).to_json();
+  } catch (const ConfigError& e) {
+    throw ConfigError(e.what() + origin_hint(e.what(), v.overrides, stage.set, stage.name));
+  }
+}
+
+// The run's stages with their configs; a stage whose config is invalid is left out and its error
+// recorded, so that every problem of the sweep is reported at once.
+void plan_stages(PlannedRun& run, const Variant& v, const SweepSpec& spec,
+                 const std::vector<SweepStage>& stages, bool staged, ConfigErrors& errors) {
+  std::vector<std::string> earlier;  // stage names before this one
+  for (const SweepStage& stage : stages) {
+    PlannedStage ps;
+    ps.name = stage.name;
+    ps.dir = staged ? (fs::path(run.dir) / stage.name).string() : run.dir;
+    try {
+      ps.config = stage_config(spec, v, stage, run, earlier, staged);
+      run.stages.push_back(std::move(ps));
+    } catch (const ConfigError& e) {
+      add_config_error(errors, (staged ? "stage " + stage.name + ": " : "") + e.what(), run.id);
+    }
+    earlier.push_back(stage.name);
+  }
+}
+
+}  // namespace
+
 SweepPlan plan_sweep(const SweepSpec& spec, const std::string& out_dir) {
   SweepPlan plan;
   plan.out_dir = fs::absolute(out_dir).lexically_normal().string();
   if (!plan.out_dir.empty() && plan.out_dir.size() > 1 && plan.out_dir.back() == '/')
     plan.out_dir.pop_back();
-  // The base must be a valid run on its own: its errors are reported once, as the base's.
-  {
-    Json base = spec.base;
-    base["seed"] = spec.seeds.front();
-    const bool stage_reference = base.contains("init_from") && base["init_from"].is_string() &&
-                                 base["init_from"].get<std::string>().rfind("@", 0) == 0;
-    if (!stage_reference) read_run_config(base, spec.source + ": base");
-  }
+  check_base(spec);
   plan.variants = expand_variants(spec);
 
   const bool staged = !spec.stages.empty();
@@ -201,8 +254,7 @@ SweepPlan plan_sweep(const SweepSpec& spec, const std::string& out_dir) {
 
   std::vector<std::string> problems;
   std::map<std::string, std::string> id_origin;
-  // Grouped config errors: message -> (first run id, number of runs).
-  std::vector<std::pair<std::string, std::pair<std::string, int>>> config_errors;
+  ConfigErrors config_errors;
   for (int64_t seed : spec.seeds) {
     for (size_t vi = 0; vi < plan.variants.size(); ++vi) {
       const Variant& v = plan.variants[vi];
@@ -218,38 +270,7 @@ SweepPlan plan_sweep(const SweepSpec& spec, const std::string& out_dir) {
                                        run.id, id_origin[run.id], what));
         continue;
       }
-      std::vector<std::string> earlier;  // stage names before this one
-      for (const SweepStage& stage : stages) {
-        PlannedStage ps;
-        ps.name = stage.name;
-        ps.dir = staged ? (fs::path(run.dir) / stage.name).string() : run.dir;
-        try {
-          Json config = spec.base;
-          for (const Override& o : stage.set) apply_override(config, o.path + "=" + o.value.dump(), o.origin);
-          // Overrides for every stage first, then the ones for this stage only ("stage:path").
-          for (const bool scoped : {false, true})
-            for (const Override& o : v.overrides)
-              if (o.stage().empty() != scoped && (!scoped || o.stage() == stage.name))
-                apply_override(config, o.config_path() + "=" + o.value.dump(), o.origin);
-          config["seed"] = seed;
-          try {
-            resolve_stage_reference(config, earlier, run.dir, staged);
-            ps.config = read_run_config(config).to_json();
-          } catch (const ConfigError& e) {
-            throw ConfigError(e.what() + origin_hint(e.what(), v.overrides, stage.set, stage.name));
-          }
-        } catch (const ConfigError& e) {
-          const std::string message = (staged ? "stage " + stage.name + ": " : "") + e.what();
-          auto it = std::find_if(config_errors.begin(), config_errors.end(),
-                                 [&](const auto& c) { return c.first == message; });
-          if (it == config_errors.end()) config_errors.push_back({message, {run.id, 1}});
-          else ++it->second.second;
-          earlier.push_back(stage.name);
-          continue;
-        }
-        earlier.push_back(stage.name);
-        run.stages.push_back(std::move(ps));
-      }
+      plan_stages(run, v, spec, stages, staged, config_errors);
       plan.runs.push_back(std::move(run));
     }
   }

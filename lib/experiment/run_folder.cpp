@@ -5,7 +5,7 @@
 #include <fstream>
 
 #include "config/run_config.h"
-#include "io/atomic_file.h"
+#include "core/atomic_file.h"
 
 namespace vitlab {
 namespace fs = std::filesystem;

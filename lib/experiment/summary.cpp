@@ -2,10 +2,10 @@
 
 #include <filesystem>
 
+#include "core/atomic_file.h"
+#include "core/duration.h"
 #include "experiment/run_folder.h"
 #include "experiment/stats.h"
-#include "io/atomic_file.h"
-#include "train/progress.h"
 
 namespace vitlab {
 namespace fs = std::filesystem;
@@ -25,25 +25,30 @@ struct VariantRuns {
   int64_t parameters = 0;
   int planned = 0;
 };
-}  // namespace
 
-Json build_summary(const Json& manifest, const std::string& sweep_dir) {
-  std::vector<std::string> stages;
-  for (const auto& s : manifest["stages"]) stages.push_back(s.get<std::string>());
+// Every planned run's outcome, read from its folder: completed ones grouped by variant, the
+// others listed as problems, and a count per status.
+struct SweepRuns {
   std::map<std::string, VariantRuns> by_variant;
   Json problems = Json::array();
   std::map<std::string, int> counts = {{"completed", 0}, {"diverged", 0}, {"failed", 0},
                                        {"interrupted", 0}, {"pending", 0}};
+};
+
+SweepRuns collect_runs(const Json& manifest, const std::string& sweep_dir) {
+  std::vector<std::string> stages;
+  for (const auto& s : manifest["stages"]) stages.push_back(s.get<std::string>());
+  SweepRuns out;
   for (const auto& run : manifest["runs"]) {
     const std::string id = run["id"].get<std::string>();
     const std::string variant = run["variant"].get<std::string>();
     const RunOutcome o = read_run_outcome((fs::path(sweep_dir) / "runs" / id).string(), stages);
-    VariantRuns& v = by_variant[variant];
+    VariantRuns& v = out.by_variant[variant];
     ++v.planned;
-    ++counts[o.status];
+    ++out.counts[o.status];
     if (o.status != "completed") {
-      problems.push_back({{"id", id}, {"variant", variant}, {"seed", run["seed"]},
-                          {"status", o.status}, {"error", o.error.empty() ? Json() : Json(o.error)}});
+      out.problems.push_back({{"id", id}, {"variant", variant}, {"seed", run["seed"]},
+                              {"status", o.status}, {"error", o.error.empty() ? Json() : Json(o.error)}});
       continue;
     }
     const double acc = o.result.value("test_accuracy", 0.0);
@@ -53,58 +58,61 @@ Json build_summary(const Json& manifest, const std::string& sweep_dir) {
     v.parameters = o.result.value("parameters", int64_t(0));
     v.results.push_back({{"seed", run["seed"]}, {"id", id}, {"test_accuracy", acc}});
   }
+  return out;
+}
 
+// Fills the row's difference and Welch test against the variant's baseline; returns the note.
+std::string compare_to_baseline(Json& row, const Json& variant, const VariantRuns& v,
+                                const std::map<std::string, VariantRuns>& by_variant) {
+  if (variant["compare_to"].is_null()) return v.accuracy.empty() ? "reference, no results" : "reference";
+  if (v.accuracy.empty()) return "no results";
+  const auto it = by_variant.find(variant["compare_to"].get<std::string>());
+  const std::vector<double> empty;
+  const std::vector<double>& ref = it == by_variant.end() ? empty : it->second.accuracy;
+  if (ref.empty()) return "no baseline result";
+  row["diff"] = stats::mean(v.accuracy) - stats::mean(ref);
+  const auto w = stats::welch_t_test(v.accuracy, ref);
+  if (!w) return (v.accuracy.size() < 2 || ref.size() < 2) ? "n<2" : "std=0";
+  row["t"] = w->t;
+  row["df"] = w->df;
+  row["p_value"] = w->p;
+  return significance_note(w->p);
+}
+
+// One variant's row: its runs' mean and spread, and the comparison with its baseline.
+Json summary_row(const Json& variant, const std::map<std::string, VariantRuns>& by_variant) {
+  const std::string key = variant["key"].get<std::string>();
+  const auto found = by_variant.find(key);
+  const VariantRuns none;
+  const VariantRuns& v = found == by_variant.end() ? none : found->second;
+  const size_t n = v.accuracy.size();
+  Json row = {{"variant", key},
+              {"kind", variant["kind"]},
+              {"overrides", variant["overrides"]},
+              {"compared_to", variant["compare_to"]},
+              {"runs", v.planned},
+              {"n", n},
+              {"results", v.results},
+              {"mean", n ? Json(stats::mean(v.accuracy)) : Json()},
+              {"std", optional_number(stats::sample_std(v.accuracy))},
+              {"diff", Json()},
+              {"t", Json()},
+              {"df", Json()},
+              {"p_value", Json()},
+              {"parameters", n ? Json(v.parameters) : Json()},
+              {"train_seconds", n ? Json(stats::mean(v.seconds)) : Json()},
+              {"images_per_second", n ? Json(stats::mean(v.speed)) : Json()}};
+  row["note"] = compare_to_baseline(row, variant, v, by_variant);
+  return row;
+}
+}  // namespace
+
+Json build_summary(const Json& manifest, const std::string& sweep_dir) {
+  const SweepRuns runs = collect_runs(manifest, sweep_dir);
   Json rows = Json::array();
-  for (const auto& variant : manifest["variants"]) {
-    const std::string key = variant["key"].get<std::string>();
-    const VariantRuns& v = by_variant[key];
-    const size_t n = v.accuracy.size();
-    Json row = {{"variant", key},
-                {"kind", variant["kind"]},
-                {"overrides", variant["overrides"]},
-                {"compared_to", variant["compare_to"]},
-                {"runs", v.planned},
-                {"n", n},
-                {"results", v.results},
-                {"mean", n ? Json(stats::mean(v.accuracy)) : Json()},
-                {"std", optional_number(stats::sample_std(v.accuracy))},
-                {"diff", Json()},
-                {"t", Json()},
-                {"df", Json()},
-                {"p_value", Json()},
-                {"parameters", n ? Json(v.parameters) : Json()},
-                {"train_seconds", n ? Json(stats::mean(v.seconds)) : Json()},
-                {"images_per_second", n ? Json(stats::mean(v.speed)) : Json()}};
-    std::string note;
-    if (variant["compare_to"].is_null()) {
-      note = "reference";
-    } else if (n == 0) {
-      note = "no results";
-    } else {
-      const auto it = by_variant.find(variant["compare_to"].get<std::string>());
-      const std::vector<double> empty;
-      const std::vector<double>& ref = it == by_variant.end() ? empty : it->second.accuracy;
-      if (ref.empty()) {
-        note = "no baseline result";
-      } else {
-        row["diff"] = stats::mean(v.accuracy) - stats::mean(ref);
-        const auto w = stats::welch_t_test(v.accuracy, ref);
-        if (w) {
-          row["t"] = w->t;
-          row["df"] = w->df;
-          row["p_value"] = w->p;
-          note = significance_note(w->p);
-        } else {
-          note = (n < 2 || ref.size() < 2) ? "n<2" : "std=0";
-        }
-      }
-    }
-    if (n == 0 && note == "reference") note = "reference, no results";
-    row["note"] = note;
-    rows.push_back(row);
-  }
+  for (const auto& variant : manifest["variants"]) rows.push_back(summary_row(variant, runs.by_variant));
   Json totals = Json::object();
-  for (const auto& [k, c] : counts) totals[k] = c;
+  for (const auto& [k, c] : runs.counts) totals[k] = c;
   totals["planned"] = manifest["runs"].size();
   return Json{{"sweep", manifest["name"]},
               {"description", manifest["description"]},
@@ -113,7 +121,7 @@ Json build_summary(const Json& manifest, const std::string& sweep_dir) {
               {"shared_axes", manifest.value("shared_axes", Json::array())},
               {"runs", totals},
               {"rows", rows},
-              {"problems", problems}};
+              {"problems", runs.problems}};
 }
 
 namespace {

@@ -9,12 +9,12 @@
 #include <set>
 
 #include "config/run_config.h"
+#include "core/atomic_file.h"
 #include "experiment/executor.h"
 #include "experiment/manifest.h"
 #include "experiment/plan.h"
 #include "experiment/run_folder.h"
 #include "experiment/summary.h"
-#include "io/atomic_file.h"
 
 namespace vitlab {
 namespace fs = std::filesystem;

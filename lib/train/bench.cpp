@@ -11,8 +11,7 @@
 #include "core/profiler.h"
 #include "models/factory.h"
 #include "train/flops.h"
-#include "train/optimizer.h"
-#include "train/train_step.h"
+#include "train/train_setup.h"
 
 namespace vitlab {
 namespace {
@@ -38,54 +37,47 @@ std::string utc_date() {
   return buffer;
 }
 
-}  // namespace
-
-Json run_benchmark(const BenchOptions& o) {
+// Everything about the options that can be wrong, before anything is built; the device.
+DeviceChoice check_bench_options(const BenchOptions& o) {
   o.model.validate("", "model");
   const DeviceChoice dev = parse_device(o.device, "--device");
-  const torch::Device device = dev.cuda ? torch::Device(torch::kCUDA, dev.index) : torch::Device(torch::kCPU);
-  const bool bf16 = o.train.precision == Precision::kBf16;
-  if (bf16 && !dev.cuda) throw ConfigError("--precision: bf16 needs a CUDA device");
+  if (o.train.precision == Precision::kBf16 && !dev.cuda)
+    throw ConfigError("--precision: bf16 needs a CUDA device");
   if (!o.profile_trace.empty() && !profiler_available())
     throw ConfigError(fmt::format("--profile {}: profiling needs LibTorch >= 2.0", o.profile_trace));
-  const int cpu_threads = configure_cpu_threads(o.train.threads);
+  return dev;
+}
 
-  torch::manual_seed(0);
-  ImageClassifier model = build_model(o.model);
-  model->to(device);
+// One training step or one forward pass on a fixed synthetic batch.
+std::function<void()> bench_step(const BenchOptions& o, TrainingSetup& setup, torch::Device device,
+                                 torch::Tensor& last) {
   const int64_t B = o.train.batch_size;
   const auto& c = o.model;
   auto images = torch::randn({B, c.in_channels, c.image_size, c.image_size}, torch::TensorOptions().device(device));
   auto labels = torch::randint(0, c.num_classes, {B}, torch::TensorOptions().dtype(torch::kLong).device(device));
   auto targets = torch::one_hot(labels, c.num_classes).to(torch::kFloat);
-
-  std::vector<OptimizerParam> params;
-  const WeightDecayRule decay(*model);
-  for (const auto& p : model->named_parameters(true))
-    params.push_back({p.key(), p.value(), decay.applies(p.value())});
-  Optimizer optimizer(params, o.train, o.train.fast_path);
-  TrainStep step(model, optimizer, o.train, device, o.train.fast_path);
-  // --no-fused-kernels: the fast path's graph and optimiser without the hand-written kernels.
-  const ops::FastKernels kernels(o.fused_kernels && step.fast_kernels());
-
-  cuda::reset_peak_memory(device);
-  std::function<void()> run_one;
-  torch::Tensor last;
   if (o.train_mode) {
-    model->train();
-    run_one = [&] { last = step.run(images, targets, o.train.lr).loss; };
-  } else {
-    model->eval();
-    run_one = [&] {
-      torch::NoGradGuard no_grad;
-      compat::CudaAutocast autocast(bf16);
-      last = model->forward(images);
-    };
+    setup.model->train();
+    TrainStep& step = *setup.step;
+    const double lr = o.train.lr;
+    return [&step, &last, images, targets, lr] { last = step.run(images, targets, lr).loss; };
   }
+  setup.model->eval();
+  const bool bf16 = o.train.precision == Precision::kBf16;
+  ImageClassifier model = setup.model;
+  return [model, &last, images, bf16] {
+    torch::NoGradGuard no_grad;
+    compat::CudaAutocast autocast(bf16);
+    last = model->forward(images);
+  };
+}
+
+// Images per second of each window of `steps` steps, after `warmup_steps` untimed ones.
+std::vector<double> timed_windows(const BenchOptions& o, const std::function<void()>& run_one,
+                                  torch::Device device, const torch::Tensor& last) {
   for (int i = 0; i < o.warmup_steps; ++i) run_one();
   cuda::synchronize(device);
   if (!device.is_cuda()) (void)last.sum().item<double>();
-
   std::vector<double> rates;
   for (int w = 0; w < o.windows; ++w) {
     cuda::synchronize(device);
@@ -94,8 +86,27 @@ Json run_benchmark(const BenchOptions& o) {
     cuda::synchronize(device);
     (void)last.sum().item<double>();  // completes CPU work too
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    rates.push_back(double(B) * o.steps / seconds);
+    rates.push_back(double(o.train.batch_size) * o.steps / seconds);
   }
+  return rates;
+}
+
+}  // namespace
+
+Json run_benchmark(const BenchOptions& o) {
+  const DeviceChoice dev = check_bench_options(o);
+  const torch::Device device = dev.cuda ? torch::Device(torch::kCUDA, dev.index) : torch::Device(torch::kCPU);
+  const bool bf16 = o.train.precision == Precision::kBf16;
+  const int cpu_threads = configure_cpu_threads(o.train.threads);
+
+  torch::manual_seed(0);
+  TrainingSetup setup = set_up_training(build_model(o.model), o.train, device);
+  // --no-fused-kernels: the fast path's graph and optimiser without the hand-written kernels.
+  const ops::FastKernels kernels(o.fused_kernels && setup.step->fast_kernels());
+  cuda::reset_peak_memory(device);
+  torch::Tensor last;
+  const std::function<void()> run_one = bench_step(o, setup, device, last);
+  const std::vector<double> rates = timed_windows(o, run_one, device, last);
   const double ips = median(rates);
   Json profile;
   if (!o.profile_trace.empty()) {
@@ -105,21 +116,22 @@ Json run_benchmark(const BenchOptions& o) {
     }, 30);
     profile["steps"] = o.steps;
   }
+  const auto& c = o.model;
   const double flops = o.train_mode ? train_flops_per_image(c) : forward_flops_per_image(c);
   const double achieved = flops * ips / 1e12;
   const std::string name = cuda::device_name(device);
   const double peak = o.peak_tflops > 0 ? o.peak_tflops : default_peak_tflops(name, bf16);
   return Json{{"model", c.name},
               {"config", c.to_json()},
-              {"parameters", count_parameters(*model)},
+              {"parameters", count_parameters(*setup.model)},
               {"mode", o.train_mode ? "train" : "infer"},
-              {"batch", B},
+              {"batch", o.train.batch_size},
               {"image_size", c.image_size},
               {"precision", enum_name(o.train.precision, precision_names())},
               {"optimizer", enum_name(o.train.optimizer, optimizer_kind_names())},
               {"fast_path", o.train.fast_path},
-              {"cuda_graph", step.graphed()},
-              {"fused_optimizer", optimizer.fused()},
+              {"cuda_graph", setup.step->graphed()},
+              {"fused_optimizer", setup.optimizer->fused()},
               {"fused_kernels", ops::fast_kernels_enabled()},
               {"device", dev.str()},
               {"device_name", name},

@@ -7,13 +7,12 @@
 #include <vector>
 
 #include "config/json_reader.h"
+#include "models/module_state.h"
 
 namespace vitlab {
 
 // Bump when the layout changes; loading another version fails with a hint.
 constexpr int64_t kCheckpointFormatVersion = 1;
-
-using NamedTensors = std::vector<std::pair<std::string, torch::Tensor>>;
 
 struct Checkpoint {
   int64_t format_version = kCheckpointFormatVersion;
@@ -34,12 +33,5 @@ void save_checkpoint(const std::string& path, const Checkpoint& checkpoint);
 // Reads and checks the format version. IoError naming the path for a missing, corrupt or
 // foreign file, and for another format version (with what to do).
 Checkpoint load_checkpoint(const std::string& path);
-
-// The module's parameters and buffers by name (CPU copies not made).
-NamedTensors module_state(const torch::nn::Module& module);
-
-// Copies `state` into the module. IoError naming `source` when names or shapes differ: lists
-// the first missing, unexpected and mismatched names.
-void load_module_state(torch::nn::Module& module, const NamedTensors& state, const std::string& source);
 
 }  // namespace vitlab

@@ -7,6 +7,15 @@
 
 namespace vitlab {
 
+std::vector<OptimizerParam> parameter_groups(const ImageClassifierImpl& model) {
+  // Each module says which of its parameters weight decay skips (models/no_weight_decay.h).
+  const WeightDecayRule decay(model);
+  std::vector<OptimizerParam> params;
+  for (const auto& p : model.named_parameters(true))
+    params.push_back({p.key(), p.value(), decay.applies(p.value())});
+  return params;
+}
+
 Optimizer::Optimizer(std::vector<OptimizerParam> params, const TrainConfig& config, bool allow_fused)
     : params_(std::move(params)), config_(config) {
   for (const auto& p : params_) {

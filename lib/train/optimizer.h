@@ -9,14 +9,19 @@
 #include <vector>
 
 #include "config/train_config.h"
+#include "models/classifier.h"
 
 namespace vitlab {
 
 struct OptimizerParam {
   std::string name;
   torch::Tensor param;
-  bool decay;  // false for norms, biases, position embeddings, class token
+  bool decay;  // WeightDecayRule: false for 1-D tensors and what a module declares exempt
 };
+
+// The model's parameters in order, each with its weight-decay choice: the one place that decides
+// which parameters decay (training and `vitlab bench` both build their optimiser from it).
+std::vector<OptimizerParam> parameter_groups(const ImageClassifierImpl& model);
 
 class Optimizer {
  public:

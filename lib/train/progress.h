@@ -6,8 +6,6 @@
 
 namespace vitlab {
 
-std::string format_duration(double seconds);  // "1h02m", "3m05s", "42s"
-
 class Progress {
  public:
   Progress(int epochs, int64_t steps_per_epoch, int log_every, bool quiet);

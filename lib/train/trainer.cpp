@@ -2,22 +2,22 @@
 
 #include <chrono>
 #include <filesystem>
-#include <fstream>
+#include <optional>
 
+#include "core/atomic_file.h"
 #include "core/build_info.h"
-#include "core/cpu_runtime.h"
 #include "core/compat.h"
+#include "core/cpu_runtime.h"
+#include "core/duration.h"
 #include "data/augment.h"
 #include "data/batcher.h"
 #include "data/load_data.h"
-#include "io/atomic_file.h"
 #include "models/factory.h"
 #include "train/checkpoint.h"
 #include "train/evaluate.h"
-#include "train/optimizer.h"
 #include "train/progress.h"
 #include "train/schedule.h"
-#include "train/train_step.h"
+#include "train/train_setup.h"
 #include "train/weights_init.h"
 
 namespace vitlab {
@@ -76,218 +76,337 @@ Mixed mix_batch(const torch::Tensor& images, const torch::Tensor& labels, int cl
   return {images, one_hot_targets(labels, classes), 1.0};
 }
 
+// The training pipeline for one batch: crop and flip on uint8, normalise, random erasing, then
+// soft targets (mix_batch). Every random number comes from `rng`, in this order.
+Mixed augment_batch(const Batch& b, const AugmentConfig& aug, const Normalizer& normalize,
+                    int classes, AugmentRng& rng) {
+  auto x = b.images;
+  if (aug.crop_padding > 0) x = random_crop(x, aug.crop_padding, rng);
+  if (aug.flip) x = random_flip(x, 0.5, rng);
+  auto xf = normalize(x);
+  if (aug.random_erasing > 0) xf = random_erasing(xf, aug.random_erasing, rng);
+  return mix_batch(xf, b.labels, classes, aug, rng);
+}
+
 void write_metrics(const std::string& path, const Json& history) {
   std::string text;
   for (const auto& record : history) text += record.dump() + "\n";
   write_file_atomic(path, text);
 }
-}  // namespace
 
-Json train_run(const RunConfig& cfg, const TrainOptions& opt) {
-  const std::string& source = opt.source;
-  // ---- Everything that can be wrong with the input is checked before anything is written.
-  const DeviceChoice dev = parse_device(opt.device.empty() ? cfg.device : opt.device,
-                                        opt.device.empty() ? "device" : "--device");
-  const torch::Device device = dev.cuda ? torch::Device(torch::kCUDA, dev.index) : torch::Device(torch::kCPU);
-  const bool bf16 = cfg.train.precision == Precision::kBf16;
-  if (bf16 && !dev.cuda)
-    config_error(source, "train.precision", "\"bf16\" needs a CUDA device; CPU runs use \"fp32\"");
-  const int cpu_threads = configure_cpu_threads(cfg.train.threads);
+// The files of a run folder (trainer.h describes them).
+struct RunFiles {
+  fs::path dir;
+  std::string config, result, metrics, last, best;
+};
 
-  DataBundle data = load_data(cfg.data, source);
-  check_model_fits_data(cfg, data, source);
-  const int64_t steps_per_epoch = batches_per_epoch(data.train.size(), cfg.train.batch_size, true);
-  if (steps_per_epoch == 0)
-    config_error(source, "train.batch_size",
-                 fmt::format("{} is larger than the training set ({} images)", cfg.train.batch_size,
-                             data.train.size()));
+RunFiles run_files(const std::string& out_dir) {
+  const fs::path out(out_dir);
+  return {out,
+          (out / "config.json").string(),
+          (out / "result.json").string(),
+          (out / "metrics.jsonl").string(),
+          (out / "checkpoints" / "last.pt").string(),
+          (out / "checkpoints" / "best.pt").string()};
+}
 
-  const fs::path out(opt.out_dir);
-  const std::string config_path = (out / "config.json").string();
-  const std::string result_path = (out / "result.json").string();
-  const std::string metrics_path = (out / "metrics.jsonl").string();
-  const std::string last_path = (out / "checkpoints" / "last.pt").string();
-  const std::string best_path = (out / "checkpoints" / "best.pt").string();
-  const Json resolved = cfg.to_json();
+// What one epoch of training measured.
+struct EpochStats {
+  double mean_loss = 0;
+  double train_accuracy = 0;
+  double seconds = 0;
+  double lr = 0;  // of the epoch's last step
+  int64_t images = 0;
+};
 
-  std::optional<Checkpoint> resume_from;
-  if (opt.resume && fs::exists(last_path)) {
-    resume_from = load_checkpoint(last_path);
+// One run in named steps. The constructor is the set-up: every input is checked before anything
+// is written, then the run folder, the model with its optimiser and train step, and the state
+// (fresh or resumed). run() trains each epoch (train_epoch, evaluation, save_epoch), then
+// evaluates on the test set and writes result.json.
+class TrainRun {
+ public:
+  TrainRun(const RunConfig& cfg, const TrainOptions& opt);
+  Json run();
+
+ private:
+  void check_input();
+  void prepare_folder();
+  void build_model_and_state();
+  void prepare_data_and_result();
+
+  EpochStats train_epoch(int64_t epoch);
+  void report_step(int64_t epoch, int64_t i, const torch::Tensor& loss, double lr,
+                   Clock::time_point epoch_start);
+  Json epoch_record(int64_t epoch, const EpochStats& stats, const EvalResult& val) const;
+  void save_epoch(int64_t epoch, const Json& record, const EvalResult& val);
+  void finish();
+  Json write_result();
+
+  const RunConfig& cfg_;
+  const TrainOptions& opt_;
+  const std::string& source_;
+  DeviceChoice dev_;
+  torch::Device device_{torch::kCPU};
+  bool bf16_ = false;
+  int cpu_threads_ = 0;
+  DataBundle data_;
+  int64_t steps_per_epoch_ = 0;
+  RunFiles files_;
+  Json resolved_;
+  std::optional<Checkpoint> resume_from_;
+  std::optional<WeightsImportReport> init_report_;
+  TrainingSetup training_;
+  std::optional<LrScheduleFn> schedule_;
+  Checkpoint state_;
+  DeviceDataset train_set_, val_set_, test_set_;
+  Normalizer normalize_;
+  std::optional<Progress> progress_;
+  Json result_;
+  int64_t images_trained_ = 0;
+  double train_seconds_now_ = 0;
+  std::optional<Checkpoint> pending_best_;  // a best state not yet written (checkpoint_every > 1)
+};
+
+TrainRun::TrainRun(const RunConfig& cfg, const TrainOptions& opt)
+    : cfg_(cfg), opt_(opt), source_(opt.source), files_(run_files(opt.out_dir)), resolved_(cfg.to_json()) {
+  check_input();
+  prepare_folder();
+  build_model_and_state();
+  prepare_data_and_result();
+}
+
+// Device, precision, threads and data: UserError before anything is written.
+void TrainRun::check_input() {
+  dev_ = parse_device(opt_.device.empty() ? cfg_.device : opt_.device,
+                      opt_.device.empty() ? "device" : "--device");
+  device_ = dev_.cuda ? torch::Device(torch::kCUDA, dev_.index) : torch::Device(torch::kCPU);
+  bf16_ = cfg_.train.precision == Precision::kBf16;
+  if (bf16_ && !dev_.cuda)
+    config_error(source_, "train.precision", "\"bf16\" needs a CUDA device; CPU runs use \"fp32\"");
+  cpu_threads_ = configure_cpu_threads(cfg_.train.threads);
+
+  data_ = load_data(cfg_.data, source_);
+  check_model_fits_data(cfg_, data_, source_);
+  steps_per_epoch_ = batches_per_epoch(data_.train.size(), cfg_.train.batch_size, true);
+  if (steps_per_epoch_ == 0)
+    config_error(source_, "train.batch_size",
+                 fmt::format("{} is larger than the training set ({} images)", cfg_.train.batch_size,
+                             data_.train.size()));
+}
+
+// A new run needs a folder without one; a resumed run needs its own checkpoint's config.
+void TrainRun::prepare_folder() {
+  if (opt_.resume && fs::exists(files_.last)) {
+    resume_from_ = load_checkpoint(files_.last);
     // A run may move between devices or change how often it logs and checkpoints.
-    if (without_bookkeeping_keys(resume_from->config) != without_bookkeeping_keys(resolved))
+    if (without_bookkeeping_keys(resume_from_->config) != without_bookkeeping_keys(resolved_))
       throw UserError(fmt::format("{}: the checkpoint was written for another config; resume with "
                                   "the config in {} or start a new run in another folder",
-                                  last_path, config_path));
-  } else if (fs::exists(result_path) || fs::exists(last_path)) {
+                                  files_.last, files_.config));
+  } else if (fs::exists(files_.result) || fs::exists(files_.last)) {
     throw UserError(fmt::format("{} already holds a run; use --resume to continue it or choose "
                                 "another --out (nothing is overwritten)",
-                                out.string()));
+                                files_.dir.string()));
   }
-  ensure_writable_dir(out.string());
-  ensure_writable_dir((out / "checkpoints").string());
-  write_json_file_atomic(config_path, resolved);
+  ensure_writable_dir(files_.dir.string());
+  ensure_writable_dir((files_.dir / "checkpoints").string());
+  write_json_file_atomic(files_.config, resolved_);
+}
 
-  // ---- Model, optimiser, state.
-  torch::manual_seed(cfg.seed);
-  ImageClassifier model = build_model(cfg.model);
-  std::optional<WeightsImportReport> init_report;
-  if (!cfg.init_from.empty() && !resume_from) init_report = init_weights_from(*model, cfg.init_from);
-  model->to(device);
-  std::vector<OptimizerParam> params;
-  const WeightDecayRule decay(*model);
-  for (const auto& p : model->named_parameters(true))
-    params.push_back({p.key(), p.value(), decay.applies(p.value())});
-  Optimizer optimizer(params, cfg.train, cfg.train.fast_path);
-  const LrScheduleFn schedule(cfg.train, steps_per_epoch);
-  // CUDA fast path (train.fast_path): fused optimiser kernels and a CUDA-graph captured step.
-  TrainStep train_step(model, optimizer, cfg.train, device, cfg.train.fast_path);
+// The seeded model (init_from on a fresh run), its optimiser, schedule and train step, and the
+// state: fresh, or the checkpoint's weights, optimiser state and progress.
+void TrainRun::build_model_and_state() {
+  torch::manual_seed(cfg_.seed);
+  ImageClassifier model = build_model(cfg_.model);
+  if (!cfg_.init_from.empty() && !resume_from_) init_report_ = init_weights_from(*model, cfg_.init_from);
+  training_ = set_up_training(model, cfg_.train, device_);
+  schedule_.emplace(cfg_.train, steps_per_epoch_);
 
-  Checkpoint state;
-  state.config = resolved;
-  if (resume_from) {
-    load_module_state(*model, resume_from->model, last_path);
-    optimizer.load_state(resume_from->optimizer);
-    state = *resume_from;
-    state.config = resolved;
+  state_.config = resolved_;
+  if (resume_from_) {
+    load_module_state(*training_.model, resume_from_->model, files_.last);
+    training_.optimizer->load_state(resume_from_->optimizer);
+    state_ = *resume_from_;
+    state_.config = resolved_;
   }
-  write_metrics(metrics_path, state.history);  // drops records of an epoch that was cut off
+  write_metrics(files_.metrics, state_.history);  // drops records of an epoch that was cut off
+}
 
-  DeviceDataset train_set(data.train, device), val_set(data.val, device), test_set(data.test, device);
-  Normalizer normalize(data.mean, data.std, device);
-  const int64_t params_count = count_parameters(*model);
-  Progress progress(cfg.train.epochs, steps_per_epoch, cfg.train.log_every, opt.quiet);
-  if (resume_from)
-    progress.message(fmt::format("resuming {} after epoch {}", out.string(), state.epochs_done));
-  if (init_report) progress.message("init_from " + init_report->summary());
+// The data on the device, the progress output and result.json's fixed fields.
+void TrainRun::prepare_data_and_result() {
+  train_set_ = DeviceDataset(data_.train, device_);
+  val_set_ = DeviceDataset(data_.val, device_);
+  test_set_ = DeviceDataset(data_.test, device_);
+  normalize_ = Normalizer(data_.mean, data_.std, device_);
+  const int64_t params_count = count_parameters(*training_.model);
+  progress_.emplace(cfg_.train.epochs, steps_per_epoch_, cfg_.train.log_every, opt_.quiet);
+  if (resume_from_)
+    progress_->message(fmt::format("resuming {} after epoch {}", files_.dir.string(), state_.epochs_done));
+  if (init_report_) progress_->message("init_from " + init_report_->summary());
 
-  Json result = {{"status", "running"}, {"parameters", params_count}, {"device", dev.str()}, {"cpu_threads", cpu_threads},
-                 {"git_commit", git_commit()}, {"torch_version", torch_version()},
-                 {"train_images", data.train.size()}, {"val_images", data.val.size()},
-                 {"test_images", data.test.size()}, {"config", resolved}};
+  result_ = {{"status", "running"}, {"parameters", params_count}, {"device", dev_.str()},
+             {"cpu_threads", cpu_threads_}, {"git_commit", git_commit()},
+             {"torch_version", torch_version()}, {"train_images", data_.train.size()},
+             {"val_images", data_.val.size()}, {"test_images", data_.test.size()},
+             {"config", resolved_}};
   // What init_from did (resized position embeddings, a re-initialised head). A resumed run took
   // its weights from its own checkpoint; the report of its first start is in that start's log.
-  if (init_report) result["init_from"] = init_report->to_json();
-  else if (!cfg.init_from.empty()) result["init_from"] = Json{{"source", cfg.init_from}, {"resumed", true}};
-  const auto& aug = cfg.data.augment;
-  const int64_t check_every = dev.cuda ? 50 : 1;  // NaN checks sync the device
-  int64_t images_trained = 0;
-  double train_seconds_now = 0;
-  std::optional<Checkpoint> pending_best;  // a best state not yet written (checkpoint_every > 1)
-  try {
-    for (int64_t epoch = state.epochs_done; epoch < cfg.train.epochs; ++epoch) {
-      model->train();
-      torch::manual_seed(epoch_seed(cfg.seed, epoch, 1));  // dropout / stochastic depth
-      AugmentRng rng(epoch_seed(cfg.seed, epoch, 2));
-      EpochBatches batches(train_set, cfg.train.batch_size, true, true,
-                           epoch_seed(cfg.seed, 0, 3), epoch);
-      auto loss_sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat).device(device));
-      auto correct = torch::zeros({}, torch::TensorOptions().dtype(torch::kLong).device(device));
-      const auto epoch_start = Clock::now();
-      double lr = 0;
-      for (int64_t i = 0; i < steps_per_epoch; ++i) {
-        Batch b = batches.batch(i);
-        auto x = b.images;
-        if (aug.crop_padding > 0) x = random_crop(x, aug.crop_padding, rng);
-        if (aug.flip) x = random_flip(x, 0.5, rng);
-        auto xf = normalize(x);
-        if (aug.random_erasing > 0) xf = random_erasing(xf, aug.random_erasing, rng);
-        Mixed m = mix_batch(xf, b.labels, data.num_classes, aug, rng);
-        lr = schedule(state.steps_done);
-        const StepOutput out = train_step.run(m.images, m.targets, lr);
-        const torch::Tensor& loss = out.loss;
-        ++state.steps_done;
-        loss_sum += loss;
-        correct += out.logits.argmax(1).eq(b.labels).sum();
-        if ((i + 1) % check_every == 0 || i + 1 == steps_per_epoch || progress.live() ||
-            cfg.train.log_every > 0) {
-          const double value = loss.item<double>();
-          if (!std::isfinite(value))
-            throw Diverged(fmt::format("loss became {} at epoch {} step {}", value, epoch + 1, i + 1));
-          const double elapsed = seconds_since(epoch_start);
-          const double ips = double((i + 1) * cfg.train.batch_size) / std::max(elapsed, 1e-9);
-          const double remaining_steps =
-              double(steps_per_epoch - i - 1) + double(cfg.train.epochs - epoch - 1) * steps_per_epoch;
-          progress.step(int(epoch), i, value, lr, ips, remaining_steps * cfg.train.batch_size / ips);
-        }
-      }
-      const double mean_loss = loss_sum.item<double>() / double(steps_per_epoch);
-      if (!std::isfinite(mean_loss))
-        throw Diverged(fmt::format("mean training loss {} in epoch {}", mean_loss, epoch + 1));
-      const double epoch_seconds = seconds_since(epoch_start);
-      const int64_t epoch_images = steps_per_epoch * cfg.train.batch_size;
-      images_trained += epoch_images;
-      train_seconds_now += epoch_seconds;
-      state.train_seconds += epoch_seconds;
+  if (init_report_) result_["init_from"] = init_report_->to_json();
+  else if (!cfg_.init_from.empty()) result_["init_from"] = Json{{"source", cfg_.init_from}, {"resumed", true}};
+}
 
-      const EvalResult val = evaluate(*model, val_set, normalize, cfg.train.eval_batch_size, bf16);
-      Json record = {{"epoch", epoch + 1},
-                     {"step", state.steps_done},
-                     {"lr", lr},
-                     {"train_loss", mean_loss},
-                     {"train_accuracy", double(correct.item<int64_t>()) / double(epoch_images)},
-                     {"epoch_seconds", epoch_seconds},
-                     {"images_per_second", double(epoch_images) / epoch_seconds}};
-      if (val.count > 0) {
-        record["val_loss"] = val.loss;
-        record["val_accuracy"] = val.accuracy;
-      }
-      state.epochs_done = epoch + 1;
-      state.history.push_back(record);
-      state.model = module_state(*model);
-      state.optimizer = optimizer.state();
-      const bool write_now =
-          (epoch + 1) % cfg.train.checkpoint_every == 0 || epoch + 1 == cfg.train.epochs;
-      if (val.count > 0 && val.accuracy > state.best_val_accuracy) {
-        state.best_val_accuracy = val.accuracy;
-        state.best_epoch = epoch + 1;
-        // Between checkpoint epochs the best state waits in host memory; best.pt is written
-        // before last.pt, so a resume from last.pt never sees a best.pt newer than itself.
-        if (!write_now) pending_best = host_copy(state);
-      }
-      if (write_now) {
-        if (state.best_epoch == epoch + 1) save_checkpoint(best_path, state);
-        else if (pending_best) save_checkpoint(best_path, *pending_best);
-        pending_best.reset();
-        save_checkpoint(last_path, state);
-      }
-      write_metrics(metrics_path, state.history);
-      progress.epoch_done(fmt::format(
+// One pass over the training set. Diverged when the loss stops being finite.
+EpochStats TrainRun::train_epoch(int64_t epoch) {
+  training_.model->train();
+  torch::manual_seed(epoch_seed(cfg_.seed, epoch, 1));  // dropout / stochastic depth
+  AugmentRng rng(epoch_seed(cfg_.seed, epoch, 2));
+  EpochBatches batches(train_set_, cfg_.train.batch_size, true, true, epoch_seed(cfg_.seed, 0, 3), epoch);
+  auto loss_sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat).device(device_));
+  auto correct = torch::zeros({}, torch::TensorOptions().dtype(torch::kLong).device(device_));
+  const auto epoch_start = Clock::now();
+  EpochStats stats;
+  for (int64_t i = 0; i < steps_per_epoch_; ++i) {
+    Batch b = batches.batch(i);
+    Mixed m = augment_batch(b, cfg_.data.augment, normalize_, data_.num_classes, rng);
+    stats.lr = (*schedule_)(state_.steps_done);
+    const StepOutput out = training_.step->run(m.images, m.targets, stats.lr);
+    ++state_.steps_done;
+    loss_sum += out.loss;
+    correct += out.logits.argmax(1).eq(b.labels).sum();
+    report_step(epoch, i, out.loss, stats.lr, epoch_start);
+  }
+  stats.mean_loss = loss_sum.item<double>() / double(steps_per_epoch_);
+  if (!std::isfinite(stats.mean_loss))
+    throw Diverged(fmt::format("mean training loss {} in epoch {}", stats.mean_loss, epoch + 1));
+  stats.seconds = seconds_since(epoch_start);
+  stats.images = steps_per_epoch_ * cfg_.train.batch_size;
+  stats.train_accuracy = double(correct.item<int64_t>()) / double(stats.images);
+  images_trained_ += stats.images;
+  train_seconds_now_ += stats.seconds;
+  state_.train_seconds += stats.seconds;
+  return stats;
+}
+
+// The NaN check and the progress line, where they are due (a check syncs the device).
+void TrainRun::report_step(int64_t epoch, int64_t i, const torch::Tensor& loss, double lr,
+                           Clock::time_point epoch_start) {
+  const int64_t check_every = dev_.cuda ? 50 : 1;
+  if (!((i + 1) % check_every == 0 || i + 1 == steps_per_epoch_ || progress_->live() ||
+        cfg_.train.log_every > 0))
+    return;
+  const double value = loss.item<double>();
+  if (!std::isfinite(value))
+    throw Diverged(fmt::format("loss became {} at epoch {} step {}", value, epoch + 1, i + 1));
+  const double elapsed = seconds_since(epoch_start);
+  const double ips = double((i + 1) * cfg_.train.batch_size) / std::max(elapsed, 1e-9);
+  const double remaining_steps =
+      double(steps_per_epoch_ - i - 1) + double(cfg_.train.epochs - epoch - 1) * steps_per_epoch_;
+  progress_->step(int(epoch), i, value, lr, ips, remaining_steps * cfg_.train.batch_size / ips);
+}
+
+// The epoch's line of metrics.jsonl.
+Json TrainRun::epoch_record(int64_t epoch, const EpochStats& stats, const EvalResult& val) const {
+  Json record = {{"epoch", epoch + 1},
+                 {"step", state_.steps_done},
+                 {"lr", stats.lr},
+                 {"train_loss", stats.mean_loss},
+                 {"train_accuracy", stats.train_accuracy},
+                 {"epoch_seconds", stats.seconds},
+                 {"images_per_second", double(stats.images) / stats.seconds}};
+  if (val.count > 0) {
+    record["val_loss"] = val.loss;
+    record["val_accuracy"] = val.accuracy;
+  }
+  return record;
+}
+
+// The state after the epoch; last.pt and best.pt when a checkpoint is due; metrics.jsonl.
+void TrainRun::save_epoch(int64_t epoch, const Json& record, const EvalResult& val) {
+  state_.epochs_done = epoch + 1;
+  state_.history.push_back(record);
+  state_.model = module_state(*training_.model);
+  state_.optimizer = training_.optimizer->state();
+  const bool write_now =
+      (epoch + 1) % cfg_.train.checkpoint_every == 0 || epoch + 1 == cfg_.train.epochs;
+  if (val.count > 0 && val.accuracy > state_.best_val_accuracy) {
+    state_.best_val_accuracy = val.accuracy;
+    state_.best_epoch = epoch + 1;
+    // Between checkpoint epochs the best state waits in host memory; best.pt is written
+    // before last.pt, so a resume from last.pt never sees a best.pt newer than itself.
+    if (!write_now) pending_best_ = host_copy(state_);
+  }
+  if (write_now) {
+    if (state_.best_epoch == epoch + 1) save_checkpoint(files_.best, state_);
+    else if (pending_best_) save_checkpoint(files_.best, *pending_best_);
+    pending_best_.reset();
+    save_checkpoint(files_.last, state_);
+  }
+  write_metrics(files_.metrics, state_.history);
+}
+
+// After the last epoch: best.pt when nothing was validated, and the test set's numbers.
+void TrainRun::finish() {
+  if (val_set_.size() == 0) save_checkpoint(files_.best, state_);  // no validation: best = last
+  const EvalResult test = evaluate(*training_.model, test_set_, normalize_, cfg_.train.eval_batch_size, bf16_);
+  result_["status"] = "completed";
+  result_["test_accuracy"] = test.accuracy;
+  result_["test_loss"] = test.loss;
+}
+
+Json TrainRun::run() {
+  try {
+    for (int64_t epoch = state_.epochs_done; epoch < cfg_.train.epochs; ++epoch) {
+      const EpochStats stats = train_epoch(epoch);
+      const EvalResult val =
+          evaluate(*training_.model, val_set_, normalize_, cfg_.train.eval_batch_size, bf16_);
+      const Json record = epoch_record(epoch, stats, val);
+      save_epoch(epoch, record, val);
+      progress_->epoch_done(fmt::format(
           "epoch {}/{} loss {:.4f} train acc {:.2f}%{} {:.0f} img/s {}", epoch + 1,
-          cfg.train.epochs, mean_loss, 100.0 * record["train_accuracy"].get<double>(),
+          cfg_.train.epochs, stats.mean_loss, 100.0 * record["train_accuracy"].get<double>(),
           val.count > 0 ? fmt::format(" val acc {:.2f}%", 100.0 * val.accuracy) : "",
-          record["images_per_second"].get<double>(), format_duration(epoch_seconds)));
+          record["images_per_second"].get<double>(), format_duration(stats.seconds)));
     }
-    if (val_set.size() == 0) save_checkpoint(best_path, state);  // no validation: best = last
-    const EvalResult test = evaluate(*model, test_set, normalize, cfg.train.eval_batch_size, bf16);
-    result["status"] = "completed";
-    result["test_accuracy"] = test.accuracy;
-    result["test_loss"] = test.loss;
+    finish();
   } catch (const Diverged& e) {
-    if (pending_best) save_checkpoint(best_path, *pending_best);  // the weights before it diverged
-    result["status"] = "diverged";
-    result["error"] = e.what();
+    if (pending_best_) save_checkpoint(files_.best, *pending_best_);  // the weights before it diverged
+    result_["status"] = "diverged";
+    result_["error"] = e.what();
   } catch (const UserError&) {
     throw;
   } catch (const c10::Error& e) {
-    result["status"] = "failed";
-    result["error"] = e.what_without_backtrace();
+    result_["status"] = "failed";
+    result_["error"] = e.what_without_backtrace();
   } catch (const std::exception& e) {
-    result["status"] = "failed";
-    result["error"] = e.what();
+    result_["status"] = "failed";
+    result_["error"] = e.what();
   }
-  result["epochs_completed"] = state.epochs_done;
-  result["steps"] = state.steps_done;
-  result["best_val_accuracy"] = state.best_val_accuracy >= 0 ? Json(state.best_val_accuracy) : Json();
-  result["best_epoch"] = state.best_epoch >= 0 ? Json(state.best_epoch) : Json();
-  result["train_seconds"] = state.train_seconds;
-  result["images_per_second"] = train_seconds_now > 0 ? double(images_trained) / train_seconds_now : 0.0;
-  write_json_file_atomic(result_path, result);
-  progress.message(fmt::format("{}: {}{}", out.string(), result["status"].get<std::string>(),
-                               result.contains("test_accuracy")
-                                   ? fmt::format(", test accuracy {:.2f}%",
-                                                 100.0 * result["test_accuracy"].get<double>())
-                                   : ""));
-  return result;
+  return write_result();
+}
+
+// result.json: the run's outcome and totals, and the closing line.
+Json TrainRun::write_result() {
+  result_["epochs_completed"] = state_.epochs_done;
+  result_["steps"] = state_.steps_done;
+  result_["best_val_accuracy"] = state_.best_val_accuracy >= 0 ? Json(state_.best_val_accuracy) : Json();
+  result_["best_epoch"] = state_.best_epoch >= 0 ? Json(state_.best_epoch) : Json();
+  result_["train_seconds"] = state_.train_seconds;
+  result_["images_per_second"] =
+      train_seconds_now_ > 0 ? double(images_trained_) / train_seconds_now_ : 0.0;
+  write_json_file_atomic(files_.result, result_);
+  progress_->message(fmt::format("{}: {}{}", files_.dir.string(), result_["status"].get<std::string>(),
+                                 result_.contains("test_accuracy")
+                                     ? fmt::format(", test accuracy {:.2f}%",
+                                                   100.0 * result_["test_accuracy"].get<double>())
+                                     : ""));
+  return result_;
+}
+
+}  // namespace
+
+Json train_run(const RunConfig& cfg, const TrainOptions& opt) {
+  TrainRun training(cfg, opt);
+  return training.run();
 }
 
 }  // namespace vitlab

@@ -4,8 +4,38 @@
 
 namespace vitlab {
 
+WeightsImportReport load_weights(ImageClassifierImpl& model, const std::string& path,
+                                 const WeightsImportOptions& options) {
+  const WeightsFormat format = detect_weights_format(path);
+  if (format != WeightsFormat::kVitlabCheckpoint)
+    return fit_weights(model, read_weights_file(path, format, model.config()), options);
+  WeightsFile file;
+  file.path = path;
+  file.format = format;
+  file.tensors = sourced(load_checkpoint(path).model);
+  file.names = "vitlab";
+  return fit_weights(model, file, options);
+}
+
 WeightsImportReport init_weights_from(ImageClassifierImpl& model, const std::string& path) {
   return load_weights(model, path, WeightsImportOptions{});
+}
+
+Checkpoint import_checkpoint(const ModelConfig& config, const std::string& path,
+                             const WeightsImportOptions& options, int64_t seed,
+                             WeightsImportReport* report) {
+  torch::manual_seed(seed);
+  ImageClassifier model = build_model(config);
+  WeightsImportReport r = load_weights(*model, path, options);
+  RunConfig run;
+  run.description = r.summary();
+  run.seed = seed;
+  run.model = config;
+  Checkpoint checkpoint;
+  checkpoint.config = run.to_json();
+  checkpoint.model = module_state(*model);
+  if (report) *report = r;
+  return checkpoint;
 }
 
 CheckpointModel load_model_from_checkpoint(const std::string& path) {

@@ -1,21 +1,36 @@
 // Models from stored weights: a run's checkpoint rebuilt as its model (`vitlab eval`, `vitlab
-// export`), and a run started from existing weights (`init_from`): a vitlab checkpoint, timm-named
-// (or vitlab-exported) safetensors, or a JAX .npz checkpoint (vit_jax / big_vision names).
+// export`), a run started from existing weights (`init_from`) and `vitlab import`: a vitlab
+// checkpoint, timm-named (or vitlab-exported) safetensors, or a JAX .npz checkpoint (vit_jax /
+// big_vision names).
 #pragma once
 #include <string>
 
+#include "config/model_config.h"
 #include "config/run_config.h"
-#include "io/weights_import.h"
 #include "models/classifier.h"
 #include "train/checkpoint.h"
+#include "weights/weights_import.h"
 
 namespace vitlab {
 
+// Reads `path` in whichever of the three formats it has (weights/weights_import.h:
+// detect_weights_format) and copies its weights into `model` (built from its config) through
+// fit_weights. The model is left unchanged when an IoError is thrown.
+WeightsImportReport load_weights(ImageClassifierImpl& model, const std::string& path,
+                                 const WeightsImportOptions& options = {});
+
 // Loads the weights stored at `path` into `model` through the same path as `vitlab import`
-// (io/weights_import.h): names mapped, position embedding resized when the grid differs
-// (bicubic, or bilinear for .npz), the head re-initialised when only the class count differs.
-// IoError naming the file and tensor for anything else that does not fit.
+// (load_weights): names mapped, position embedding resized when the grid differs (bicubic, or
+// bilinear for .npz), the head re-initialised when only the class count differs. IoError naming
+// the file and tensor for anything else that does not fit.
 WeightsImportReport init_weights_from(ImageClassifierImpl& model, const std::string& path);
+
+// `vitlab import`: a fresh model of `config` (seeded, for any re-initialised head) with the
+// weights of `path`, as a checkpoint whose config is a RunConfig holding `config` (default data
+// and training sections), with empty optimiser state and epochs_done 0.
+Checkpoint import_checkpoint(const ModelConfig& config, const std::string& path,
+                             const WeightsImportOptions& options, int64_t seed,
+                             WeightsImportReport* report = nullptr);
 
 struct CheckpointModel {
   Checkpoint checkpoint;

@@ -1,4 +1,4 @@
-#include "io/timm_names.h"
+#include "weights/timm_names.h"
 
 #include <cmath>
 

@@ -1,4 +1,4 @@
-#include "io/weights_pos_embed.h"
+#include "weights/weights_pos_embed.h"
 
 #include <cmath>
 

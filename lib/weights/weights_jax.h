@@ -27,7 +27,7 @@
 #pragma once
 #include <string>
 
-#include "io/weights_tensors.h"
+#include "weights/weights_tensors.h"
 
 namespace vitlab {
 

@@ -1,13 +1,13 @@
-#include "io/weights_export.h"
+#include "weights/weights_export.h"
 
 #include <filesystem>
 
+#include "core/atomic_file.h"
 #include "core/build_info.h"
 #include "core/error.h"
-#include "io/atomic_file.h"
-#include "io/safetensors.h"
-#include "io/timm_names.h"
-#include "train/checkpoint.h"
+#include "formats/safetensors.h"
+#include "models/module_state.h"
+#include "weights/timm_names.h"
 
 namespace vitlab {
 

@@ -12,7 +12,7 @@
 #include <string>
 
 #include "config/model_config.h"
-#include "io/weights_tensors.h"
+#include "weights/weights_tensors.h"
 
 namespace vitlab {
 

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "train/checkpoint.h"
+#include "models/module_state.h"
 
 namespace vitlab {
 

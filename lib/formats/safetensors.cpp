@@ -1,4 +1,4 @@
-#include "io/safetensors.h"
+#include "formats/safetensors.h"
 
 #include <fmt/format.h>
 
@@ -11,8 +11,8 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "core/atomic_file.h"
 #include "core/error.h"
-#include "io/atomic_file.h"
 
 // The format is little-endian; reading raw bytes into tensors is only right on such a host.
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,

@@ -1,4 +1,4 @@
-#include "io/npz.h"
+#include "formats/npz.h"
 
 #include <fmt/format.h>
 
@@ -8,9 +8,9 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "core/atomic_file.h"
 #include "core/error.h"
-#include "io/atomic_file.h"
-#include "io/npy.h"
+#include "formats/npy.h"
 
 #if VITLAB_HAVE_LIBZIP
 #include <zip.h>

@@ -1,6 +1,6 @@
 // Writing a model's weights for use outside vitlab.
 //  - safetensors: timm's parameter names and layouts wherever timm has the variant
-//    (io/timm_names.h), vitlab's module names otherwise; header metadata records which
+//    (weights/timm_names.h), vitlab's module names otherwise; header metadata records which
 //    ("vitlab_names") and the resolved model config ("vitlab_model").
 //  - libtorch: the archive torch::save(module) writes (nested per submodule, vitlab's names),
 //    so C++ code can torch::load() it into a vitlab model or walk it with InputArchive.

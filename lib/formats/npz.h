@@ -1,7 +1,7 @@
 // NumPy .npz archives: a zip of NAME.npy entries, as written by numpy.savez / savez_compressed.
 // The original JAX ViT checkpoints (google-research/vision_transformer) are .npz files with names
 // like "Transformer/encoderblock_0/MlpBlock_3/Dense_0/kernel". Read through libzip; every entry is
-// parsed strictly by read_npy (io/npy.h). Builds without libzip (the staged GPU build) compile,
+// parsed strictly by read_npy (formats/npy.h). Builds without libzip (the staged GPU build) compile,
 // and these functions then throw IoError.
 #pragma once
 #include <torch/torch.h>

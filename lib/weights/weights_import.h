@@ -1,8 +1,10 @@
-// Loading weights made elsewhere into a factory model: vitlab checkpoints, timm safetensors
-// (also vitlab's own `export`) and the JAX .npz checkpoints (vit_jax / big_vision names).
+// Fitting weights made elsewhere into a factory model: timm safetensors (also vitlab's own
+// `export`) and the JAX .npz checkpoints (vit_jax / big_vision names) are read here; vitlab
+// checkpoints are read by the training layer (train/weights_init.h: load_weights), which hands
+// their tensors to fit_weights like any other file's.
 //
 // What is adapted, and nothing else:
-//  - names and layouts (io/timm_names.h, io/weights_jax.h);
+//  - names and layouts (weights/timm_names.h, weights/weights_jax.h);
 //  - the position embedding, when the token grid differs (bilinear as vit_jax / big_vision,
 //    bicubic as timm; default bilinear for .npz, bicubic otherwise) or the class-token row is
 //    missing (zero row: exact for timm no_embed_class and big_vision layouts);
@@ -16,9 +18,9 @@
 #include <vector>
 
 #include "config/model_config.h"
-#include "io/weights_pos_embed.h"
 #include "models/classifier.h"
-#include "train/checkpoint.h"
+#include "weights/weights_pos_embed.h"
+#include "weights/weights_tensors.h"
 
 namespace vitlab {
 
@@ -49,16 +51,22 @@ struct WeightsImportReport {
   std::string summary() const;  // one line, for the imported checkpoint's description
 };
 
-// Reads `path` and copies its weights into `model` (built from its config). The model is left
-// unchanged when an IoError is thrown.
-WeightsImportReport load_weights(ImageClassifierImpl& model, const std::string& path,
-                                 const WeightsImportOptions& options = {});
+// A weights file's tensors in vitlab's names, each with the name it has in the file.
+struct WeightsFile {
+  std::string path;
+  WeightsFormat format = WeightsFormat::kVitlabCheckpoint;
+  SourcedTensors tensors;
+  std::string names;  // the file's naming convention: "vitlab", "timm", "vit_jax" or "big_vision"
+  std::vector<std::string> notes;
+};
 
-// `vitlab import`: a fresh model of `config` (seeded, for any re-initialised head) with the
-// weights of `path`, as a checkpoint whose config is a RunConfig holding `config` (default data
-// and training sections), with empty optimiser state and epochs_done 0.
-Checkpoint import_checkpoint(const ModelConfig& config, const std::string& path,
-                             const WeightsImportOptions& options, int64_t seed,
-                             WeightsImportReport* report = nullptr);
+// Reads a safetensors or .npz file and maps its names to vitlab's for `config`. IoError naming
+// the file and tensor for a malformed file; a vitlab checkpoint is not read here.
+WeightsFile read_weights_file(const std::string& path, WeightsFormat format, const ModelConfig& config);
+
+// Copies `file`'s tensors into `model` (built from its config), adapting what the header above
+// lists. The model is left unchanged when an IoError is thrown.
+WeightsImportReport fit_weights(ImageClassifierImpl& model, const WeightsFile& file,
+                                const WeightsImportOptions& options = {});
 
 }  // namespace vitlab

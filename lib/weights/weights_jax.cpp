@@ -1,4 +1,4 @@
-#include "io/weights_jax.h"
+#include "weights/weights_jax.h"
 
 #include <map>
 
