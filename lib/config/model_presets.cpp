@@ -67,6 +67,14 @@ std::vector<ModelPreset> make_presets() {
     c.pos_embed = "none";
     add(c, "ViT-S/16 with a 3x3 average-pooling token mixer (PoolFormer) instead of attention");
   }
+  {
+    auto c = vit("identityformer_s16", 16, 384, 12, 6, 1536);
+    c.token_mixer = "identity";
+    c.class_token = false;
+    c.pool = "gap";
+    c.pos_embed = "none";
+    add(c, "ViT-S/16 with no token mixer at all (IdentityFormer, MetaFormer's baseline)");
+  }
 
   // Hybrids: a ResNet (v1-style, post-activation, GroupNorm + weight standardisation, TF SAME
   // padding as in vit_jax and timm) stem whose feature map becomes the tokens.
