@@ -238,8 +238,9 @@ WeightsImportReport load_weights(ImageClassifierImpl& model, const std::string& 
     if (!missing.empty()) msg += "; missing tensor(s): " + list(missing);
     if (!unexpected.empty()) msg += "; unexpected tensor(s): " + list(unexpected);
     if (!misshaped.empty()) msg += "; wrong shape or type: " + list(misshaped);
-    // The GAP trap (notes-from-anchors.md): timm's fc_norm normalises after pooling; vit_jax,
-    // big_vision and timm with fc_norm=False normalise the tokens before it.
+    // The GAP trap: timm's VisionTransformer normalises after pooling (fc_norm, its default for
+    // global_pool='avg'); vit_jax, big_vision (models/vit.py: encoder_norm, then the mean) and timm
+    // with fc_norm=False normalise the tokens before it.
     const bool file_norm = given.count("norm.weight") > 0, file_fc_norm = given.count("fc_norm.weight") > 0;
     if (c.pool == Pooling::kGap && file_norm && !own.count("norm.weight"))
       msg += "; the file normalises tokens before pooling: import with gap_norm=before_pool";
