@@ -169,9 +169,9 @@ TEST_CASE("the summary checks the sweep's expected values against the measured r
   const std::string table = summary_table(summary);
   INFO(table);
   CHECK(table.find("Expected (test accuracy %, tolerance ±1.50; measured on a 2-core machine, 2026-11-26):") != std::string::npos);
-  CHECK(table.find("| baseline=bit | 85.00    | 85.55    | +0.55     | yes          |") != std::string::npos);
-  CHECK(table.find("| vit          | 70.00    | 72.40    | +2.40     | NO           |") != std::string::npos);
-  CHECK(table.find("| gap          | 74.00    | -        | -         | no result    |") != std::string::npos);
+  CHECK(table.find("| baseline=bit | 85.00    | 85.55    | +0.55     | yes           |") != std::string::npos);
+  CHECK(table.find("| vit          | 70.00    | 72.40    | +2.40     | NO            |") != std::string::npos);
+  CHECK(table.find("| gap          | 74.00    | -        | -         | no result     |") != std::string::npos);
   CHECK(table.find("1 of 3 within the tolerance, 1 outside, 1 without a result.") != std::string::npos);
 
   // Exactly at the tolerance is within it (the percent conversion's rounding does not flip it).
@@ -184,7 +184,7 @@ TEST_CASE("the summary checks the sweep's expected values against the measured r
   summary = build_summary(m, dir.path().string());
   CHECK(summary["expected"]["checks"][0]["measured"].get<double>() == Approx(72.40 - 85.55));
   CHECK(summary["expected"]["checks"][0]["within_tolerance"] == true);
-  CHECK(summary_table(summary).find("| vit | -13.00   | -13.15   | -0.15     | yes          |") != std::string::npos);
+  CHECK(summary_table(summary).find("| vit | -13.00   | -13.15   | -0.15     | yes           |") != std::string::npos);
 
   // Not yet measured: one line, no table; the Markdown file carries the claim and the command.
   m["expected"] = {{"metric", "test_accuracy_pct"}, {"values", Json::object()}, {"tolerance", 1.0},
