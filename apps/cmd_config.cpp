@@ -4,7 +4,7 @@
 #include <iostream>
 
 #include "apps/commands.h"
-#include "config/run_config.h"
+#include "config/recipe.h"
 
 namespace vitlab::app {
 
@@ -25,7 +25,7 @@ int cmd_config(int argc, char** argv) {
   const auto file = args["config"].as<std::string>();
   std::vector<std::string> sets;
   if (args.count("set")) sets = args["set"].as<std::vector<std::string>>();
-  const RunConfig config = read_run_config(with_overrides(read_json_file(file), sets), file);
+  const RunConfig config = load_run_config(file, sets);
   std::cout << config.to_json().dump(2) << "\n";
   return 0;
 }

@@ -5,7 +5,7 @@
 #include <iostream>
 
 #include "apps/commands.h"
-#include "config/run_config.h"
+#include "config/recipe.h"
 #include "train/trainer.h"
 
 namespace vitlab::app {
@@ -47,7 +47,7 @@ int cmd_train(int argc, char** argv) {
   if (args.count("device")) train.device = args["device"].as<std::string>();
   train.quiet = args.count("quiet") > 0;
   train.source = config_file;
-  const RunConfig config = read_run_config(with_overrides(read_json_file(config_file), sets), config_file);
+  const RunConfig config = load_run_config(config_file, sets);
   const Json result = train_run(config, train);
   const std::string status = result["status"].get<std::string>();
   if (status == "completed") return 0;

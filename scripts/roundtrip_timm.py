@@ -5,7 +5,7 @@
     python3 scripts/roundtrip_timm.py DIR
 
 DIR holds, per model NAME (made by the hidden test `vitlab_tests "[.roundtrip]"`, see
-experiments/results/parity_roundtrip.md):
+benchmarks/parity_roundtrip.md):
     NAME.safetensors       vitlab's export (timm names)
     NAME.safetensors.json  its sidecar: the timm class and constructor arguments
     NAME.io.safetensors    "input" and vitlab's "logits" for it

@@ -131,3 +131,75 @@ TEST_CASE("the summary pools seeds per variant and compares with the baseline", 
   CHECK(csv.rfind("variant,kind,compared_to,runs,n,mean,std,diff,p_value,note,", 0) == 0);
   CHECK(csv.find("\nlr=1,grid,baseline=bit,4,1,0.5,,") != std::string::npos);
 }
+
+TEST_CASE("the summary checks the sweep's expected values against the measured rows", "[sweep][summary]") {
+  TempDir dir;
+  Json m = {{"format", kManifestFormat}, {"name", "hand"}, {"description", "hand-made"},
+            {"claim", "ViT needs more data (Fig. 3)"}, {"command", "vitlab sweep hand.json"},
+            {"compare_to", "bit"}, {"shared_axes", Json::array()}, {"stages", Json::array()},
+            {"variants", Json::array({
+                {{"key", "baseline=bit"}, {"kind", "baseline"}, {"overrides", Json::object()}, {"compare_to", nullptr}},
+                {{"key", "vit"}, {"kind", "grid"}, {"overrides", Json::object()}, {"compare_to", "baseline=bit"}},
+                {{"key", "gap"}, {"kind", "variant"}, {"overrides", Json::object()}, {"compare_to", "baseline=bit"}}})},
+            {"runs", {{{"id", "b"}, {"variant", "baseline=bit"}, {"seed", 0}}, {{"id", "v"}, {"variant", "vit"}, {"seed", 0}},
+                      {{"id", "g"}, {"variant", "gap"}, {"seed", 0}}}},
+            {"expected", {{"metric", "test_accuracy_pct"},
+                          {"values", {{"baseline=bit", 85.0}, {"vit", 70.0}, {"gap", 74.0}}},
+                          {"tolerance", 1.5},
+                          {"measured_on", "a 2-core machine, 2026-11-26"}}}};
+  write_result(dir.path() / "runs" / "b", completed(0.8555));
+  write_result(dir.path() / "runs" / "v", completed(0.7240));
+  write_result(dir.path() / "runs" / "g", {{"status", "failed"}, {"error", "boom"}});
+  Json summary = build_summary(m, dir.path().string());
+  CHECK(summary["claim"] == "ViT needs more data (Fig. 3)");
+  CHECK(summary["command"] == "vitlab sweep hand.json");
+  const Json& checks = summary["expected"]["checks"];
+  REQUIRE(checks.size() == 3);
+  // In key order: baseline=bit, gap, vit.
+  CHECK(checks[0]["variant"] == "baseline=bit");
+  CHECK(checks[0]["measured"].get<double>() == Approx(85.55));
+  CHECK(checks[0]["deviation"].get<double>() == Approx(0.55));
+  CHECK(checks[0]["within_tolerance"] == true);
+  CHECK(checks[1]["variant"] == "gap");
+  CHECK(checks[1]["measured"].is_null());
+  CHECK(checks[1]["within_tolerance"].is_null());
+  CHECK(checks[2]["variant"] == "vit");
+  CHECK(checks[2]["deviation"].get<double>() == Approx(2.4));
+  CHECK(checks[2]["within_tolerance"] == false);
+  const std::string table = summary_table(summary);
+  INFO(table);
+  CHECK(table.find("Expected (test accuracy %, tolerance ±1.50; measured on a 2-core machine, 2026-11-26):") != std::string::npos);
+  CHECK(table.find("| baseline=bit | 85.00    | 85.55    | +0.55     | yes           |") != std::string::npos);
+  CHECK(table.find("| vit          | 70.00    | 72.40    | +2.40     | NO            |") != std::string::npos);
+  CHECK(table.find("| gap          | 74.00    | -        | -         | no result     |") != std::string::npos);
+  CHECK(table.find("1 of 3 within the tolerance, 1 outside, 1 without a result.") != std::string::npos);
+
+  // Exactly at the tolerance is within it (the percent conversion's rounding does not flip it).
+  m["expected"]["values"] = {{"vit", 71.0}};
+  m["expected"]["tolerance"] = 1.4;
+  CHECK(build_summary(m, dir.path().string())["expected"]["checks"][0]["within_tolerance"] == true);
+
+  // diff_pts compares the row's difference from its baseline, in points.
+  m["expected"] = {{"metric", "diff_pts"}, {"values", {{"vit", -13.0}}}, {"tolerance", 0.5}, {"measured_on", "x"}};
+  summary = build_summary(m, dir.path().string());
+  CHECK(summary["expected"]["checks"][0]["measured"].get<double>() == Approx(72.40 - 85.55));
+  CHECK(summary["expected"]["checks"][0]["within_tolerance"] == true);
+  CHECK(summary_table(summary).find("| vit | -13.00   | -13.15   | -0.15     | yes           |") != std::string::npos);
+
+  // Not yet measured: one line, no table; the Markdown file carries the claim and the command.
+  m["expected"] = {{"metric", "test_accuracy_pct"}, {"values", Json::object()}, {"tolerance", 1.0},
+                   {"measured_on", "not yet measured"}};
+  summary = build_summary(m, dir.path().string());
+  CHECK(summary_table(summary).find("\nExpected (test accuracy %, tolerance ±1.00): not yet measured.\n") != std::string::npos);
+  write_summary_files(summary, dir.path().string());
+  const std::string md = test::read_text(dir.file("summary.md"));
+  CHECK(md.rfind("# Sweep hand\n\nhand-made\n\nClaim: ViT needs more data (Fig. 3)\n\nCommand: `vitlab sweep hand.json`\n\nRuns: 3 planned", 0) == 0);
+
+  // A manifest from before sweeps stated claims still summarizes.
+  m.erase("expected");
+  m.erase("claim");
+  m.erase("command");
+  summary = build_summary(m, dir.path().string());
+  CHECK(summary["expected"].is_null());
+  CHECK(summary_table(summary).find("Expected") == std::string::npos);
+}

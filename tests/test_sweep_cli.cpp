@@ -1,6 +1,7 @@
 // `vitlab sweep` / `vitlab summarize` as a user runs them: dry runs, input errors (exit 2, nothing
 // written), a full tiny sweep with its summary files, skipping finished runs, refusing changed
-// configs, --force, failure isolation, resuming a killed sweep, --jobs and staged runs.
+// configs, --force, failure isolation, resuming a killed sweep, --jobs and staged runs; recipes
+// ("extends") for sweeps and run configs, expected values in the summary, publishing results.
 #include <fcntl.h>
 #include <sys/file.h>
 #include <unistd.h>
@@ -29,6 +30,10 @@ Json tiny_base(int epochs = 1) {
 
 Json tiny_sweep(int epochs = 1) {
   return Json{{"description", "tiny test sweep"},
+              {"claim", "a test claim (Table 0)"},
+              {"command", "vitlab sweep s.json"},
+              {"expected", {{"metric", "test_accuracy_pct"}, {"values", Json::object()},
+                            {"tolerance", 1.0}, {"measured_on", "not yet measured"}}},
               {"base", tiny_base(epochs)},
               {"grid", {{"model.pos_embed", {"none", "learned_1d"}}}},
               {"seeds", {0, 1}},
@@ -72,25 +77,167 @@ TEST_CASE("sweep --dry-run lists ids and configs and writes nothing", "[sweep][c
   CHECK_FALSE(fs::exists(dir.file("out")));
 }
 
-TEST_CASE("every shipped experiment passes --dry-run", "[sweep][cli]") {
+TEST_CASE("every shipped experiment passes --dry-run; sweeps extend the shared recipe", "[sweep][cli]") {
   const fs::path experiments = fs::path(VITLAB_SOURCE_DIR) / "experiments";
   TempDir dir;
-  int sweeps = 0;
+  int sweeps = 0, runs = 0;
   for (const auto& entry : fs::directory_iterator(experiments)) {
     if (entry.path().extension() != ".json") continue;
     const Json j = read_json(entry.path().string());
-    if (!j.contains("base")) continue;  // a single-run config such as train_tiny.json
+    INFO(entry.path().string());
+    if (!j.contains("seeds")) {  // a single-run config such as train_tiny.json
+      ++runs;
+      auto r = run_vitlab("config " + entry.path().string());
+      INFO(r.output);
+      CHECK(r.exit_code == 0);
+      continue;
+    }
     ++sweeps;
     auto r = run_vitlab("sweep " + entry.path().string() + " --dry-run --out " + dir.file("o"));
-    INFO(entry.path().string() << "\n" << r.output);
+    INFO(r.output);
     CHECK(r.exit_code == 0);
     CHECK(contains(r.output, "baseline="));
-    CHECK(j["description"].get<std::string>().size() > 80);
+    CHECK(j["extends"] == "recipes/fmnist.json");
+    CHECK(contains(j["command"].get<std::string>(), "experiments/" + entry.path().filename().string()));
+    CHECK(contains(j["claim"].get<std::string>(), "paper"));
   }
   CHECK_FALSE(fs::exists(dir.file("o")));
   for (const char* name : {"quickstart", "pos_embed", "pooling", "hybrid", "data_size"})
     CHECK(fs::exists(experiments / (std::string(name) + ".json")));
   CHECK(sweeps >= 5);
+  CHECK(runs >= 2);
+}
+
+TEST_CASE("the quickstart states what it measured on the CPU and keeps its recipe", "[sweep][cli]") {
+  const std::string file = (fs::path(VITLAB_SOURCE_DIR) / "experiments" / "quickstart.json").string();
+  const Json j = read_json(file);
+  CHECK(j["expected"]["metric"] == "test_accuracy_pct");
+  CHECK(j["expected"]["values"].size() == 6);
+  CHECK(j["command"] == "build/vitlab sweep experiments/quickstart.json --out runs/quickstart");
+  // What `make run` has always run: a CPU-sized run of the recipe, fp32 on any device.
+  TempDir dir;
+  auto r = run_vitlab("sweep " + file + " --dry-run --out " + dir.file("o"));
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  CHECK(contains(r.output, "sweep quickstart (" + file + "): 6 runs = 6 variants x 1 seed"));
+  const std::string base = r.output.substr(r.output.find("base config (resolved): ") + 24);
+  const Json resolved = Json::parse(base.substr(0, base.find('\n')));
+  CHECK(resolved["device"] == "auto");
+  CHECK(resolved["train"]["precision"] == "fp32");
+  CHECK(resolved["train"]["epochs"] == 6);
+  CHECK(resolved["train"]["batch_size"] == 64);
+  CHECK(resolved["train"]["eval_batch_size"] == 512);
+  CHECK(resolved["train"]["lr"] == 0.002);
+  CHECK(resolved["train"]["warmup_epochs"] == 1);
+  CHECK(resolved["train"]["weight_decay"] == 0.05);
+  CHECK(resolved["train"]["label_smoothing"] == 0.1);
+  CHECK(resolved["data"]["train_size"] == 6500);
+  CHECK(resolved["data"]["augment"]["crop_padding"] == 2);
+  CHECK(resolved["model"]["width"] == 64);
+  CHECK(resolved["model"]["patch_size"] == 7);
+}
+
+TEST_CASE("a sweep extending a recipe: runs, checks its expected values, refuses a changed recipe, publishes",
+          "[sweep][cli][recipe]") {
+  TempDir dir;
+  const std::string out = dir.file("out");
+  fs::create_directories(dir.path() / "recipes");
+  auto write_recipe = [&](const Json& config) {
+    test::write_text(dir.file("recipes/r.json"), Json{{"description", "tiny"}, {"config", config}}.dump(2));
+  };
+  write_recipe(tiny_base(1));
+  Json j = tiny_sweep();
+  j.erase("grid");
+  j.erase("base");
+  j["extends"] = "recipes/r.json";
+  j["seeds"] = {0};
+  j["expected"] = {{"metric", "test_accuracy_pct"}, {"values", {{"baseline=deeper", 50.0}, {"base", 50.0}}},
+                   {"tolerance", 100.0}, {"measured_on", "nowhere, a test"}};
+  const std::string file = write_sweep(dir, j);
+  auto r = run_vitlab("sweep " + file + " --out " + out);
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  CHECK(contains(r.output, "Expected (test accuracy %, tolerance ±100.00; measured on nowhere, a test):"));
+  CHECK(contains(r.output, "2 of 2 within the tolerance."));
+  const Json manifest = read_json(out + "/sweep.json");
+  CHECK(manifest["recipe"]["file"] == dir.file("recipes/r.json"));
+  CHECK(manifest["base"]["train"]["lr"] == 0.003);
+  const std::string md = test::read_text(out + "/summary.md");
+  CHECK(contains(md, "Claim: a test claim (Table 0)\n\nCommand: `vitlab sweep s.json`"));
+  CHECK(contains(md, "| baseline=deeper | 50.00    |"));
+
+  // A changed recipe changes the runs' configs: refused like any changed config.
+  Json changed = tiny_base(1);
+  changed["train"]["lr"] = 0.002;
+  write_recipe(changed);
+  auto refused = run_vitlab("sweep " + file + " --out " + out);
+  CHECK(refused.exit_code == 2);
+  CHECK(contains(refused.output, "run baseline=deeper__seed=0: train.lr (0.003 there, 0.002 in the sweep)"));
+  write_recipe(tiny_base(1));
+
+  // Publishing copies the results, not the checkpoints; the copy summarizes to the same summary.
+  const std::string pub = dir.file("results/tiny");
+  auto p = run_vitlab("summarize " + out + " --publish " + pub);
+  INFO(p.output);
+  REQUIRE(p.exit_code == 0);
+  CHECK(contains(p.output, "published 2 runs to " + pub + ": sweep.json, summary.{md,json,csv} and 4 files of runs/"));
+  for (const char* f : {"sweep.json", "summary.json", "summary.csv", "summary.md", "runs/base__seed=0/result.json",
+                        "runs/base__seed=0/metrics.jsonl", "runs/baseline=deeper__seed=0/result.json"})
+    CHECK(fs::is_regular_file(fs::path(pub) / f));
+  size_t files = 0;
+  for (const auto& e : fs::recursive_directory_iterator(pub)) files += e.is_regular_file() ? 1 : 0;
+  CHECK(files == 8);  // no checkpoints, config.json, train.log or lock file
+  CHECK_FALSE(fs::exists(dir.file("results/.publishing-tiny")));
+  const std::string published = test::read_text(pub + "/summary.json");
+  CHECK(published == test::read_text(out + "/summary.json"));
+  auto again = run_vitlab("summarize " + pub);
+  CHECK(again.exit_code == 0);
+  CHECK(test::read_text(pub + "/summary.json") == published);
+
+  // Never over existing results; never a sweep with unfinished runs.
+  auto twice = run_vitlab("summarize " + out + " --publish " + pub);
+  CHECK(twice.exit_code == 2);
+  CHECK(contains(twice.output, pub + ": already exists and is not an empty folder"));
+  fs::create_directories(dir.file("half/runs"));
+  fs::copy_file(out + "/sweep.json", dir.file("half/sweep.json"));
+  auto half = run_vitlab("summarize " + dir.file("half") + " --publish " + dir.file("results/half"));
+  CHECK(half.exit_code == 2);
+  CHECK(contains(half.output, dir.file("half") + ": 2 runs not finished, e.g. baseline=deeper__seed=0 (pending)"));
+  CHECK_FALSE(fs::exists(dir.file("results/half")));
+}
+
+TEST_CASE("a run config may extend a recipe too (vitlab config / train)", "[config][cli][recipe]") {
+  TempDir dir;
+  fs::create_directories(dir.path() / "recipes");
+  test::write_text(dir.file("recipes/r.json"), Json{{"description", "tiny"}, {"config", tiny_base(1)}}.dump());
+  test::write_text(dir.file("run.json"),
+                   Json{{"extends", "recipes/r.json"}, {"seed", 4}, {"model", {{"width", 32}}}}.dump());
+  auto r = run_vitlab("config " + dir.file("run.json") + " --set train.epochs=2");
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  const Json c = Json::parse(r.output);
+  CHECK(c["seed"] == 4);
+  CHECK(c["model"]["width"] == 32);
+  CHECK(c["model"]["heads"] == 2);     // the recipe's
+  CHECK(c["train"]["lr"] == 0.003);    // the recipe's
+  CHECK(c["train"]["epochs"] == 2);    // --set
+
+  test::write_text(dir.file("missing.json"), Json{{"extends", "recipes/nope.json"}, {"seed", 0}}.dump());
+  auto missing = run_vitlab("train " + dir.file("missing.json") + " --out " + dir.file("o"));
+  CHECK(missing.exit_code == 2);
+  CHECK(contains(missing.output, dir.file("missing.json") + ": extends: recipe file " + dir.file("recipes/nope.json") + " not found"));
+  CHECK_FALSE(fs::exists(dir.file("o")));
+
+  Json bad = tiny_base(1);
+  bad["train"]["optimizer"] = "adamx";
+  test::write_text(dir.file("recipes/bad.json"), Json{{"description", "bad"}, {"config", bad}}.dump());
+  test::write_text(dir.file("uses_bad.json"), Json{{"extends", "recipes/bad.json"}}.dump());
+  auto invalid = run_vitlab("config " + dir.file("uses_bad.json"));
+  CHECK(invalid.exit_code == 2);
+  CHECK(contains(invalid.output, dir.file("uses_bad.json") + ": train.optimizer: unknown value \"adamx\""));
+  CHECK(contains(invalid.output, "(set by the recipe " + dir.file("recipes/bad.json") + ")"));
+  // --set fixes it and is then not blamed on the recipe.
+  CHECK(run_vitlab("config " + dir.file("uses_bad.json") + " --set train.optimizer=sgd").exit_code == 0);
 }
 
 TEST_CASE("sweep input errors exit 2 with the problem named, before anything runs", "[sweep][cli]") {

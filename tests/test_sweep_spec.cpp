@@ -1,11 +1,17 @@
 // Sweep files: schema errors, grid expansion (count, values, Cartesian order), run ids (stable,
-// readable, sanitized), stage references and config validation before anything runs.
+// readable, sanitized), stage references, config validation before anything runs, recipes
+// ("extends") and the claim/command/expected fields.
+#include <filesystem>
+#include <functional>
+
+#include "experiment/manifest.h"
 #include "experiment/plan.h"
 #include "experiment/run_folder.h"
 #include "experiment/run_ids.h"
 #include "test_helpers.h"
 
 using namespace vitlab;
+namespace fs = std::filesystem;
 
 namespace {
 Json tiny_base() {
@@ -16,8 +22,16 @@ Json tiny_base() {
               {"train", {{"epochs", 1}, {"batch_size", 32}}}};
 }
 
+Json not_yet_measured() {
+  return Json{{"metric", "test_accuracy_pct"}, {"values", Json::object()}, {"tolerance", 1.0},
+              {"measured_on", "not yet measured"}};
+}
+
 Json tiny_sweep() {
   return Json{{"description", "test sweep"},
+              {"claim", "a test claim (Table 0)"},
+              {"command", "vitlab sweep s.json"},
+              {"expected", not_yet_measured()},
               {"base", tiny_base()},
               {"grid", {{"model.pos_embed", {"none", "learned_1d", "learned_2d"}},
                         {"model.pool", {"cls", "gap"}}}},
@@ -310,4 +324,204 @@ TEST_CASE("named axes: alternatives that set several paths together", "[sweep]")
   j["grid"].erase("model.pool");
   j["grid"]["pooling"] = Json::object();
   CHECK(contains(spec_error(j), "grid[\"pooling\"]: empty"));
+}
+
+namespace {
+// A recipe file in `dir`/recipes/NAME holding `config`.
+std::string write_recipe(const test::TempDir& dir, const Json& config, const std::string& name = "r.json") {
+  fs::create_directories(dir.path() / "recipes");
+  const std::string file = (dir.path() / "recipes" / name).string();
+  test::write_text(file, Json{{"description", "test recipe"}, {"config", config}}.dump(2));
+  return file;
+}
+
+Json recipe_config() {
+  Json c = tiny_base();
+  c["train"]["lr"] = 0.003;
+  c["data"]["augment"] = {{"flip", true}, {"crop_padding", 2}};
+  return c;
+}
+
+Json extending_sweep(const Json& base) {
+  Json j = tiny_sweep();
+  j["extends"] = "recipes/r.json";
+  j["base"] = base;
+  return j;
+}
+}  // namespace
+
+TEST_CASE("extends: the sweep's base is merged over the recipe's config (RFC 7396)", "[sweep][recipe]") {
+  test::TempDir dir;
+  const std::string recipe = write_recipe(dir, recipe_config());
+  const std::string source = dir.file("s.json");
+  // Objects merge key by key and the sweep wins; null removes the recipe's key (the default applies).
+  const Json base = {{"model", {{"width", 32}}}, {"data", {{"augment", {{"flip", false}}}}},
+                     {"train", {{"lr", nullptr}}}};
+  const SweepSpec spec = read_sweep_spec(extending_sweep(base), source, "s");
+  CHECK(spec.extends);
+  CHECK(spec.recipe.file == recipe);
+  CHECK(spec.own_base == base);
+  CHECK(spec.base["model"]["name"] == "vit_tiny_p4_28");  // the recipe's
+  CHECK(spec.base["model"]["width"] == 32);              // the sweep's
+  CHECK(spec.base["model"]["heads"] == 2);
+  CHECK(spec.base["data"]["augment"] == Json({{"flip", false}, {"crop_padding", 2}}));
+  CHECK_FALSE(spec.base["train"].contains("lr"));
+  CHECK(spec.base["train"]["epochs"] == 1);
+
+  const SweepPlan plan = plan_sweep(spec, dir.file("out"));
+  const Json& c = plan.runs.at(1).stages.at(0).config;
+  CHECK(c["model"]["width"] == 32);
+  CHECK(c["data"]["augment"]["crop_padding"] == 2);
+  CHECK(c["data"]["augment"]["flip"] == false);
+  CHECK(c["train"]["lr"] == 0.001);  // the default, not the recipe's 0.003
+
+  // The manifest stores the recipe and the merged base, so results say what they ran.
+  const Json m = make_manifest(spec, plan);
+  CHECK(m["base"] == spec.base);
+  CHECK(m["recipe"]["file"] == recipe);
+  CHECK(m["recipe"]["config"] == recipe_config());
+  CHECK(m["claim"] == "a test claim (Table 0)");
+  CHECK(m["expected"]["measured_on"] == "not yet measured");
+
+  // A changed recipe changes every planned config (what the changed-config check compares).
+  Json changed = recipe_config();
+  changed["train"]["epochs"] = 2;
+  write_recipe(dir, changed);
+  const SweepPlan again = plan_sweep(read_sweep_spec(extending_sweep(base), source, "s"), dir.file("out"));
+  for (const auto& run : again.runs) CHECK(run.stages.at(0).config["train"]["epochs"] == 2);
+  CHECK(first_config_difference(c, again.runs.at(1).stages.at(0).config) ==
+        "train.epochs (1 there, 2 in the sweep)");
+
+  // Lists replace the recipe's list; they are not merged element by element.
+  Recipe r;
+  r.config = {{"model", {{"resnet_layers", {1, 1, 1, 1}}, {"name", "bit_r26_28"}}}};
+  CHECK(merge_over_recipe(r, {{"model", {{"resnet_layers", {2}}}}})["model"] ==
+        Json({{"resnet_layers", {2}}, {"name", "bit_r26_28"}}));
+  // Without a base the recipe is the base.
+  Json no_base = extending_sweep(Json::object());
+  no_base.erase("base");
+  CHECK(read_sweep_spec(no_base, source, "s").base == changed);
+}
+
+TEST_CASE("recipe errors name the sweep file, the recipe file and the key", "[sweep][recipe]") {
+  test::TempDir dir;
+  const std::string source = dir.file("s.json");
+  auto error = [&](const Json& j) {
+    try {
+      plan_sweep(read_sweep_spec(j, source, "s"), dir.file("out"));
+    } catch (const ConfigError& e) {
+      return std::string(e.what());
+    }
+    return std::string("(no error)");
+  };
+  const std::string recipe = write_recipe(dir, recipe_config());
+  Json j = extending_sweep(Json::object());
+  j["extends"] = "recipes/missing.json";
+  CHECK(contains(error(j), source + ": extends: recipe file " + dir.file("recipes/missing.json") +
+                               " not found (the path is relative to the folder of " + source + ")"));
+  j["extends"] = 3;
+  CHECK(contains(error(j), source + ": extends: expected the path of a recipe file"));
+  j["extends"] = "";
+  CHECK(contains(error(j), source + ": extends: expected the path of a recipe file"));
+
+  test::write_text(dir.file("recipes/bad.json"), "{\"description\": ");
+  j["extends"] = "recipes/bad.json";
+  CHECK(contains(error(j), source + ": extends: " + dir.file("recipes/bad.json") + ": not valid JSON at byte"));
+
+  auto recipe_error = [&](const Json& content) {
+    test::write_text(dir.file("recipes/x.json"), content.dump());
+    Json s = extending_sweep(Json::object());
+    s["extends"] = "recipes/x.json";
+    return error(s);
+  };
+  const std::string x = dir.file("recipes/x.json");
+  CHECK(contains(recipe_error({{"description", "d"}, {"config", Json::object()}, {"extends", "r.json"}}),
+                 x + ": extends: a recipe cannot extend another recipe"));
+  CHECK(contains(recipe_error({{"description", "d"}, {"config", {{"extends", "r.json"}}}}),
+                 x + ": config.extends: a recipe cannot extend another recipe"));
+  CHECK(contains(recipe_error({{"description", "d"}, {"configs", Json::object()}}),
+                 x + ": config: missing"));
+  CHECK(contains(recipe_error({{"description", "d"}, {"config", Json::object()}, {"note", 1}}),
+                 x + ": note: unknown key; known keys here: config, description"));
+  CHECK(contains(recipe_error({{"config", Json::object()}}), x + ": description: missing or empty"));
+  CHECK(contains(recipe_error({{"description", "d"}, {"config", {1, 2}}}), x + ": config: expected an object"));
+  CHECK(contains(recipe_error({{"description", "d"}, {"config", {{"seed", 1}}}}),
+                 x + ": config.seed: a recipe is shared by runs that differ by seed"));
+  CHECK(contains(recipe_error(Json::array()), x + ": expected a recipe object"));
+
+  // A bad value the recipe sets is reported as the recipe's; one the sweep sets, as the sweep's.
+  Json bad = recipe_config();
+  bad["model"]["pos_embed"] = "sideways";
+  write_recipe(dir, bad);
+  const std::string e = error(extending_sweep(Json::object()));
+  CHECK(contains(e, source + ": base: model.pos_embed: unknown value \"sideways\""));
+  CHECK(contains(e, "(set by the recipe " + recipe + ")"));
+  const std::string own = error(extending_sweep({{"model", {{"pos_embed", "upside"}}}}));
+  CHECK(contains(own, "base: model.pos_embed: unknown value \"upside\""));
+  CHECK_FALSE(contains(own, "set by the recipe"));
+
+  j = tiny_sweep();
+  j.erase("base");
+  CHECK(contains(error(j), source + ": base: missing; give a full run config"));
+  j = extending_sweep(Json::object());
+  j["base"] = nullptr;
+  CHECK(contains(error(j), source + ": base: expected an object"));
+}
+
+TEST_CASE("claim, command and expected are required and strictly checked", "[sweep]") {
+  Json j = tiny_sweep();
+  j.erase("claim");
+  CHECK(contains(spec_error(j), "s.json: claim: missing or empty; state the paper's finding"));
+  j = tiny_sweep();
+  j["command"] = " ";
+  CHECK(contains(spec_error(j), "s.json: command: missing or empty"));
+  j["command"] = 7;
+  CHECK(contains(spec_error(j), "s.json: command: expected a string, got 7"));
+  j = tiny_sweep();
+  j.erase("expected");
+  CHECK(contains(spec_error(j), "s.json: expected: missing; give {\"metric\", \"values\", \"tolerance\", \"measured_on\"}"));
+  j["expected"] = 3;
+  CHECK(contains(spec_error(j), "s.json: expected: expected an object"));
+
+  auto expected_error = [&](const std::function<void(Json&)>& edit) {
+    Json s = tiny_sweep();
+    edit(s["expected"]);
+    return spec_error(s);
+  };
+  CHECK(contains(expected_error([](Json& e) { e.erase("metric"); }), "s.json: expected.metric: missing; one of test_accuracy_pct"));
+  CHECK(contains(expected_error([](Json& e) { e["metric"] = "accuracy"; }),
+                 "s.json: expected.metric: unknown metric \"accuracy\"; one of test_accuracy_pct"));
+  CHECK(contains(expected_error([](Json& e) { e["tolerance"] = "1"; }),
+                 "s.json: expected.tolerance: expected a number in [0, 100], got \"1\""));
+  CHECK(contains(expected_error([](Json& e) { e["tolerance"] = -0.5; }), "s.json: expected.tolerance: expected a number in [0, 100]"));
+  CHECK(contains(expected_error([](Json& e) { e.erase("tolerance"); }), "s.json: expected.tolerance: missing"));
+  CHECK(contains(expected_error([](Json& e) { e.erase("measured_on"); }), "s.json: expected.measured_on: missing"));
+  CHECK(contains(expected_error([](Json& e) { e["measured_on"] = ""; }), "s.json: expected.measured_on: empty"));
+  CHECK(contains(expected_error([](Json& e) { e.erase("values"); }), "s.json: expected.values: missing"));
+  CHECK(contains(expected_error([](Json& e) { e["values"] = {1}; }), "s.json: expected.values: expected an object"));
+  CHECK(contains(expected_error([](Json& e) { e["unit"] = "%"; }), "s.json: expected.unit: unknown key; known keys here: measured_on, metric, tolerance, values"));
+  CHECK(contains(expected_error([](Json& e) { e["values"] = {{"baseline=bit", "85"}}; }),
+                 "s.json: expected.values[\"baseline=bit\"]: expected a number from 0 to 100 (percent), got \"85\""));
+  CHECK(contains(expected_error([](Json& e) { e["values"] = {{"baseline=bit", 150}}; }),
+                 "expected.values[\"baseline=bit\"]: expected a number from 0 to 100"));
+  CHECK(contains(expected_error([](Json& e) { e["values"] = {{"baseline=bit", 85.0}}; }),
+                 "s.json: expected.measured_on: \"not yet measured\", but values lists 1 row(s)"));
+  CHECK(contains(expected_error([](Json& e) { e["measured_on"] = "one H200, 2026-11-28"; }),
+                 "s.json: expected.values: empty, but measured_on says \"one H200, 2026-11-28\""));
+
+  // Rows must exist (checked when planned); diff_pts needs a row compared with a baseline.
+  j = tiny_sweep();
+  j["expected"] = {{"metric", "test_accuracy_pct"}, {"values", {{"baseline=bit", 85.5}, {"pos_embed=sideways", 80}}},
+                   {"tolerance", 1.0}, {"measured_on", "here, today"}};
+  const SweepSpec spec = spec_of(j);
+  REQUIRE(spec.expected.values.size() == 2);
+  CHECK(spec.expected.values[0] == std::pair<std::string, double>{"baseline=bit", 85.5});
+  CHECK(spec.expected.to_json()["values"]["pos_embed=sideways"] == 80);
+  CHECK(contains(plan_error(j), "s.json: expected.values[\"pos_embed=sideways\"]: no such row; the sweep's "
+                                "rows are: baseline=bit, pool=cls__pos_embed=none,"));
+  j["expected"]["values"] = {{"baseline=bit", -1.0}};
+  j["expected"]["metric"] = "diff_pts";
+  CHECK(contains(plan_error(j), "s.json: expected.values[\"baseline=bit\"]: the reference baseline has no difference from itself"));
+  j["expected"]["values"] = {{"pool=gap__pos_embed=none", -1.5}};
+  CHECK(plan_error(j) == "(no error)");
 }

@@ -1,7 +1,7 @@
 // CPU runtime settings that decide whether the cores do work or wait for each other.
 //
-// Measured on the 2-core Debian machine (train_tiny ViT, batch 128, fp32; experiments/results/
-// cpu-2026-11-26/threads.md): ATen's OpenMP pool and OpenBLAS' own pthreads both want every core.
+// Measured on the 2-core Debian machine (train_tiny ViT, batch 128, fp32; benchmark record
+// cpu-2026-11-26 in benchmarks/records.jsonl): ATen's OpenMP pool and OpenBLAS' own pthreads both want every core.
 // With libgomp's default spin-wait (300k spins) the idle OpenMP worker burns the core a BLAS thread
 // needs: 700 img/s. One BLAS thread: 2,130. A short spin (GOMP_SPINCOUNT=10000): 2,850, and the
 // BiT baseline keeps its OpenMP speed. glibc's default of returning freed blocks to the kernel cost

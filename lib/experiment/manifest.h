@@ -1,4 +1,5 @@
-// The sweep manifest, DIR/sweep.json, written when a sweep starts: the sweep file's content, the
+// The sweep manifest, DIR/sweep.json, written when a sweep starts: the sweep file's content, its
+// claim, command and expected values, the recipe it extends and the base merged over it, the
 // variants (key, kind, overrides, the baseline each is compared with) and which run id belongs
 // to which variant and seed. `vitlab summarize` needs nothing else besides the run folders.
 #pragma once

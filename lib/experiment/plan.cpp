@@ -128,6 +128,22 @@ std::string origin_hint(const std::string& message, const std::vector<Override>&
   return hint.empty() ? "" : " (set by " + hint + ")";
 }
 
+// The expected values name rows of the summary: each must be one, with a Δ for diff_pts.
+void check_expected_rows(const SweepSpec& spec, const std::vector<Variant>& variants) {
+  for (const auto& [row, value] : spec.expected.values) {
+    const std::string at = fmt::format("expected.values[\"{}\"]", row);
+    const auto it = std::find_if(variants.begin(), variants.end(), [&](const Variant& v) { return v.key == row; });
+    if (it == variants.end()) {
+      std::string keys;
+      for (const auto& v : variants) keys += (keys.empty() ? "" : ", ") + v.key;
+      config_error(spec.source, at, fmt::format("no such row; the sweep's rows are: {}", keys));
+    }
+    if (spec.expected.metric == "diff_pts" && it->compare_to.empty())
+      config_error(spec.source, at, "the reference baseline has no difference from itself; diff_pts "
+                                    "values are for the rows compared with it");
+  }
+}
+
 }  // namespace
 
 std::vector<Variant> expand_variants(const SweepSpec& spec) {
@@ -188,7 +204,13 @@ void check_base(const SweepSpec& spec) {
   base["seed"] = spec.seeds.front();
   const bool stage_reference = base.contains("init_from") && base["init_from"].is_string() &&
                                base["init_from"].get<std::string>().rfind("@", 0) == 0;
-  if (!stage_reference) read_run_config(base, spec.source + ": base");
+  if (stage_reference) return;
+  try {
+    read_run_config(base);
+  } catch (const ConfigError& e) {
+    throw ConfigError(fmt::format("{}: base: {}{}", spec.source, e.what(),
+                                  spec.extends ? recipe_origin(e.what(), spec.recipe, spec.own_base) : ""));
+  }
 }
 
 // Config errors grouped by message: the first run id that has it and the number of runs.
@@ -247,6 +269,7 @@ SweepPlan plan_sweep(const SweepSpec& spec, const std::string& out_dir) {
     plan.out_dir.pop_back();
   check_base(spec);
   plan.variants = expand_variants(spec);
+  check_expected_rows(spec, plan.variants);
 
   const bool staged = !spec.stages.empty();
   std::vector<SweepStage> stages = spec.stages;

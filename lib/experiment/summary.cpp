@@ -1,5 +1,6 @@
 #include "experiment/summary.h"
 
+#include <cmath>
 #include <filesystem>
 
 #include "core/atomic_file.h"
@@ -26,6 +27,33 @@ struct VariantRuns {
   int planned = 0;
 };
 
+// Each expected row's measured value, deviation and whether it is within the tolerance.
+Json check_expected(const Json& expected, const Json& rows) {
+  if (!expected.is_object()) return Json();  // a manifest written before sweeps stated them
+  const bool diff = expected["metric"] == "diff_pts";
+  const double tolerance = expected["tolerance"].get<double>();
+  Json checks = Json::array();
+  for (auto it = expected["values"].begin(); it != expected["values"].end(); ++it) {
+    Json measured;
+    for (const auto& row : rows) {
+      if (row["variant"] != it.key()) continue;
+      const Json& v = row[diff ? "diff" : "mean"];
+      if (!v.is_null()) measured = 100.0 * v.get<double>();
+    }
+    Json check = {{"variant", it.key()}, {"expected", it.value()}, {"measured", measured},
+                  {"deviation", Json()}, {"within_tolerance", Json()}};
+    if (!measured.is_null()) {
+      const double deviation = measured.get<double>() - it.value().get<double>();
+      check["deviation"] = deviation;
+      // The slack absorbs the percent conversion's rounding (0.8555 -> 85.55000000000001).
+      check["within_tolerance"] = std::abs(deviation) <= tolerance + 1e-9;
+    }
+    checks.push_back(check);
+  }
+  Json out = expected;
+  out["checks"] = checks;
+  return out;
+}
 // Every planned run's outcome, read from its folder: completed ones grouped by variant, the
 // others listed as problems, and a count per status.
 struct SweepRuns {
@@ -116,6 +144,9 @@ Json build_summary(const Json& manifest, const std::string& sweep_dir) {
   totals["planned"] = manifest["runs"].size();
   return Json{{"sweep", manifest["name"]},
               {"description", manifest["description"]},
+              {"claim", manifest.value("claim", Json())},
+              {"command", manifest.value("command", Json())},
+              {"expected", check_expected(manifest.value("expected", Json()), rows)},
               {"metric", "test_accuracy"},
               {"compare_to", manifest["compare_to"]},
               {"shared_axes", manifest.value("shared_axes", Json::array())},
@@ -161,6 +192,34 @@ std::string csv_field(const Json& v) {
   for (char c : s) q += c == '"' ? std::string("\"\"") : std::string(1, c);
   return q + "\"";
 }
+
+std::string expected_text(const Json& summary) {
+  const Json& e = summary.value("expected", Json());
+  if (!e.is_object()) return "";
+  const bool diff = e["metric"] == "diff_pts";
+  const std::string tolerance = fmt::format("±{:.2f}", e["tolerance"].get<double>());
+  const std::string what = fmt::format("{}, tolerance {}", diff ? "Δ from the baseline row, points"
+                                                                : "test accuracy %", tolerance);
+  if (e["checks"].empty())
+    return fmt::format("\nExpected ({}): {}.\n", what, e["measured_on"].get<std::string>());
+  std::vector<std::vector<std::string>> cells = {
+      {"row", "expected", "measured", "deviation", "within " + tolerance}};
+  const char* value_format = diff ? "{:+.2f}" : "{:.2f}";
+  int within = 0, outside = 0, missing = 0;
+  for (const auto& c : e["checks"]) {
+    const bool has = !c["measured"].is_null();
+    const std::string verdict = !has ? "no result" : c["within_tolerance"].get<bool>() ? "yes" : "NO";
+    (!has ? missing : verdict == "yes" ? within : outside)++;
+    cells.push_back({c["variant"].get<std::string>(),
+                     fmt::format(fmt::runtime(value_format), c["expected"].get<double>()),
+                     has ? fmt::format(fmt::runtime(value_format), c["measured"].get<double>()) : "-",
+                     has ? fmt::format("{:+.2f}", c["deviation"].get<double>()) : "-", verdict});
+  }
+  return fmt::format("\nExpected ({}; measured on {}):\n\n{}\n{} of {} within the tolerance{}{}.\n", what,
+                     e["measured_on"].get<std::string>(), table_text(cells), within, e["checks"].size(),
+                     outside ? fmt::format(", {} outside", outside) : "",
+                     missing ? fmt::format(", {} without a result", missing) : "");
+}
 }  // namespace
 
 std::string summary_table(const Json& summary) {
@@ -198,6 +257,7 @@ std::string summary_table(const Json& summary) {
   if (!rows.empty() && !several_references)
     out += fmt::format("\nΔ and p: each row against {} (Welch's t-test over seeds, two-sided).\n",
                        rows[0]["variant"].get<std::string>());
+  out += expected_text(summary);
   if (!summary["problems"].empty()) {
     out += "\nRuns that did not complete:\n";
     for (const auto& p : summary["problems"])
@@ -228,6 +288,9 @@ void write_summary_files(const Json& summary, const std::string& sweep_dir) {
   const Json& r = summary["runs"];
   std::string md = fmt::format("# Sweep {}\n\n{}\n\n", summary["sweep"].get<std::string>(),
                                summary["description"].get<std::string>());
+  if (summary.value("claim", Json()).is_string())
+    md += fmt::format("Claim: {}\n\nCommand: `{}`\n\n", summary["claim"].get<std::string>(),
+                      summary["command"].get<std::string>());
   md += fmt::format("Runs: {} planned, {} completed, {} diverged, {} failed, {} interrupted, {} not "
                     "started. Test accuracy in percent; ± is the sample standard deviation over "
                     "seeds.\n\n",

@@ -2,6 +2,8 @@
 // reproduces what `vitlab sweep` wrote, byte for byte): one row per variant with test accuracy
 // mean ± sample std over seeds, the difference from the baseline's mean with Welch's t-test, the
 // model size, training time and speed; runs that did not complete are listed with their errors.
+// The sweep's claim and command are repeated, and each expected value is checked: the row's
+// measured value, the deviation and whether it is within the tolerance ("expected.checks").
 #pragma once
 #include <string>
 

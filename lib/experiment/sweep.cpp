@@ -223,4 +223,59 @@ int summarize_sweep(const std::string& sweep_dir, std::FILE* out) {
   return 0;
 }
 
+void publish_sweep(const std::string& sweep_dir, const std::string& dest, std::FILE* out) {
+  const Json manifest = read_manifest(sweep_dir);
+  std::vector<std::string> stages;
+  for (const auto& s : manifest["stages"]) stages.push_back(s.get<std::string>());
+  std::vector<std::string> unfinished;
+  for (const auto& run : manifest["runs"]) {
+    const std::string id = run["id"].get<std::string>();
+    const std::string status = read_run_outcome((fs::path(sweep_dir) / "runs" / id).string(), stages).status;
+    if (status == "interrupted" || status == "pending") unfinished.push_back(id + " (" + status + ")");
+  }
+  if (!unfinished.empty())
+    throw UserError(fmt::format("{}: {} not finished, e.g. {}; rerun `vitlab sweep` to finish them "
+                                "before publishing", sweep_dir, plural(unfinished.size(), "run"),
+                                unfinished.front()));
+  std::error_code ec;
+  if (fs::exists(dest, ec) && !(fs::is_directory(dest, ec) && fs::is_empty(dest, ec)))
+    throw UserError(fmt::format("{}: already exists and is not an empty folder; publishing never "
+                                "overwrites results (remove it first, e.g. git rm -r, or choose "
+                                "another folder)", dest));
+  check_output_folder(dest);
+
+  // Written next to `dest`, then renamed into place (same file system).
+  fs::path target = fs::absolute(dest).lexically_normal();
+  if (target.filename().empty()) target = target.parent_path();  // "DEST/"
+  const fs::path staging = target.parent_path() / (".publishing-" + target.filename().string());
+  fs::remove_all(staging, ec);
+  ensure_writable_dir(staging.string());
+  write_file_atomic((staging / "sweep.json").string(), read_file(manifest_path(sweep_dir)));
+  write_summary_files(build_summary(manifest, sweep_dir), staging.string());
+  size_t files = 0;
+  for (const auto& run : manifest["runs"]) {
+    const fs::path run_dir = fs::path("runs") / run["id"].get<std::string>();
+    for (const auto& stage : stages.empty() ? std::vector<std::string>{""} : stages) {
+      const fs::path dir = stage.empty() ? run_dir : run_dir / stage;
+      for (const char* name : {"result.json", "metrics.jsonl"}) {
+        const fs::path from = fs::path(sweep_dir) / dir / name;
+        if (!fs::is_regular_file(from, ec)) continue;
+        ensure_writable_dir((staging / dir).string());
+        write_file_atomic((staging / dir / name).string(), read_file(from.string()));
+        ++files;
+      }
+    }
+  }
+  if (fs::exists(target, ec)) fs::remove(target, ec);  // the empty folder checked above
+  fs::create_directories(target.parent_path(), ec);
+  fs::rename(staging, target, ec);
+  if (ec)
+    throw IoError(fmt::format("{}: cannot move the published files into place from {}: {}", dest,
+                              staging.string(), ec.message()));
+  std::fprintf(out, "%s\n", fmt::format("published {} to {}: sweep.json, summary.{{md,json,csv}} and "
+                                        "{} of runs/ (result.json, metrics.jsonl)",
+                                        plural(manifest["runs"].size(), "run"), dest,
+                                        plural(files, "file")).c_str());
+}
+
 }  // namespace vitlab

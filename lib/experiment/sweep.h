@@ -26,6 +26,14 @@ int run_sweep(const SweepOptions& options, std::FILE* out);
 // Rebuilds DIR/summary.{json,csv,md} from DIR/sweep.json and the run folders; prints the table.
 int summarize_sweep(const std::string& sweep_dir, std::FILE* out);
 
+// Copies a finished sweep's results from `sweep_dir` to `dest` (for experiments/results/<sweep>/):
+// sweep.json, summary.{json,csv,md} and each run's result.json and metrics.jsonl (per stage);
+// no checkpoints, logs or config copies (result.json holds the resolved config). `dest` is then a
+// sweep folder itself: `vitlab summarize dest` rebuilds the same summary. UserError when a run is
+// unfinished (interrupted or not started) or `dest` exists and is not an empty folder; `dest`
+// appears complete or not at all.
+void publish_sweep(const std::string& sweep_dir, const std::string& dest, std::FILE* out);
+
 // UserError when `dir` cannot be created or written, checked without creating anything.
 void check_output_folder(const std::string& dir);
 

@@ -111,6 +111,61 @@ std::vector<SweepStage> read_stages(const Json& json, const std::string& source)
   return out;
 }
 
+bool blank(const std::string& text) { return text.find_first_not_of(" \t\n") == std::string::npos; }
+
+Expected read_expected(const Json& json, const std::string& source) {
+  if (!json.contains("expected"))
+    config_error(source, "expected",
+                 fmt::format("missing; give {{\"metric\", \"values\", \"tolerance\", \"measured_on\"}}: "
+                             "what the sweep should measure (before the first measurement: "
+                             "\"values\": {{}}, \"measured_on\": \"{}\")", kNotYetMeasured));
+  const Json& e = json.at("expected");
+  if (!e.is_object())
+    config_error(source, "expected", fmt::format("expected an object {{\"metric\", \"values\", "
+                                                 "\"tolerance\", \"measured_on\"}}, got {}", json_brief(e)));
+  JsonReader r(e, "expected", source);
+  Expected x;
+  const std::string metrics = "test_accuracy_pct (a row's mean test accuracy, percent) | diff_pts "
+                              "(its difference from its baseline row, percentage points)";
+  if (!r.has("metric")) r.error("metric", "missing; one of " + metrics);
+  r.read("metric", x.metric);
+  if (x.metric != "test_accuracy_pct" && x.metric != "diff_pts")
+    r.error("metric", fmt::format("unknown metric \"{}\"; one of {}", x.metric, metrics));
+  if (!r.has("tolerance"))
+    r.error("tolerance", "missing; how far a measured value may be from the expected one, in the metric's unit");
+  r.read("tolerance", x.tolerance, 0.0, 100.0);
+  if (!r.has("measured_on"))
+    r.error("measured_on", fmt::format("missing; where and when the values were measured (machine, "
+                                       "date, commit), or \"{}\"", kNotYetMeasured));
+  r.read("measured_on", x.measured_on);
+  if (blank(x.measured_on))
+    r.error("measured_on", fmt::format("empty; say where and when the values were measured, or \"{}\"",
+                                       kNotYetMeasured));
+  if (!r.has("values"))
+    r.error("values", "missing; give {\"<row>\": value} for the rows the claim is about ({} before "
+                      "the first measurement)");
+  r.child("values");  // type check: an object
+  const double low = x.metric == "diff_pts" ? -100.0 : 0.0;
+  for (auto it = e.at("values").begin(); it != e.at("values").end(); ++it) {
+    const std::string at = "expected.values" + quoted(it.key());
+    const bool number = it.value().is_number() && it.value().get<double>() >= low &&
+                        it.value().get<double>() <= 100.0;
+    if (!number)
+      config_error(source, at, fmt::format("expected a number from {} to 100 ({}), got {}", low,
+                                           x.metric == "diff_pts" ? "percentage points" : "percent",
+                                           json_brief(it.value())));
+    x.values.push_back({it.key(), it.value().get<double>()});
+  }
+  r.finish();
+  if (x.values.empty() && x.measured_on != kNotYetMeasured)
+    r.error("values", fmt::format("empty, but measured_on says \"{}\"; give the measured rows or "
+                                  "set measured_on to \"{}\"", x.measured_on, kNotYetMeasured));
+  if (!x.values.empty() && x.measured_on == kNotYetMeasured)
+    r.error("measured_on", fmt::format("\"{}\", but values lists {} row(s); say where they were measured",
+                                       kNotYetMeasured, x.values.size()));
+  return x;
+}
+
 }  // namespace
 
 std::string Override::stage() const {
@@ -136,18 +191,39 @@ SweepSpec read_sweep_spec(const Json& json, const std::string& source, const std
   spec.source = source;
   spec.name = name;
   spec.raw = json;
-  check_keys(json, "", {"base", "baselines", "compare_to", "description", "grid", "seeds",
-                        "shared_axes", "stages", "variants"}, source);
+  check_keys(json, "", {"base", "baselines", "claim", "command", "compare_to", "description",
+                        "expected", "extends", "grid", "seeds", "shared_axes", "stages", "variants"},
+             source);
   JsonReader r(json, "", source);
   r.read("description", spec.description);
-  if (!json.contains("description") || spec.description.find_first_not_of(" \t\n") == std::string::npos)
-    r.error("description", "missing or empty; say what the sweep tests, the paper's finding and "
-                           "how long it takes where");
-  if (!json.contains("base")) r.error("base", "missing; give a full run config (as `vitlab train` reads it)");
-  r.child("base");  // type check: an object
-  spec.base = json.at("base");
-  if (spec.base.contains("seed"))
+  if (!json.contains("description") || blank(spec.description))
+    r.error("description", "missing or empty; say in a line what the sweep varies, how many runs "
+                           "and how long they take where");
+  r.read("claim", spec.claim);
+  if (!json.contains("claim") || blank(spec.claim))
+    r.error("claim", "missing or empty; state the paper's finding the sweep tests, citing its table "
+                     "or figure");
+  r.read("command", spec.command);
+  if (!json.contains("command") || blank(spec.command))
+    r.error("command", "missing or empty; give the exact command that reproduces the results");
+  spec.expected = read_expected(json, source);
+
+  if (json.contains("extends")) {
+    spec.recipe = read_recipe(json.at("extends"), source);
+    spec.extends = true;
+  }
+  if (!json.contains("base") && !spec.extends)
+    r.error("base", "missing; give a full run config (as `vitlab train` reads it), or \"extends\" "
+                    "a recipe file and put only what differs in base");
+  spec.own_base = json.value("base", Json::object());
+  if (!spec.own_base.is_object())
+    r.error("base", fmt::format("expected an object (a run config{}), got {}",
+                                spec.extends ? ": what differs from the recipe" : "",
+                                json_brief(spec.own_base)));
+  r.child("base");
+  if (spec.own_base.contains("seed"))
     config_error(source, "base.seed", "a run's seed comes from the sweep's \"seeds\" list; remove it here");
+  spec.base = spec.extends ? merge_over_recipe(spec.recipe, spec.own_base) : spec.own_base;
 
   if (!json.contains("seeds")) r.error("seeds", "missing; give a list of seeds, e.g. [0, 1, 2]");
   r.read("seeds", spec.seeds, 0, std::numeric_limits<int64_t>::max());
@@ -219,6 +295,12 @@ SweepSpec read_sweep_spec(const Json& json, const std::string& source, const std
       config_error(source, "shared_axes", fmt::format("\"{}\" is listed twice", a));
   }
   return spec;
+}
+
+Json Expected::to_json() const {
+  Json v = Json::object();
+  for (const auto& [row, value] : values) v[row] = value;
+  return Json{{"metric", metric}, {"values", v}, {"tolerance", tolerance}, {"measured_on", measured_on}};
 }
 
 SweepSpec read_sweep_file(const std::string& file) {

@@ -2,8 +2,18 @@
 // types and empty lists are ConfigErrors naming the file and the JSON path.
 //
 //   {
-//     "description": "what it tests, the paper's finding, how long it takes where",  (required)
-//     "base":      { a full run config, as `vitlab train` reads it, without "seed" },   (required)
+//     "description": "one line: what the sweep varies, how many runs, how long where",  (required)
+//     "claim":     "the paper's finding it tests, citing its table or figure",          (required)
+//     "command":   "the exact command that reproduces the results",                      (required)
+//     "expected":  { "metric": "test_accuracy_pct",   or "diff_pts" (Δ from the row's baseline)
+//                    "values": { "baseline=bit": 85.55, ... },   row (variant key) -> value
+//                    "tolerance": 1.0,        how far a measured value may be, same unit
+//                    "measured_on": "where, when, which commit" },                       (required)
+//                  before the first measurement: "values": {}, "measured_on": "not yet measured"
+//     "extends":   "recipes/fmnist.json",  a recipe file (config/recipe.h), relative to this
+//                  file's folder, whose config "base" is merged over (RFC 7396)
+//     "base":      { a run config, as `vitlab train` reads it, without "seed" },
+//                  required without "extends"; with it, only what differs from the recipe
 //     "grid":      { "model.pos_embed": ["none", "learned_1d"], ... },  dotted path -> values;
 //                  or a named axis, name -> {alternative: {overrides}}, for settings that change
 //                  together: "pooling": {"cls": {}, "gap": {"model.pool": "gap", ...}};
@@ -19,11 +29,15 @@
 //   }
 //
 // Override paths may start with "<stage>:" to apply in one stage only ("finetune:train.lr").
+// The expected values are checked against the summary: each listed row's measured value, its
+// deviation and whether it is within the tolerance (summary.md, summary.json). The rows are
+// checked to exist when the sweep is planned.
 #pragma once
 #include <string>
 #include <vector>
 
 #include "config/json_reader.h"
+#include "config/recipe.h"
 
 namespace vitlab {
 
@@ -57,12 +71,28 @@ struct SweepStage {
   std::vector<Override> set;  // sorted by path; no stage prefixes
 };
 
+// What the sweep should measure, and where that was measured.
+struct Expected {
+  std::string metric;  // "test_accuracy_pct" (a row's mean, percent) | "diff_pts" (its Δ, points)
+  std::vector<std::pair<std::string, double>> values;  // row (variant key) -> value, by key
+  double tolerance = 0;  // in the metric's unit
+  std::string measured_on;  // "not yet measured" exactly when values is empty
+  Json to_json() const;
+};
+constexpr const char* kNotYetMeasured = "not yet measured";
+
 struct SweepSpec {
   std::string source;  // the file name, prefixed to messages
   std::string name;    // the file's stem: the default output folder is runs/<name>
   std::string description;
+  std::string claim;
+  std::string command;
+  Expected expected;
   Json raw;   // the file's content, stored in the sweep manifest
-  Json base;
+  bool extends = false;  // whether `recipe` was read
+  Recipe recipe;
+  Json own_base;  // "base" as written (an empty object when absent)
+  Json base;      // own_base merged over the recipe's config: what every run starts from
   std::vector<GridAxis> grid;  // sorted by path (the order of ids and of the Cartesian product)
   std::vector<int64_t> seeds;
   std::vector<NamedOverrides> baselines;  // sorted by name
@@ -72,7 +102,8 @@ struct SweepSpec {
   std::vector<SweepStage> stages;         // in order; empty = single-stage runs
 };
 
-// Checks the structure (not yet the run configs: see plan_sweep). `source` names the file.
+// Checks the structure (not yet the run configs: see plan_sweep). `source` names the file; a
+// recipe that "extends" names is looked for relative to its folder.
 SweepSpec read_sweep_spec(const Json& json, const std::string& source, const std::string& name);
 SweepSpec read_sweep_file(const std::string& file);
 

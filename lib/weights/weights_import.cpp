@@ -147,8 +147,9 @@ void reinit_head_for_classes(std::map<std::string, SourcedTensor>& given, const 
 std::string misfit_hints(const std::map<std::string, SourcedTensor>& given, const ModelTensors& own,
                          const ModelConfig& c, const WeightsFile& file) {
   std::string hints;
-  // The GAP trap (notes-from-anchors.md): timm's fc_norm normalises after pooling; vit_jax,
-  // big_vision and timm with fc_norm=False normalise the tokens before it.
+  // The GAP trap: timm's VisionTransformer normalises after pooling (fc_norm, its default for
+  // global_pool='avg'); vit_jax, big_vision (models/vit.py: encoder_norm, then the mean) and timm
+  // with fc_norm=False normalise the tokens before it.
   const bool file_norm = given.count("norm.weight") > 0, file_fc_norm = given.count("fc_norm.weight") > 0;
   if (c.pool == "gap" && file_norm && !own.tensors.count("norm.weight"))
     hints += "; the file normalises tokens before pooling: import with gap_norm=before_pool";

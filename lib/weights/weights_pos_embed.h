@@ -1,7 +1,7 @@
 // Adapting a stored position embedding to a model whose token grid or class-token layout
 // differs (fine-tuning at another resolution, weights from another code base).
 //
-// Two interpolations, because the reference code bases disagree (notes-from-anchors.md):
+// Two interpolations, because the reference code bases disagree:
 //  - bilinear: vit_jax and big_vision (`scipy.ndimage.zoom(order=1)`, which maps corner pixel
 //    centres onto corner pixel centres, i.e. align_corners=True, no antialiasing);
 //  - bicubic: timm's resample_abs_pos_embed as its checkpoint loader calls it (bicubic,
