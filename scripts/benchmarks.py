@@ -10,6 +10,7 @@ part of `make test`.
     scripts/benchmarks.py add profile OUT --card CARD --commit C [--command CMD]
     scripts/benchmarks.py add train RUN_DIR --card CARD [--wall-s S] [--command CMD]
     scripts/benchmarks.py add tests LOG --card CARD --commit C [--command CMD]
+    scripts/benchmarks.py add ab OUT --card CARD --commit B --note "A = ..."  after scripts/gpu_ab.sh
     scripts/benchmarks.py table                             rewrite the tables in benchmarks/README.md
     scripts/benchmarks.py check                             every line valid, ids unique, raw files there
 
@@ -23,6 +24,7 @@ import gzip
 import io
 import json
 import re
+import statistics
 import sys
 import tarfile
 from pathlib import Path
@@ -32,7 +34,7 @@ BENCH = ROOT / "benchmarks"
 LOG = BENCH / "records.jsonl"
 RAW = BENCH / "raw"
 README = BENCH / "README.md"
-KINDS = ("compare", "bench", "profile", "train", "tests", "cpu", "parity")
+KINDS = ("compare", "bench", "profile", "train", "tests", "cpu", "parity", "ab")
 FIELDS = ("id", "kind", "card", "commit", "date", "command", "figures", "sources", "raw", "note")
 
 # vitlab bench record name prefix -> (timm workload, table label)
@@ -149,6 +151,37 @@ def tests_figures(log):
     return f
 
 
+def ab_figures(out):
+    """scripts/gpu_ab.sh's folder: per workload the median img/s of A and B (fast path), B/A and
+    peak memory; per side the Fashion-MNIST reference runs (wall, training seconds, accuracy)."""
+    out, f = Path(out), {}
+    for name in WORKLOADS:
+        sides = {}
+        for side in "AB":
+            recs = [json.loads(p.read_text()) for p in sorted(out.glob(f"{name}-{side}-*.json"))]
+            if recs:
+                rates = sorted(r["images_per_second"] for r in recs)
+                sides[side] = {"img_s": [round(x) for x in rates], "median": round(statistics.median(rates)),
+                               "peak_mem_gib": gib(max(r.get("peak_memory_bytes", 0) for r in recs))}
+        if len(sides) == 2:
+            f[name] = {"A": sides["A"], "B": sides["B"],
+                       "b_over_a": round(sides["B"]["median"] / sides["A"]["median"], 3)}
+    for side in "AB":
+        runs = []
+        for run in sorted(out.glob(f"fmnist-{side}-*")):
+            if run.is_dir() and (run / "result.json").exists():
+                r = json.loads((run / "result.json").read_text())
+                wall = Path(f"{run}.wall")
+                runs.append({"test_accuracy_pct": round(100 * r["test_accuracy"], 2),
+                             "train_s": round(r["train_seconds"], 1),
+                             "wall_s": float(wall.read_text()) if wall.exists() else None})
+        if runs:
+            f[f"fmnist_{side}"] = runs
+    if not f:
+        fail(f"{out}: no scripts/gpu_ab.sh records (<workload>-<A|B>-<round>.json)")
+    return f
+
+
 def write_raw(record_id, files):
     """files: [(name in the archive, path)]; one gzip'd tar, reproducible (fixed times, owner)."""
     if not files:
@@ -211,6 +244,10 @@ def add(args):
         figures, card, commit = tests_figures(src), args.card, args.commit
         files = [(src.name, src)]
         command = args.command or f"build-gpu/vitlab_tests {figures.get('filters', '')}".strip()
+    elif args.kind == "ab":
+        figures, card, commit = ab_figures(src), args.card, args.commit
+        files = [(n, p) for n, p in folder_files(src) if "checkpoints/" not in n]
+        command = args.command or "A_COMMIT=.. B_COMMIT=.. scripts/gpu_ab.sh A_TREE B_TREE OUT 2"
     elif args.kind == "profile":
         files = folder_files(src)
         card = commit = model = None
@@ -322,7 +359,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="action", required=True)
     a = sub.add_parser("add", help="append one record (and its raw archive)")
-    a.add_argument("kind", choices=("compare", "bench", "profile", "train", "tests"))
+    a.add_argument("kind", choices=("compare", "bench", "profile", "train", "tests", "ab"))
     a.add_argument("source", help="the OUT folder, run folder or log file")
     for flag in ("--id", "--card", "--commit", "--date", "--command", "--note"):
         a.add_argument(flag)
