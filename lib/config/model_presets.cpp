@@ -51,30 +51,22 @@ std::vector<ModelPreset> make_presets() {
   add(small_images(vit("vit_tiny_p4_28", 4, 192, 9, 3, 768)),
       "small ViT for 28x28 grey images (Fashion-MNIST recipe): D=192, 9 layers, 3 heads, patch 4");
 
-  // Token-mixer variants beyond the paper (MetaFormer family); no class token, GAP head.
-  {
-    auto c = vit("axial_s16", 16, 384, 12, 6, 1536);
-    c.token_mixer = "axial";
+  // Token-mixer variants beyond the paper (MetaFormer family): ViT-S/16 with another mixer, no
+  // class token, a GAP head.
+  const auto metaformer_s16 = [](const char* name, const char* mixer, const char* pos_embed) {
+    auto c = vit(name, 16, 384, 12, 6, 1536);
+    c.token_mixer = mixer;
+    c.pos_embed = pos_embed;
     c.class_token = false;
     c.pool = "gap";
-    add(c, "ViT-S/16 with axial attention (rows, then columns) instead of full attention");
-  }
-  {
-    auto c = vit("poolformer_s16", 16, 384, 12, 6, 1536);
-    c.token_mixer = "pooling";
-    c.class_token = false;
-    c.pool = "gap";
-    c.pos_embed = "none";
-    add(c, "ViT-S/16 with a 3x3 average-pooling token mixer (PoolFormer) instead of attention");
-  }
-  {
-    auto c = vit("identityformer_s16", 16, 384, 12, 6, 1536);
-    c.token_mixer = "identity";
-    c.class_token = false;
-    c.pool = "gap";
-    c.pos_embed = "none";
-    add(c, "ViT-S/16 with no token mixer at all (IdentityFormer, MetaFormer's baseline)");
-  }
+    return c;
+  };
+  add(metaformer_s16("axial_s16", "axial", "learned_1d"),
+      "ViT-S/16 with axial attention (rows, then columns) instead of full attention");
+  add(metaformer_s16("poolformer_s16", "pooling", "none"),
+      "ViT-S/16 with a 3x3 average-pooling token mixer (PoolFormer) instead of attention");
+  add(metaformer_s16("identityformer_s16", "identity", "none"),
+      "ViT-S/16 with no token mixer at all (IdentityFormer, MetaFormer's baseline)");
 
   // Hybrids: a ResNet (v1-style, post-activation, GroupNorm + weight standardisation, TF SAME
   // padding as in vit_jax and timm) stem whose feature map becomes the tokens.

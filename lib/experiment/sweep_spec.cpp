@@ -185,16 +185,9 @@ bool is_valid_name(const std::string& name) {
   }) && name != "." && name != "..";
 }
 
-SweepSpec read_sweep_spec(const Json& json, const std::string& source, const std::string& name) {
-  if (!json.is_object()) config_error(source, "", fmt::format("expected a sweep object, got {}", json_brief(json)));
-  SweepSpec spec;
-  spec.source = source;
-  spec.name = name;
-  spec.raw = json;
-  check_keys(json, "", {"base", "baselines", "claim", "command", "compare_to", "description",
-                        "expected", "extends", "grid", "seeds", "shared_axes", "stages", "variants"},
-             source);
-  JsonReader r(json, "", source);
+namespace {
+// The fields that state what the sweep is for: description, claim, command and expected values.
+void read_statements(SweepSpec& spec, const Json& json, JsonReader& r, const std::string& source) {
   r.read("description", spec.description);
   if (!json.contains("description") || blank(spec.description))
     r.error("description", "missing or empty; say in a line what the sweep varies, how many runs "
@@ -207,7 +200,10 @@ SweepSpec read_sweep_spec(const Json& json, const std::string& source, const std
   if (!json.contains("command") || blank(spec.command))
     r.error("command", "missing or empty; give the exact command that reproduces the results");
   spec.expected = read_expected(json, source);
+}
 
+// base, merged over the recipe that "extends" names (if any).
+void read_base(SweepSpec& spec, const Json& json, JsonReader& r, const std::string& source) {
   if (json.contains("extends")) {
     spec.recipe = read_recipe(json.at("extends"), source);
     spec.extends = true;
@@ -224,7 +220,9 @@ SweepSpec read_sweep_spec(const Json& json, const std::string& source, const std
   if (spec.own_base.contains("seed"))
     config_error(source, "base.seed", "a run's seed comes from the sweep's \"seeds\" list; remove it here");
   spec.base = spec.extends ? merge_over_recipe(spec.recipe, spec.own_base) : spec.own_base;
+}
 
+void read_seeds(SweepSpec& spec, const Json& json, JsonReader& r, const std::string& source) {
   if (!json.contains("seeds")) r.error("seeds", "missing; give a list of seeds, e.g. [0, 1, 2]");
   r.read("seeds", spec.seeds, 0, std::numeric_limits<int64_t>::max());
   if (spec.seeds.empty()) r.error("seeds", "empty list; give at least one seed");
@@ -232,11 +230,11 @@ SweepSpec read_sweep_spec(const Json& json, const std::string& source, const std
     for (size_t j = 0; j < i; ++j)
       if (spec.seeds[i] == spec.seeds[j])
         config_error(source, fmt::format("seeds[{}]", i), fmt::format("seed {} is listed twice", spec.seeds[i]));
+}
 
-  spec.stages = read_stages(json, source);
-  std::set<std::string> stage_names;
-  for (const auto& s : spec.stages) stage_names.insert(s.name);
-
+// grid: dotted path -> values, or a named axis -> alternatives (override sets).
+void read_grid(SweepSpec& spec, const Json& json, JsonReader& r, const std::set<std::string>& stage_names,
+               const std::string& source) {
   if (json.contains("grid")) {
     r.child("grid");  // type check
     const Json& grid = json.at("grid");
@@ -267,13 +265,10 @@ SweepSpec read_sweep_spec(const Json& json, const std::string& source, const std
       spec.grid.push_back(std::move(axis));
     }
   }
+}
 
-  spec.baselines = read_named(json, "baselines", stage_names, source);
-  if (spec.baselines.empty())
-    r.error("baselines", "missing or empty; name at least one baseline run (e.g. \"bit\": "
-                         "{\"model.name\": \"bit_r26_28\"}) that the variants are compared with");
-  spec.variants = read_named(json, "variants", stage_names, source);
-
+// The baseline every row is compared with: compare_to, or the only baseline.
+void read_compare_to(SweepSpec& spec, JsonReader& r) {
   r.read("compare_to", spec.compare_to);
   if (spec.compare_to.empty()) {
     if (spec.baselines.size() > 1)
@@ -284,7 +279,9 @@ SweepSpec read_sweep_spec(const Json& json, const std::string& source, const std
                           [&](const NamedOverrides& b) { return b.name == spec.compare_to; })) {
     r.error("compare_to", fmt::format("\"{}\" is not one of the baselines", spec.compare_to));
   }
+}
 
+void read_shared_axes(SweepSpec& spec, JsonReader& r, const std::string& source) {
   r.read("shared_axes", spec.shared_axes);
   std::sort(spec.shared_axes.begin(), spec.shared_axes.end());
   for (size_t i = 0; i < spec.shared_axes.size(); ++i) {
@@ -294,6 +291,33 @@ SweepSpec read_sweep_spec(const Json& json, const std::string& source, const std
     if (i > 0 && spec.shared_axes[i - 1] == a)
       config_error(source, "shared_axes", fmt::format("\"{}\" is listed twice", a));
   }
+}
+}  // namespace
+
+SweepSpec read_sweep_spec(const Json& json, const std::string& source, const std::string& name) {
+  if (!json.is_object()) config_error(source, "", fmt::format("expected a sweep object, got {}", json_brief(json)));
+  SweepSpec spec;
+  spec.source = source;
+  spec.name = name;
+  spec.raw = json;
+  check_keys(json, "", {"base", "baselines", "claim", "command", "compare_to", "description",
+                        "expected", "extends", "grid", "seeds", "shared_axes", "stages", "variants"},
+             source);
+  JsonReader r(json, "", source);
+  read_statements(spec, json, r, source);
+  read_base(spec, json, r, source);
+  read_seeds(spec, json, r, source);
+  spec.stages = read_stages(json, source);
+  std::set<std::string> stage_names;
+  for (const auto& s : spec.stages) stage_names.insert(s.name);
+  read_grid(spec, json, r, stage_names, source);
+  spec.baselines = read_named(json, "baselines", stage_names, source);
+  if (spec.baselines.empty())
+    r.error("baselines", "missing or empty; name at least one baseline run (e.g. \"bit\": "
+                         "{\"model.name\": \"bit_r26_28\"}) that the variants are compared with");
+  spec.variants = read_named(json, "variants", stage_names, source);
+  read_compare_to(spec, r);
+  read_shared_axes(spec, r, source);
   return spec;
 }
 
