@@ -33,7 +33,7 @@ int cmd_models(int argc, char** argv) {
   }
   Json rows = Json::array();
   if (!args.count("json"))
-    std::cout << fmt::format("{:<16} {:<7} {:>13}  {}\n", "name", "family", "parameters", "description");
+    std::cout << fmt::format("{:<18} {:<7} {:>13}  {}\n", "name", "family", "parameters", "description");
   for (const auto& preset : model_presets()) {
     const int64_t params = count_parameters(preset.config);  // shapes only, nothing allocated
     const char* family = enum_name(preset.config.family, model_family_names());
@@ -41,7 +41,7 @@ int cmd_models(int argc, char** argv) {
       rows.push_back({{"name", preset.name}, {"family", family}, {"parameters", params},
                       {"description", preset.description}, {"config", preset.config.to_json()}});
     } else {
-      std::cout << fmt::format("{:<16} {:<7} {:>13}  {}\n", preset.name, family,
+      std::cout << fmt::format("{:<18} {:<7} {:>13}  {}\n", preset.name, family,
                                with_thousands(params), preset.description);
     }
   }
