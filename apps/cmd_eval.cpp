@@ -1,4 +1,5 @@
-// vitlab eval: re-evaluate a checkpoint with the data settings stored inside it.
+// vitlab eval: re-evaluate a checkpoint with the data settings stored inside it, or (--fewshot)
+// run the few-shot linear evaluation on its frozen features.
 #include "apps/cli.h"
 
 #include <iostream>
@@ -10,9 +11,36 @@
 #include "data/load_data.h"
 #include "ops/fast_kernels.h"
 #include "train/evaluate.h"
+#include "train/fewshot.h"
 #include "train/weights_init.h"
 
 namespace vitlab::app {
+namespace {
+
+// "1,5,10,25" -> {1, 5, 10, 25}.
+std::vector<int64_t> parse_shots(const std::string& text) {
+  std::vector<int64_t> shots;
+  size_t start = 0;
+  while (start <= text.size()) {
+    const size_t comma = std::min(text.find(',', start), text.size());
+    const std::string item = text.substr(start, comma - start);
+    size_t used = 0;
+    int64_t k = 0;
+    try {
+      k = std::stoll(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (item.empty() || used != item.size() || k < 1)
+      throw UserError(fmt::format("--fewshot: \"{}\" is not a list of images per class such as "
+                                  "1,5,10,25 (\"{}\" is not a positive whole number)", text, item));
+    shots.push_back(k);
+    start = comma + 1;
+  }
+  return shots;
+}
+
+}  // namespace
 
 int cmd_eval(int argc, char** argv) {
   cxxopts::Options options("vitlab eval", "Evaluate a checkpoint on the test (or validation) split.");
@@ -20,6 +48,9 @@ int cmd_eval(int argc, char** argv) {
       "split", "test or val", cxxopts::value<std::string>()->default_value("test"))(
       "device", "cpu, cuda or cuda:N", cxxopts::value<std::string>()->default_value("auto"))(
       "batch", "evaluation batch size", cxxopts::value<int>()->default_value("512"))(
+      "fewshot", "few-shot linear evaluation with these images per class, e.g. 1,5,10,25",
+      cxxopts::value<std::string>())(
+      "seeds", "few-shot draws per K", cxxopts::value<int>()->default_value("5"))(
       "h,help", "show this help");
   options.parse_positional({"checkpoint"});
   options.positional_help("CHECKPOINT.pt");
@@ -34,6 +65,9 @@ int cmd_eval(int argc, char** argv) {
   if (split != "test" && split != "val")
     throw UserError(fmt::format("--split: \"{}\" is not a split; use test or val", split));
   if (args["batch"].as<int>() < 1) throw UserError("--batch: must be at least 1");
+  if (args["seeds"].as<int>() < 1) throw UserError("--seeds: must be at least 1");
+  std::vector<int64_t> shots;
+  if (args.count("fewshot")) shots = parse_shots(args["fewshot"].as<std::string>());
   const CheckpointModel loaded = load_model_from_checkpoint(path);
   const RunConfig& config = loaded.config;
   const DeviceChoice dev = parse_device(args["device"].as<std::string>(), "--device");
@@ -47,7 +81,26 @@ int cmd_eval(int argc, char** argv) {
   const Dataset& part = split == "test" ? data.test : data.val;
   if (part.size() == 0) throw UserError(fmt::format("{}: the run has no {} split (data.val_size is 0)", path, split));
   const bool bf16 = dev.cuda && config.train.precision == Precision::kBf16;
-  const EvalResult r = evaluate(*model, DeviceDataset(part, device), Normalizer(data.mean, data.std, device),
+  const Normalizer normalize(data.mean, data.std, device);
+  if (!shots.empty()) {
+    FewShotOptions few;
+    few.shots = shots;
+    few.seeds = args["seeds"].as<int>();
+    few.batch_size = args["batch"].as<int>();
+    few.bf16 = bf16;
+    few.source = "--fewshot";
+    check_fewshot(data.train.labels, data.num_classes, few);
+    const FewShotResult r = fewshot_evaluate(*model, DeviceDataset(data.train, device),
+                                             DeviceDataset(part, device), normalize, few);
+    Json out = r.to_json();
+    out["checkpoint"] = path;
+    out["split"] = split;
+    out["train_images"] = data.train.size();
+    out["device"] = dev.str();
+    std::cout << out.dump(2) << "\n" << "few-shot " << r.summary() << "\n";
+    return 0;
+  }
+  const EvalResult r = evaluate(*model, DeviceDataset(part, device), normalize,
                                 args["batch"].as<int>(), bf16);
   std::cout << Json{{"checkpoint", path}, {"split", split}, {"epochs_done", loaded.checkpoint.epochs_done},
                     {"accuracy", r.accuracy}, {"loss", r.loss}, {"images", r.count}, {"device", dev.str()}}

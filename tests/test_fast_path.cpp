@@ -23,11 +23,8 @@ std::vector<double> losses(bool fast, Precision precision, OptimizerKind kind, i
   t.lr = 1e-3;
   t.grad_clip = 1.0;
   t.label_smoothing = 0.1;
-  std::vector<OptimizerParam> params;
-  const WeightDecayRule decay(*model);
-  for (const auto& p : model->named_parameters()) params.push_back({p.key(), p.value(), decay.applies(p.value())});
-  Optimizer optimizer(params, t, fast);
-  TrainStep step(model, optimizer, t, device, fast);
+  Optimizer optimizer(parameter_groups(*model), t, fast);
+  TrainStep step(model, optimizer, t, TrainObjective(t, {}, {}, device), device, fast);
   std::vector<double> out;
   torch::manual_seed(1);
   for (int i = 0; i < steps; ++i) {

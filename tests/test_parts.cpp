@@ -132,12 +132,8 @@ TEST_CASE("every registered combination computes the plain GPU path's function o
         t.precision = Precision::kBf16;
         t.lr = 1e-3;
         t.grad_clip = 1.0;
-        std::vector<OptimizerParam> params;
-        const WeightDecayRule decay(*model);
-        for (const auto& p : model->named_parameters())
-          params.push_back({p.key(), p.value(), decay.applies(p.value())});
-        Optimizer optimizer(params, t, fast);
-        TrainStep step(model, optimizer, t, device, fast, /*warmup_steps=*/2);
+        Optimizer optimizer(parameter_groups(*model), t, fast);
+        TrainStep step(model, optimizer, t, TrainObjective(t, {}, {}, device), device, fast, /*warmup_steps=*/2);
         std::vector<double> losses;
         torch::manual_seed(6);
         for (int i = 0; i < 5; ++i) {

@@ -498,3 +498,63 @@ TEST_CASE("stages: a later stage starts from an earlier stage's checkpoint of th
   CHECK(again.exit_code == 0);
   CHECK(contains(again.output, "1 finished, 1 to resume or retry, 0 new"));
 }
+
+TEST_CASE("stages: masked-patch pretraining on the rest of the set, a skipped stage, few-shot columns",
+          "[sweep][cli][masked_patch]") {
+  TempDir dir;
+  const std::string out = dir.file("out");
+  Json j = tiny_sweep();
+  j.erase("grid");
+  j.erase("baselines");
+  j["seeds"] = {0};
+  j["base"]["data"]["train_size"] = 64;
+  j["base"]["data"]["val_size"] = 0;
+  j["stages"] = {{{"name", "pretrain"},
+                  {"set", {{"data.train_part", "rest"}, {"data.val_size", 32}, {"train.objective", "masked_patch"}}}},
+                 {{"name", "finetune"}, {"set", {{"init_from", "@pretrain"}, {"train.fewshot.shots", {1, 2}},
+                                                 {"train.fewshot.seeds", 2}}}}};
+  j["grid"] = {{"start", {{"masked_patch", Json::object()},
+                          {"supervised", {{"pretrain:train.objective", "supervised"}}}}}};
+  j["baselines"] = {{"scratch", {{"pretrain:skip", true}, {"finetune:init_from", ""}}}};
+  auto r = run_vitlab("sweep " + write_sweep(dir, j) + " --out " + out);
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  const std::string mpp = out + "/runs/start=masked_patch__seed=0";
+  const Json pre = read_json(mpp + "/pretrain/result.json");
+  CHECK(pre["train_images"] == 256 - 64 - 32);  // the rest of the 64-image draw, less validation
+  CHECK(pre["test_masked_accuracy"].is_number());
+  CHECK_FALSE(pre.contains("test_accuracy"));
+  const std::string metrics = test::read_text(mpp + "/pretrain/metrics.jsonl");
+  const Json epoch = Json::parse(metrics.substr(0, metrics.find('\n')));
+  CHECK(epoch["val_masked_loss"].is_number());
+  CHECK(epoch["val_masked_accuracy"].is_number());
+  CHECK(epoch["train_masked_accuracy"].is_number());
+  CHECK(contains(test::read_text(mpp + "/pretrain/train.log"), "val masked acc"));
+
+  const Json fine = read_json(mpp + "/finetune/result.json");
+  CHECK(fine["train_images"] == 64);
+  CHECK(fine["init_from"]["dropped"][0].get<std::string>().rfind("masked_patch.", 0) == 0);
+  CHECK(fine["init_from"]["new"] == Json{"head.weight", "head.bias"});
+  CHECK(fine["fewshot"]["shots"]["2"]["accuracies"].size() == 2);
+  // The scratch row skips the pretraining stage: no folder, and the sweep counts it as done.
+  CHECK_FALSE(fs::exists(out + "/runs/baseline=scratch__seed=0/pretrain"));
+  const Json summary = read_json(out + "/summary.json");
+  CHECK(summary["runs"]["completed"] == 3);
+  for (const auto& row : summary["rows"]) CHECK(row["fewshot"]["1"]["n"] == 1);
+  const std::string md = test::read_text(out + "/summary.md");
+  CHECK(contains(md, "1-shot %"));
+  CHECK(contains(md, "2-shot %"));
+  CHECK(contains(test::read_text(out + "/summary.csv"), "fewshot_2_mean"));
+  const Json manifest = read_json(out + "/sweep.json");
+  for (const auto& run : manifest["runs"])
+    if (run["id"] == "baseline=scratch__seed=0") CHECK(run["stages"] == Json{"finetune"});
+
+  // Rerunning finds every run done; a skip without a stage is an error naming where it was set.
+  auto again = run_vitlab("sweep " + dir.file("s.json") + " --out " + out);
+  CHECK(again.exit_code == 0);
+  CHECK(contains(again.output, "3 finished"));
+  j["baselines"]["scratch"] = {{"skip", true}, {"finetune:init_from", ""}};
+  auto bad = run_vitlab("sweep " + write_sweep(dir, j, "bad.json") + " --out " + dir.file("bad"));
+  CHECK(bad.exit_code == 2);
+  CHECK(contains(bad.output, "\"skip\" takes a stage"));
+}

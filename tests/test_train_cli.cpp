@@ -172,3 +172,40 @@ TEST_CASE("model and data that do not fit are config errors before anything is w
   CHECK(bf16.exit_code == 2);
   CHECK(bf16.output.find("train.precision") != std::string::npos);
 }
+
+TEST_CASE("vitlab eval --fewshot; masked-patch and few-shot settings that cannot work exit 2", "[train][cli][fewshot]") {
+  TempDir dir;
+  test::write_text(dir.file("run.json"), small_run(1).dump());
+  REQUIRE(run_vitlab("train " + dir.file("run.json") + " --quiet --out " + dir.file("a")).exit_code == 0);
+  const std::string ck = dir.file("a/checkpoints/last.pt");
+  auto few = run_vitlab("eval " + ck + " --device cpu --fewshot 1,5 --seeds 2");
+  INFO(few.output);
+  REQUIRE(few.exit_code == 0);
+  const Json j = Json::parse(few.output.substr(few.output.find('{'), few.output.rfind('}') - few.output.find('{') + 1));
+  CHECK(j["shots"]["1"]["accuracies"].size() == 2);
+  CHECK(j["shots"]["5"]["mean"].get<double>() > 0.0);
+  CHECK(j["test_images"] == 256);
+  CHECK(j["feature_dim"] == 32);
+  CHECK(few.output.find("few-shot 1-shot ") != std::string::npos);
+
+  auto big = run_vitlab("eval " + ck + " --device cpu --fewshot 1,100000");
+  CHECK(big.exit_code == 2);
+  CHECK(big.output.find("--fewshot: 100000 images per class, but class") != std::string::npos);
+  auto word = run_vitlab("eval " + ck + " --device cpu --fewshot 1,five");
+  CHECK(word.exit_code == 2);
+  CHECK(word.output.find("\"five\" is not a positive whole number") != std::string::npos);
+
+  auto mixed = run_vitlab("train " + dir.file("run.json") + " --quiet --out " + dir.file("b") +
+                          " --set train.objective=masked_patch");
+  CHECK(mixed.exit_code == 2);
+  CHECK(mixed.output.find("data.augment.mixup_alpha: mixes labels") != std::string::npos);
+  auto rate = run_vitlab("train " + dir.file("run.json") + " --quiet --out " + dir.file("c") +
+                         " --set train.masked_patch.corruption_rate=1");
+  CHECK(rate.exit_code == 2);
+  CHECK(rate.output.find("train.masked_patch.corruption_rate: 1 is outside (0, 1)") != std::string::npos);
+  auto shots = run_vitlab("train " + dir.file("run.json") + " --quiet --out " + dir.file("d") +
+                          " --set train.fewshot.shots=[1,5000]");
+  CHECK(shots.exit_code == 2);
+  CHECK(shots.output.find("train.fewshot.shots: 5000 images per class") != std::string::npos);
+  CHECK_FALSE(fs::exists(dir.file("d/result.json")));
+}

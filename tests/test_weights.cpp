@@ -301,7 +301,7 @@ TEST_CASE("init_from reads checkpoints, safetensors and keeps the old head rule"
   for (const auto& file : {"ck.pt", "w.safetensors"}) {
     DYNAMIC_SECTION(file) {
       auto target = random_model(small("vit_tiny_p4_28", {{"num_classes", 3}}), 2);
-      const auto report = init_weights_from(*target, dir.file(file));
+      const auto report = init_weights_from(*target, dir.file(file), WeightsImportOptions{});
       CHECK(report.head_reinitialized);
       CHECK(report.names == (std::string(file) == "ck.pt" ? "vitlab" : "timm"));
       CHECK(torch::equal(state_map(*target).at("blocks.1.mlp.fc2.weight"),

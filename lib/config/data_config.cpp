@@ -12,11 +12,17 @@ const EnumNames<DatasetKind>& dataset_kind_names() {
   return n;
 }
 
+const EnumNames<TrainPart>& train_part_names() {
+  static const EnumNames<TrainPart> n = {{TrainPart::kSubset, "subset"}, {TrainPart::kRest, "rest"}};
+  return n;
+}
+
 void DataConfig::read(JsonReader& r) {
   r.read_enum("dataset", dataset, dataset_kind_names());
   r.read("path", path);
   r.read("train_size", train_size, 0);
   r.read("per_class", per_class, 0);
+  r.read_enum("train_part", train_part, train_part_names());
   r.read("val_size", val_size, 0);
   r.read("test_size", test_size, 0);
   r.read("image_size", image_size, 0, 8192);
@@ -43,6 +49,7 @@ Json DataConfig::to_json() const {
               {"path", path},
               {"train_size", train_size},
               {"per_class", per_class},
+              {"train_part", enum_name(train_part, train_part_names())},
               {"val_size", val_size},
               {"test_size", test_size},
               {"image_size", image_size},
@@ -74,7 +81,9 @@ void DataConfig::validate(const std::string& source, const std::string& path) co
   const bool needs_path = dataset != DatasetKind::kFashionMnist && dataset != DatasetKind::kSynthetic;
   if (needs_path && path.empty())
     bad("path", fmt::format("required for dataset \"{}\"", enum_name(dataset, dataset_kind_names())));
-  if (train_size > 0 && val_size >= train_size)
+  if (train_part == TrainPart::kRest && train_size == 0 && per_class == 0)
+    bad("train_part", "\"rest\" is what a train_size or per_class draw leaves out; set one of them");
+  if (train_part == TrainPart::kSubset && train_size > 0 && val_size >= train_size)
     bad("val_size", fmt::format("{} leaves no training images out of train_size {}", val_size,
                                 train_size));
 }

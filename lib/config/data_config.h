@@ -10,6 +10,11 @@ namespace vitlab {
 enum class DatasetKind { kFashionMnist, kMnistFormat, kCifar10, kCifar100, kImageFolder, kSynthetic };
 const EnumNames<DatasetKind>& dataset_kind_names();
 
+// Which side of the train_size / per_class draw trains: the drawn subset, or the images the draw
+// left out (pretraining on the rest of a set whose subset fine-tunes, with the same subset_seed).
+enum class TrainPart { kSubset, kRest };
+const EnumNames<TrainPart>& train_part_names();
+
 struct AugmentConfig {
   int crop_padding = 0;          // random crop after zero padding by this many pixels; 0 = off
   bool flip = false;             // random horizontal flip
@@ -27,6 +32,7 @@ struct DataConfig {
   std::string path;
   int64_t train_size = 0;    // stratified subset of the training set; 0 = all
   int64_t per_class = 0;     // alternative to train_size: this many images of each class
+  TrainPart train_part = TrainPart::kSubset;  // "rest": the training images the draw left out
   int64_t val_size = 0;      // held out from the training set (stratified) for validation
   int64_t test_size = 0;     // stratified subset of the official test set; 0 = all
   int image_size = 0;        // resize to this (bilinear); 0 = the data set's own size

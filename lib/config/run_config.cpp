@@ -4,16 +4,49 @@
 
 namespace vitlab {
 
+const EnumNames<InitHead>& init_head_names() {
+  static const EnumNames<InitHead> n = {{InitHead::kZero, "zero"}, {InitHead::kKeep, "keep"}};
+  return n;
+}
+const EnumNames<InitPosEmbed>& init_pos_embed_names() {
+  static const EnumNames<InitPosEmbed> n = {{InitPosEmbed::kAuto, "auto"},
+                                            {InitPosEmbed::kBilinear, "bilinear"},
+                                            {InitPosEmbed::kBicubic, "bicubic"},
+                                            {InitPosEmbed::kFresh, "fresh"}};
+  return n;
+}
+
 Json RunConfig::to_json() const {
-  return Json{{"description", description}, {"seed", seed},           {"device", device},
-              {"init_from", init_from},     {"model", model.to_json()}, {"data", data.to_json()},
+  return Json{{"description", description},
+              {"seed", seed},
+              {"device", device},
+              {"init_from", init_from},
+              {"init_head", enum_name(init_head, init_head_names())},
+              {"init_pos_embed", enum_name(init_pos_embed, init_pos_embed_names())},
+              {"model", model.to_json()},
+              {"data", data.to_json()},
               {"train", train.to_json()}};
 }
+
+namespace {
+// The masked-patch objective needs patch tokens, and labels it does not use must not be mixed.
+void check_objective(const RunConfig& c, const std::string& source) {
+  if (c.train.objective != Objective::kMaskedPatch) return;
+  if (c.model.family == ModelFamily::kResNet)
+    config_error(source, "train.objective",
+                 fmt::format("\"masked_patch\" needs a model with patch tokens; \"{}\" is a ResNet "
+                             "(use a ViT or hybrid model)", c.model.name));
+  if (c.data.augment.mixup_alpha > 0 || c.data.augment.cutmix_alpha > 0)
+    config_error(source, c.data.augment.mixup_alpha > 0 ? "data.augment.mixup_alpha" : "data.augment.cutmix_alpha",
+                 "mixes labels, which the \"masked_patch\" objective does not use; set it to 0");
+}
+}  // namespace
 
 void RunConfig::validate(const std::string& source) const {
   model.validate(source, "model");
   data.validate(source, "data");
   train.validate(source, "train");
+  check_objective(*this, source);
   if (data.dataset == DatasetKind::kSynthetic) {
     const int size = data.image_size > 0 ? data.image_size : data.synthetic_image_size;
     if (size != model.image_size)
@@ -64,6 +97,8 @@ RunConfig read_run_config(const Json& json, const std::string& source) {
   r.read("seed", c.seed, 0);
   r.read("device", c.device);
   r.read("init_from", c.init_from);
+  r.read_enum("init_head", c.init_head, init_head_names());
+  r.read_enum("init_pos_embed", c.init_pos_embed, init_pos_embed_names());
   if (!r.has("model")) r.error("model", "missing; every run needs a model (see `vitlab models`)");
   JsonReader model_reader = r.child("model");  // marks the key as known
   c.model = read_model_config(json.at("model"), source, "model");

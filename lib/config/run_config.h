@@ -10,11 +10,26 @@
 
 namespace vitlab {
 
+// What happens to the parts of init_from's weights that a transfer replaces (the paper's Sec. 3.2
+// and B.1.1: the pretraining head is removed and a zero-initialised linear head takes its place;
+// at a higher resolution the position embedding is interpolated).
+enum class InitHead { kZero, kKeep };
+const EnumNames<InitHead>& init_head_names();
+enum class InitPosEmbed { kAuto, kBilinear, kBicubic, kFresh };
+const EnumNames<InitPosEmbed>& init_pos_embed_names();
+
 struct RunConfig {
   std::string description;  // free text: what this run tests
   int64_t seed = 0;
   std::string device = "auto";  // auto | cpu | cuda | cuda:N
   std::string init_from;        // checkpoint or weights file to start from; empty = random init
+  // With init_from: "zero" starts the classifier head (and drops a pre-logits layer the model does
+  // not have) at zero, as the paper's transfer; "keep" loads it when the shapes fit.
+  InitHead init_head = InitHead::kZero;
+  // With init_from, when the token grid differs: interpolate the stored embedding (auto: bilinear
+  // for .npz as vit_jax/big_vision, bicubic otherwise as timm), or "fresh": the model's own
+  // initial embedding, trained from scratch (the "without interpolation" control).
+  InitPosEmbed init_pos_embed = InitPosEmbed::kAuto;
   ModelConfig model;
   DataConfig data;
   TrainConfig train;

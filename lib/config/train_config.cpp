@@ -17,7 +17,57 @@ const EnumNames<Precision>& precision_names() {
   return n;
 }
 
+const EnumNames<Objective>& objective_names() {
+  static const EnumNames<Objective> n = {{Objective::kSupervised, "supervised"},
+                                         {Objective::kMaskedPatch, "masked_patch"}};
+  return n;
+}
+const EnumNames<MaskedPatchTarget>& masked_patch_target_names() {
+  static const EnumNames<MaskedPatchTarget> n = {{MaskedPatchTarget::kMeanColor, "mean_color"},
+                                                 {MaskedPatchTarget::kDownsized4x4, "downsized_4x4"},
+                                                 {MaskedPatchTarget::kFullPatch, "full_patch"}};
+  return n;
+}
+
+void MaskedPatchConfig::read(JsonReader& r) {
+  r.read_enum("target", target, masked_patch_target_names());
+  r.read("corruption_rate", corruption_rate, 0.0, 1.0);
+  if (corruption_rate <= 0.0 || corruption_rate >= 1.0)
+    r.error("corruption_rate", fmt::format("{} is outside (0, 1): some patches, not all and not "
+                                           "none, must be corrupted", corruption_rate));
+  r.read("mask_share", mask_share, 0.0, 1.0);
+  r.read("random_share", random_share, 0.0, 1.0);
+  if (mask_share + random_share > 1.0 + 1e-12)
+    r.error("random_share", fmt::format("mask_share {} + random_share {} is above 1", mask_share,
+                                        random_share));
+}
+
+Json MaskedPatchConfig::to_json() const {
+  return Json{{"target", enum_name(target, masked_patch_target_names())},
+              {"corruption_rate", corruption_rate},
+              {"mask_share", mask_share},
+              {"random_share", random_share}};
+}
+
+void FewShotConfig::read(JsonReader& r) {
+  r.read("shots", shots, 1, 100000);
+  r.read("seeds", seeds, 1, 1000);
+}
+
+Json FewShotConfig::to_json() const { return Json{{"shots", shots}, {"seeds", seeds}}; }
+
 void TrainConfig::read(JsonReader& r) {
+  r.read_enum("objective", objective, objective_names());
+  {
+    JsonReader m = r.child("masked_patch");
+    masked_patch.read(m);
+    m.finish();
+  }
+  {
+    JsonReader f = r.child("fewshot");
+    fewshot.read(f);
+    f.finish();
+  }
   r.read("epochs", epochs, 1, 1000000);
   r.read("batch_size", batch_size, 1, 1 << 20);
   r.read("eval_batch_size", eval_batch_size, 1, 1 << 20);
@@ -42,7 +92,10 @@ void TrainConfig::read(JsonReader& r) {
 }
 
 Json TrainConfig::to_json() const {
-  return Json{{"epochs", epochs},
+  return Json{{"objective", enum_name(objective, objective_names())},
+              {"masked_patch", masked_patch.to_json()},
+              {"fewshot", fewshot.to_json()},
+              {"epochs", epochs},
               {"batch_size", batch_size},
               {"eval_batch_size", eval_batch_size},
               {"optimizer", enum_name(optimizer, optimizer_kind_names())},
@@ -74,6 +127,10 @@ void TrainConfig::validate(const std::string& source, const std::string& path) c
   if (min_lr > lr) bad("min_lr", fmt::format("{} is above the peak lr {}", min_lr, lr));
   if (nesterov && optimizer != OptimizerKind::kSgd)
     bad("nesterov", "only applies to optimizer \"sgd\"");
+  for (size_t i = 0; i < fewshot.shots.size(); ++i)
+    for (size_t j = 0; j < i; ++j)
+      if (fewshot.shots[i] == fewshot.shots[j])
+        bad(fmt::format("fewshot.shots[{}]", i), fmt::format("{} is listed twice", fewshot.shots[i]));
 }
 
 }  // namespace vitlab

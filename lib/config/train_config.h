@@ -1,6 +1,7 @@
 // Optimisation settings.
 #pragma once
 #include <string>
+#include <vector>
 
 #include "config/json_reader.h"
 
@@ -13,7 +14,44 @@ const EnumNames<OptimizerKind>& optimizer_kind_names();
 const EnumNames<LrSchedule>& lr_schedule_names();
 const EnumNames<Precision>& precision_names();
 
+// What the run trains for: the class labels, or masked patch prediction (the paper's Sec. 4.6
+// and Appendix B.1.2), which needs no labels.
+enum class Objective { kSupervised, kMaskedPatch };
+const EnumNames<Objective>& objective_names();
+
+// The masked-patch targets the paper tried (B.1.2): the 3-bit mean colour of the patch as
+// 2^(3C) classes (its choice), or L2 regression on the patch downsized to 4x4 or on all its pixels.
+enum class MaskedPatchTarget { kMeanColor, kDownsized4x4, kFullPatch };
+const EnumNames<MaskedPatchTarget>& masked_patch_target_names();
+
+struct MaskedPatchConfig {
+  MaskedPatchTarget target = MaskedPatchTarget::kMeanColor;
+  double corruption_rate = 0.5;  // share of patch embeddings corrupted, in (0, 1); the paper's 50%
+  // Of the corrupted ones: replaced by the learned [mask] embedding, by another random patch's
+  // embedding from the batch, and (the rest) left unchanged: BERT's 80/10/10, as the paper.
+  double mask_share = 0.8;
+  double random_share = 0.1;
+
+  void read(JsonReader& reader);
+  Json to_json() const;
+  // Classes per patch for kMeanColor: 2^(3 C), 8 for grey images and 512 for RGB.
+  static int64_t color_classes(int64_t channels) { return int64_t{1} << (3 * channels); }
+};
+
+// Few-shot linear evaluation (the paper's Sec. 4.1) after training: K images per class for each K
+// in `shots`, `seeds` draws each; empty = off.
+struct FewShotConfig {
+  std::vector<int64_t> shots;
+  int seeds = 5;
+
+  void read(JsonReader& reader);
+  Json to_json() const;
+};
+
 struct TrainConfig {
+  Objective objective = Objective::kSupervised;
+  MaskedPatchConfig masked_patch;  // objective "masked_patch"
+  FewShotConfig fewshot;
   int epochs = 10;
   int batch_size = 128;
   int eval_batch_size = 512;

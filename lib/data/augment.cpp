@@ -157,4 +157,25 @@ Mixed cutmix(const torch::Tensor& images, const torch::Tensor& labels, int num_c
   return {out, targets * lambda + targets.flip({0}) * (1.0 - lambda), lambda};
 }
 
+Mixed mix_batch(const torch::Tensor& images, const torch::Tensor& labels, int classes,
+                const AugmentConfig& a, AugmentRng& rng) {
+  const bool mixup_on = a.mixup_alpha > 0, cutmix_on = a.cutmix_alpha > 0;
+  if ((mixup_on || cutmix_on) && rng.uniform() < a.mix_prob) {
+    const bool use_cutmix = cutmix_on && (!mixup_on || rng.uniform() < 0.5);
+    return use_cutmix ? cutmix(images, labels, classes, a.cutmix_alpha, rng)
+                      : mixup(images, labels, classes, a.mixup_alpha, rng);
+  }
+  return {images, one_hot_targets(labels, classes), 1.0};
+}
+
+Mixed augment_batch(const Batch& b, const AugmentConfig& aug, const Normalizer& normalize,
+                    int classes, AugmentRng& rng) {
+  auto x = b.images;
+  if (aug.crop_padding > 0) x = random_crop(x, aug.crop_padding, rng);
+  if (aug.flip) x = random_flip(x, 0.5, rng);
+  auto xf = normalize(x);
+  if (aug.random_erasing > 0) xf = random_erasing(xf, aug.random_erasing, rng);
+  return mix_batch(xf, b.labels, classes, aug, rng);
+}
+
 }  // namespace vitlab

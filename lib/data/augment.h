@@ -12,6 +12,9 @@
 #include <cstdint>
 #include <random>
 
+#include "config/data_config.h"
+#include "data/batcher.h"
+
 namespace vitlab {
 
 class AugmentRng {
@@ -59,5 +62,14 @@ Mixed mixup(const torch::Tensor& images, const torch::Tensor& labels, int num_cl
 // to the box's clipped area.
 Mixed cutmix(const torch::Tensor& images, const torch::Tensor& labels, int num_classes,
              double alpha, AugmentRng& rng);
+
+// Soft targets for one batch: one-hot, or mixup/cutmix when enabled and drawn.
+Mixed mix_batch(const torch::Tensor& images, const torch::Tensor& labels, int classes,
+                const AugmentConfig& a, AugmentRng& rng);
+
+// The training pipeline for one batch: crop and flip on uint8, normalise, random erasing, then
+// soft targets (mix_batch). Every random number comes from `rng`, in this order.
+Mixed augment_batch(const Batch& b, const AugmentConfig& aug, const Normalizer& normalize,
+                    int classes, AugmentRng& rng);
 
 }  // namespace vitlab

@@ -135,4 +135,17 @@ DataBundle load_data(const DataConfig& config, const std::string& source) {
   return b;
 }
 
+void check_model_fits_data(const ModelConfig& m, const DataBundle& d, const std::string& source) {
+  if (m.in_channels != d.channels)
+    config_error(source, "model.in_channels",
+                 fmt::format("{} but the data set has {} channel(s)", m.in_channels, d.channels));
+  if (m.image_size != d.image_size)
+    config_error(source, "model.image_size",
+                 fmt::format("{} but the data set's images are {}x{} (set data.image_size to resize)",
+                             m.image_size, d.image_size, d.image_size));
+  if (m.num_classes != d.num_classes)
+    config_error(source, "model.num_classes",
+                 fmt::format("{} but the data set has {} classes", m.num_classes, d.num_classes));
+}
+
 }  // namespace vitlab

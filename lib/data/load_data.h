@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "config/data_config.h"
+#include "config/model_config.h"
 #include "data/dataset.h"
 
 namespace vitlab {
@@ -39,5 +40,9 @@ std::pair<std::vector<double>, std::vector<double>> standard_mean_std(DatasetKin
 // Per-channel mean and standard deviation of (N, C, H, W) uint8 images scaled to [0, 1],
 // accumulated in double over chunks. A channel with zero spread gets std 1.
 std::pair<std::vector<double>, std::vector<double>> compute_mean_std(const torch::Tensor& images);
+
+// ConfigError naming model.in_channels, model.image_size or model.num_classes when the model does
+// not fit the loaded data.
+void check_model_fits_data(const ModelConfig& model, const DataBundle& data, const std::string& source);
 
 }  // namespace vitlab

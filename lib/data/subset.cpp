@@ -33,6 +33,15 @@ Dataset empty_like(const Dataset& data, const std::string& name) {
   return select_rows(data, torch::empty({0}, torch::kInt64), name);
 }
 
+// The drawn subset, or (train_part "rest") the images the draw left out.
+Dataset train_part(const Dataset& train, const std::vector<int64_t>& quotas, const DataConfig& config,
+                   uint64_t seed) {
+  const IndexSplit split = stratified_split(train.labels, train.num_classes, quotas,
+                                            mix_seed(seed, kTrainStream));
+  const bool rest = config.train_part == TrainPart::kRest;
+  return select_rows(train, rest ? split.rest : split.chosen, train.name + (rest ? "[rest]" : ""));
+}
+
 }  // namespace
 
 std::vector<int64_t> class_counts(const torch::Tensor& labels, int num_classes) {
@@ -102,20 +111,14 @@ SubsetSplits make_subsets(const DatasetSplits& data, const DataConfig& config,
             fmt::format("{}: class {} has only {} training images, fewer than {}", config.per_class,
                         class_label(data.train, k), counts[k], config.per_class));
     const std::vector<int64_t> quotas(static_cast<size_t>(k_count), config.per_class);
-    train = select_rows(
-        data.train,
-        stratified_split(data.train.labels, k_count, quotas, mix_seed(seed, kTrainStream)).chosen,
-        data.train.name);
+    train = train_part(data.train, quotas, config, seed);
   } else if (config.train_size > 0) {
     if (config.train_size > data.train.size())
       config_error(source, "data.train_size",
                    fmt::format("{} is more than the {} images of {}", config.train_size,
                                data.train.size(), data.train.name));
     const auto quotas = proportional_quotas(counts, config.train_size);
-    train = select_rows(
-        data.train,
-        stratified_split(data.train.labels, k_count, quotas, mix_seed(seed, kTrainStream)).chosen,
-        data.train.name);
+    train = train_part(data.train, quotas, config, seed);
   }
 
   // 2. Validation: a stratified hold-out of the (subset) training set; the rest trains.

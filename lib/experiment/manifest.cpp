@@ -21,8 +21,12 @@ Json make_manifest(const SweepSpec& spec, const SweepPlan& plan) {
                         {"compare_to", v.compare_to.empty() ? Json() : Json(v.compare_to)}});
   }
   Json runs = Json::array();
-  for (const auto& r : plan.runs)
+  for (const auto& r : plan.runs) {
+    Json names = Json::array();
+    for (const auto& s : r.stages) names.push_back(s.name);
     runs.push_back({{"id", r.id}, {"variant", plan.variants[r.variant].key}, {"seed", r.seed}});
+    if (!spec.stages.empty()) runs.back()["stages"] = names;
+  }
   Json stages = Json::array();
   for (const auto& s : spec.stages) stages.push_back(s.name);
   return Json{{"format", kManifestFormat},
@@ -43,6 +47,13 @@ Json make_manifest(const SweepSpec& spec, const SweepPlan& plan) {
               {"variants", variants},
               {"runs", runs},
               {"sweep", spec.raw}};
+}
+
+std::vector<std::string> run_stage_names(const Json& manifest, const Json& run) {
+  const Json& names = run.contains("stages") && run["stages"].is_array() ? run["stages"] : manifest["stages"];
+  std::vector<std::string> out;
+  for (const auto& s : names) out.push_back(s.get<std::string>());
+  return out;
 }
 
 Json read_manifest(const std::string& sweep_dir) {

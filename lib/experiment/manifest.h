@@ -18,4 +18,8 @@ Json read_manifest(const std::string& sweep_dir);
 
 std::string manifest_path(const std::string& sweep_dir);
 
+// The stages one run of the manifest goes through: its own list (a variant may skip a stage),
+// else the sweep's.
+std::vector<std::string> run_stage_names(const Json& manifest, const Json& run);
+
 }  // namespace vitlab

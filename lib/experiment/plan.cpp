@@ -78,6 +78,9 @@ void add_named(std::vector<Variant>& out, std::map<std::string, std::string>& si
   }
 }
 
+// "<stage>:skip" is not a config path: it leaves the stage out (plan_stages).
+bool is_skip(const Override& o) { return o.config_path() == "skip"; }
+
 // Two parts of the sweep file setting the same path for one variant would leave one of them
 // silently ignored.
 void check_no_overlap(const Variant& v, const std::string& source) {
@@ -230,7 +233,7 @@ Json stage_config(const SweepSpec& spec, const Variant& v, const SweepStage& sta
   for (const Override& o : stage.set) apply_override(config, o.path + "=" + o.value.dump(), o.origin);
   for (const bool scoped : {false, true})
     for (const Override& o : v.overrides)
-      if (o.stage().empty() != scoped && (!scoped || o.stage() == stage.name))
+      if (o.stage().empty() != scoped && (!scoped || o.stage() == stage.name) && !is_skip(o))
         apply_override(config, o.config_path() + "=" + o.value.dump(), o.origin);
   config["seed"] = run.seed;
   try {
@@ -241,12 +244,39 @@ Json stage_config(const SweepSpec& spec, const Variant& v, const SweepStage& sta
   }
 }
 
+// Whether variant `v` leaves `stage` out ("<stage>:skip": true); ConfigError for a skip without a
+// stage, of another value, or of every stage.
+bool skips_stage(const Variant& v, const std::string& stage, const std::vector<SweepStage>& stages) {
+  bool skip = false;
+  for (const Override& o : v.overrides) {
+    if (!is_skip(o)) continue;
+    if (o.stage().empty() || !o.value.is_boolean())
+      throw ConfigError(fmt::format("{}: \"skip\" takes a stage, \"<stage>:skip\": true (leaves that "
+                                    "stage out of this variant's runs)", o.origin));
+    if (o.stage() == stage) skip = o.value.get<bool>();
+  }
+  size_t skipped = 0;
+  for (const SweepStage& s : stages)
+    for (const Override& o : v.overrides)
+      if (is_skip(o) && o.stage() == s.name && o.value == true) ++skipped;
+  if (skipped == stages.size())
+    throw ConfigError(fmt::format("variant {} skips every stage", v.key));
+  return skip;
+}
+
 // The run's stages with their configs; a stage whose config is invalid is left out and its error
-// recorded, so that every problem of the sweep is reported at once.
+// recorded, so that every problem of the sweep is reported at once. A stage the variant skips is
+// not planned, and a later stage's "@name" cannot refer to it.
 void plan_stages(PlannedRun& run, const Variant& v, const SweepSpec& spec,
                  const std::vector<SweepStage>& stages, bool staged, ConfigErrors& errors) {
   std::vector<std::string> earlier;  // stage names before this one
   for (const SweepStage& stage : stages) {
+    try {
+      if (staged && skips_stage(v, stage.name, stages)) continue;
+    } catch (const ConfigError& e) {
+      add_config_error(errors, e.what(), run.id);
+      return;
+    }
     PlannedStage ps;
     ps.name = stage.name;
     ps.dir = staged ? (fs::path(run.dir) / stage.name).string() : run.dir;

@@ -2,9 +2,11 @@
 
 #include <cmath>
 #include <filesystem>
+#include <set>
 
 #include "core/atomic_file.h"
 #include "core/duration.h"
+#include "experiment/manifest.h"
 #include "experiment/run_folder.h"
 #include "experiment/stats.h"
 
@@ -22,6 +24,7 @@ Json optional_number(const std::optional<double>& v) { return v ? Json(*v) : Jso
 
 struct VariantRuns {
   std::vector<double> accuracy, seconds, speed;
+  std::map<int64_t, std::vector<double>> fewshot;  // K -> per seed, the mean over its draws
   Json results = Json::array();  // per completed seed
   int64_t parameters = 0;
   int planned = 0;
@@ -64,13 +67,12 @@ struct SweepRuns {
 };
 
 SweepRuns collect_runs(const Json& manifest, const std::string& sweep_dir) {
-  std::vector<std::string> stages;
-  for (const auto& s : manifest["stages"]) stages.push_back(s.get<std::string>());
   SweepRuns out;
   for (const auto& run : manifest["runs"]) {
     const std::string id = run["id"].get<std::string>();
     const std::string variant = run["variant"].get<std::string>();
-    const RunOutcome o = read_run_outcome((fs::path(sweep_dir) / "runs" / id).string(), stages);
+    const RunOutcome o = read_run_outcome((fs::path(sweep_dir) / "runs" / id).string(),
+                                          run_stage_names(manifest, run));
     VariantRuns& v = out.by_variant[variant];
     ++v.planned;
     ++out.counts[o.status];
@@ -85,6 +87,11 @@ SweepRuns collect_runs(const Json& manifest, const std::string& sweep_dir) {
     v.speed.push_back(o.result.value("images_per_second", 0.0));
     v.parameters = o.result.value("parameters", int64_t(0));
     v.results.push_back({{"seed", run["seed"]}, {"id", id}, {"test_accuracy", acc}});
+    // Few-shot linear evaluation at the end of the run (train.fewshot): one column per K.
+    const Json shots = o.result.contains("fewshot") && o.result["fewshot"].is_object()
+                           ? o.result["fewshot"].value("shots", Json::object())
+                           : Json::object();
+    for (const auto& [k, r] : shots.items()) v.fewshot[std::stoll(k)].push_back(r.value("mean", 0.0));
   }
   return out;
 }
@@ -130,6 +137,11 @@ Json summary_row(const Json& variant, const std::map<std::string, VariantRuns>& 
               {"parameters", n ? Json(v.parameters) : Json()},
               {"train_seconds", n ? Json(stats::mean(v.seconds)) : Json()},
               {"images_per_second", n ? Json(stats::mean(v.speed)) : Json()}};
+  Json fewshot = Json::object();
+  for (const auto& [k, values] : v.fewshot)
+    fewshot[std::to_string(k)] = {{"mean", stats::mean(values)},
+                                  {"std", optional_number(stats::sample_std(values))}, {"n", values.size()}};
+  row["fewshot"] = fewshot;
   row["note"] = compare_to_baseline(row, variant, v, by_variant);
   return row;
 }
@@ -222,12 +234,24 @@ std::string expected_text(const Json& summary) {
 }
 }  // namespace
 
+// The K values of few-shot evaluations that any row has, ascending.
+static std::vector<int64_t> fewshot_shots(const Json& summary) {
+  std::set<int64_t> shots;
+  for (const auto& r : summary["rows"]) {
+    const Json fewshot = r.value("fewshot", Json::object());
+    for (const auto& [k, v] : fewshot.items()) shots.insert(std::stoll(k));
+  }
+  return {shots.begin(), shots.end()};
+}
+
 std::string summary_table(const Json& summary) {
   // With shared axes each row has its own baseline row: name it.
   const bool several_references = !summary["shared_axes"].empty();
+  const std::vector<int64_t> shots = fewshot_shots(summary);
   std::vector<std::vector<std::string>> cells;
   std::vector<std::string> head = {"variant", "n", "test acc % (mean ± std)", "Δ pts", "p (Welch)",
                                    "note", "params", "train time", "img/s"};
+  for (const int64_t k : shots) head.push_back(fmt::format("{}-shot %", k));
   if (several_references) head.insert(head.begin() + 3, "compared with");
   cells.push_back(head);
   for (const auto& r : summary["rows"]) {
@@ -248,6 +272,11 @@ std::string summary_table(const Json& summary) {
         r["parameters"].is_null() ? "-" : count_text(r["parameters"].get<int64_t>()),
         r["train_seconds"].is_null() ? "-" : format_duration(r["train_seconds"].get<double>()),
         r["images_per_second"].is_null() ? "-" : fmt::format("{:.0f}", r["images_per_second"].get<double>())};
+    for (const int64_t k : shots) {
+      const Json f = r.value("fewshot", Json::object()).value(std::to_string(k), Json());
+      row.push_back(f.is_null() ? "-"
+                                : percent(f["mean"]) + (f["std"].is_null() ? "" : " ± " + percent(f["std"])));
+    }
     if (several_references)
       row.insert(row.begin() + 3, r["compared_to"].is_null() ? "-" : r["compared_to"].get<std::string>());
     cells.push_back(row);
@@ -273,9 +302,15 @@ std::string summary_csv(const Json& summary) {
                                             "train_seconds", "images_per_second"};
   std::string out;
   for (size_t c = 0; c < columns.size(); ++c) out += (c ? "," : "") + columns[c];
+  const std::vector<int64_t> shots = fewshot_shots(summary);
+  for (const int64_t k : shots) out += fmt::format(",fewshot_{}_mean,fewshot_{}_std", k, k);
   out += "\n";
   for (const auto& r : summary["rows"]) {
     for (size_t c = 0; c < columns.size(); ++c) out += (c ? "," : "") + csv_field(r[columns[c]]);
+    for (const int64_t k : shots) {
+      const Json f = r.value("fewshot", Json::object()).value(std::to_string(k), Json());
+      out += "," + csv_field(f.is_null() ? Json() : f["mean"]) + "," + csv_field(f.is_null() ? Json() : f["std"]);
+    }
     out += "\n";
   }
   return out;

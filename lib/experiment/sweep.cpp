@@ -51,7 +51,9 @@ Json resolved_base(const SweepSpec& spec) {
 }
 
 // What the sweep will do with a run: from its folder's state.
-std::string run_state(const PlannedRun& run, const std::vector<std::string>& stages) {
+std::string run_state(const PlannedRun& run) {
+  std::vector<std::string> stages;
+  for (const auto& s : run.stages) stages.push_back(s.name);
   const std::string status = read_run_outcome(run.dir, stages).status;
   if (status == "completed" || status == "diverged") return "done (" + status + ")";
   if (status == "failed") return "retry (failed before)";
@@ -82,12 +84,6 @@ void check_existing_configs(const SweepPlan& plan, const std::string& out_dir) {
   throw UserError(text);
 }
 
-std::vector<std::string> stage_names(const SweepSpec& spec) {
-  std::vector<std::string> names;
-  for (const auto& s : spec.stages) names.push_back(s.name);
-  return names;
-}
-
 void print_dry_run(const SweepSpec& spec, const SweepPlan& plan, const std::string& out_dir, std::FILE* out) {
   const Json base = resolved_base(spec);
   std::fprintf(out, "%s\n", fmt::format("sweep {} ({}): {} = {} x {}{}, output {}", spec.name, spec.source,
@@ -96,10 +92,9 @@ void print_dry_run(const SweepSpec& spec, const SweepPlan& plan, const std::stri
                                         spec.stages.empty() ? "" : fmt::format(", {} stages each", spec.stages.size()),
                                         out_dir).c_str());
   std::fprintf(out, "dry run: nothing is written.\nbase config (resolved): %s\n", base.dump().c_str());
-  const auto names = stage_names(spec);
   for (const auto& run : plan.runs) {
     const Variant& v = plan.variants[run.variant];
-    std::fprintf(out, "%s\n", fmt::format("{}  [{}; {}{}]", run.id, run_state(run, names), v.kind,
+    std::fprintf(out, "%s\n", fmt::format("{}  [{}; {}{}]", run.id, run_state(run), v.kind,
                                           v.compare_to.empty() ? ", reference" : ", vs " + v.compare_to).c_str());
     for (const auto& stage : run.stages) {
       std::string diffs;
@@ -169,11 +164,10 @@ int run_sweep(const SweepOptions& options, std::FILE* out) {
   const Json manifest = make_manifest(spec, plan);
   write_json_file_atomic(manifest_path(out_dir), manifest);
 
-  const auto names = stage_names(spec);
   std::vector<size_t> todo;
   size_t finished = 0, resumed = 0;
   for (size_t i = 0; i < plan.runs.size(); ++i) {
-    const std::string state = run_state(plan.runs[i], names);
+    const std::string state = run_state(plan.runs[i]);
     if (state.rfind("done", 0) == 0) {
       ++finished;
       continue;
@@ -225,12 +219,11 @@ int summarize_sweep(const std::string& sweep_dir, std::FILE* out) {
 
 void publish_sweep(const std::string& sweep_dir, const std::string& dest, std::FILE* out) {
   const Json manifest = read_manifest(sweep_dir);
-  std::vector<std::string> stages;
-  for (const auto& s : manifest["stages"]) stages.push_back(s.get<std::string>());
   std::vector<std::string> unfinished;
   for (const auto& run : manifest["runs"]) {
     const std::string id = run["id"].get<std::string>();
-    const std::string status = read_run_outcome((fs::path(sweep_dir) / "runs" / id).string(), stages).status;
+    const std::string status =
+        read_run_outcome((fs::path(sweep_dir) / "runs" / id).string(), run_stage_names(manifest, run)).status;
     if (status == "interrupted" || status == "pending") unfinished.push_back(id + " (" + status + ")");
   }
   if (!unfinished.empty())
@@ -255,6 +248,7 @@ void publish_sweep(const std::string& sweep_dir, const std::string& dest, std::F
   size_t files = 0;
   for (const auto& run : manifest["runs"]) {
     const fs::path run_dir = fs::path("runs") / run["id"].get<std::string>();
+    const std::vector<std::string> stages = run_stage_names(manifest, run);
     for (const auto& stage : stages.empty() ? std::vector<std::string>{""} : stages) {
       const fs::path dir = stage.empty() ? run_dir : run_dir / stage;
       for (const char* name : {"result.json", "metrics.jsonl"}) {

@@ -12,6 +12,9 @@ class ImageClassifierImpl : public torch::nn::Module {
   explicit ImageClassifierImpl(ModelConfig config) : config_(std::move(config)) {}
   // (B, C, H, W) float images -> (B, num_classes) logits.
   virtual torch::Tensor forward(const torch::Tensor& images) = 0;
+  // (B, C, H, W) -> (B, F): the representation the classifier head reads (few-shot linear
+  // evaluation fits its own linear map on it).
+  virtual torch::Tensor features(const torch::Tensor& images) = 0;
   const ModelConfig& config() const { return config_; }
 
  protected:

@@ -124,12 +124,12 @@ ResNetV2Impl::ResNetV2Impl(const ModelConfig& c) : ImageClassifierImpl(c) {
   }
 }
 
-torch::Tensor ResNetV2Impl::forward_features(const torch::Tensor& images) {
+torch::Tensor ResNetV2Impl::features(const torch::Tensor& images) {
   return backbone->forward(images).mean({2, 3});  // (B, F)
 }
 
 torch::Tensor ResNetV2Impl::forward(const torch::Tensor& images) {
-  return fc->forward(forward_features(images));
+  return fc->forward(features(images));
 }
 
 }  // namespace vitlab

@@ -50,7 +50,7 @@ class ResNetV2Impl : public ImageClassifierImpl {
  public:
   explicit ResNetV2Impl(const ModelConfig& c);
   torch::Tensor forward(const torch::Tensor& images) override;
-  torch::Tensor forward_features(const torch::Tensor& images);  // (B, F) pooled
+  torch::Tensor features(const torch::Tensor& images) override;  // (B, F) pooled
 
   ResNetBackbone backbone{nullptr};
   Linear fc{nullptr};

@@ -123,13 +123,26 @@ torch::Tensor ViTImpl::pool(const Residual& z) {
   return pooling_.pool(normed, num_prefix_tokens());  // (B, D)
 }
 
-torch::Tensor ViTImpl::head_logits(const torch::Tensor& pooled) {
-  auto x = pre_logits ? torch::tanh(pre_logits->forward(pooled)) : pooled;
-  return head->forward(torch::dropout(x, config_.dropout, is_training()));
+torch::Tensor ViTImpl::features(const torch::Tensor& images) {
+  auto y = pool(encode(add_tokens_and_positions(embed(images))));  // (B, D)
+  return pre_logits ? torch::tanh(pre_logits->forward(y)) : y;
 }
 
 torch::Tensor ViTImpl::forward(const torch::Tensor& images) {
-  return head_logits(pool(encode(add_tokens_and_positions(embed(images)))));
+  return head->forward(torch::dropout(features(images), config_.dropout, is_training()));
+}
+
+void ViTImpl::add_masked_patch_head(const MaskedPatchConfig& config) {
+  masked_patch = register_module("masked_patch", MaskedPatchHead(config_, config));
+}
+
+MaskedPatchPrediction ViTImpl::forward_masked_patches(const torch::Tensor& images) {
+  TORCH_CHECK(masked_patch, "forward_masked_patches: the model has no masked-patch head");
+  // Corrupted after the patch projection, before the class token and position embedding (B.1.2).
+  auto [patches, corrupted] = masked_patch->corrupt(embed(images));   // (B, N, D), (B, N)
+  auto z = encode(add_tokens_and_positions(patches)).sum();            // (B, T, D)
+  auto tokens = z.slice(1, num_prefix_tokens());                       // (B, N, D)
+  return {masked_patch->forward(tokens), corrupted};
 }
 
 torch::Tensor ViTImpl::forward_with_attention(const torch::Tensor& images,

@@ -11,6 +11,7 @@
 
 #include "models/classifier.h"
 #include "models/layers.h"
+#include "models/masked_patch.h"
 #include "models/parts.h"
 #include "models/resnetv2.h"
 
@@ -62,7 +63,13 @@ class ViTImpl : public ImageClassifierImpl, public DeclaresNoWeightDecay {
   torch::Tensor add_tokens_and_positions(const torch::Tensor& patches);
   Residual encode(const torch::Tensor& tokens);      // z_0 -> z_L
   torch::Tensor pool(const Residual& encoded);       // z_L -> (B, D), normalised
-  torch::Tensor head_logits(const torch::Tensor& pooled);  // pre-logits + head
+  // y of eq. 4, through the tanh pre-logits layer when the model has one: what the head reads.
+  torch::Tensor features(const torch::Tensor& images) override;  // (B, D or representation_size)
+  // Masked patch prediction (Sec. 4.6): embed, corrupt, encode, predict from the patch tokens.
+  // Needs add_masked_patch_head() first.
+  MaskedPatchPrediction forward_masked_patches(const torch::Tensor& images);
+  // Registers the [mask] embedding and the prediction head (module "masked_patch").
+  void add_masked_patch_head(const MaskedPatchConfig& config);
   // forward() that also returns every attention layer's weights (ops::AttentionRecorder).
   torch::Tensor forward_with_attention(const torch::Tensor& images,
                                        std::vector<torch::Tensor>& attention);
@@ -79,6 +86,7 @@ class ViTImpl : public ImageClassifierImpl, public DeclaresNoWeightDecay {
   LayerNorm fc_norm{nullptr};  // after pooling (timm's fc_norm for GAP)
   Linear pre_logits{nullptr};  // tanh representation layer (representation_size)
   Linear head{nullptr};
+  MaskedPatchHead masked_patch{nullptr};  // pretraining only (train.objective "masked_patch")
 
  private:
   const PoolingPart& pooling_;

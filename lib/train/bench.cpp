@@ -100,7 +100,8 @@ Json run_benchmark(const BenchOptions& o) {
   const int cpu_threads = configure_cpu_threads(o.train.threads);
 
   torch::manual_seed(0);
-  TrainingSetup setup = set_up_training(build_model(o.model), o.train, device);
+  TrainingSetup setup = set_up_training(build_model(o.model), o.train, device,
+                                         TrainObjective(o.train, {}, {}, device));
   // --no-fused-kernels: the fast path's graph and optimiser without the hand-written kernels.
   const ops::FastKernels kernels(o.fused_kernels && setup.step->fast_kernels());
   cuda::reset_peak_memory(device);

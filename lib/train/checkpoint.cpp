@@ -98,4 +98,11 @@ Checkpoint load_checkpoint(const std::string& path) {
   return c;
 }
 
+Checkpoint host_copy(const Checkpoint& state) {
+  Checkpoint copy = state;
+  for (auto* tensors : {&copy.model, &copy.optimizer})
+    for (auto& [name, t] : *tensors) t = t.detach().to(torch::kCPU, /*non_blocking=*/false, /*copy=*/true);
+  return copy;
+}
+
 }  // namespace vitlab

@@ -30,6 +30,9 @@ struct Checkpoint {
 // Writes atomically (temporary file + rename). IoError naming the path on failure.
 void save_checkpoint(const std::string& path, const Checkpoint& checkpoint);
 
+// A copy whose tensors are host copies (a live state refers to the model's own tensors).
+Checkpoint host_copy(const Checkpoint& state);
+
 // Reads and checks the format version. IoError naming the path for a missing, corrupt or
 // foreign file, and for another format version (with what to do).
 Checkpoint load_checkpoint(const std::string& path);

@@ -19,7 +19,8 @@ struct TrainingSetup {
 };
 
 // Moves `model` (built and, if wanted, initialised on the host) to `device` and builds its
-// optimiser and train step from `config`.
-TrainingSetup set_up_training(ImageClassifier model, const TrainConfig& config, torch::Device device);
+// optimiser and train step from `config`, the step minimising `objective`.
+TrainingSetup set_up_training(ImageClassifier model, const TrainConfig& config, torch::Device device,
+                              TrainObjective objective);
 
 }  // namespace vitlab

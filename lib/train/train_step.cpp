@@ -30,10 +30,11 @@ torch::Tensor clip_grad_norm(const std::vector<torch::Tensor>& params, double ma
 }
 
 TrainStep::TrainStep(ImageClassifier model, Optimizer& optimizer, const TrainConfig& config,
-                     torch::Device device, bool fast_path, int warmup_steps)
+                     TrainObjective objective, torch::Device device, bool fast_path, int warmup_steps)
     : model_(std::move(model)),
       optimizer_(optimizer),
       config_(config),
+      objective_(std::move(objective)),
       device_(device),
       use_graph_(fast_path && device.is_cuda() && cuda::built_with_cuda() && optimizer.fused()),
       warmup_steps_(warmup_steps) {
@@ -66,20 +67,17 @@ StepOutput TrainStep::compute(const torch::Tensor& images, const torch::Tensor& 
                               const std::function<void()>& update) {
   StepOutput out;
   {
-    const bool bf16 = config_.precision == Precision::kBf16;
-    compat::CudaAutocast autocast(bf16);
     // The linear layers' bf16 weights for this forward, cast in one kernel (ops/linear.h takes
     // them from the scope) instead of one cast per weight and bias.
     std::optional<ops::Bf16CastScope> casts;
-    if (bf16 && fast_kernels_) casts.emplace(linear_params_);
-    out.logits = model_->forward(images);
+    if (config_.precision == Precision::kBf16 && fast_kernels_) casts.emplace(linear_params_);
+    out = objective_(*model_, images, targets);  // forward (autocast when bf16) and loss
   }
-  out.loss = soft_cross_entropy(out.logits, targets, config_.label_smoothing);
   out.loss.backward();
   if (config_.grad_clip > 0) clip_grad_norm(params_, config_.grad_clip);
   update();
   out.loss = out.loss.detach();
-  out.logits = out.logits.detach();
+  if (out.logits.defined()) out.logits = out.logits.detach();
   return out;
 }
 
@@ -105,7 +103,7 @@ StepOutput TrainStep::run(const torch::Tensor& images, const torch::Tensor& targ
   }
   if (!graph_->captured()) {
     static_images_ = graph_input_buffer(images);
-    static_targets_ = targets.clone();
+    static_targets_ = targets.defined() ? targets.clone() : targets;  // none: masked patches
     // Gradients are created inside the capture (in the graph's memory pool) and then reused:
     // every replay overwrites them, so they are never zeroed outside.
     optimizer_.zero_grad();
@@ -113,7 +111,7 @@ StepOutput TrainStep::run(const torch::Tensor& images, const torch::Tensor& targ
                     [&] { static_out_ = compute(static_images_, static_targets_, device_update); });
   } else {
     static_images_.copy_(images);
-    static_targets_.copy_(targets);
+    if (targets.defined()) static_targets_.copy_(targets);
   }
   graph_->replay();
   return static_out_;

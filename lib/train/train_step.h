@@ -11,6 +11,7 @@
 #include "core/cuda_util.h"
 #include "models/classifier.h"
 #include "ops/fast_kernels.h"
+#include "train/objective.h"
 #include "train/optimizer.h"
 
 namespace vitlab {
@@ -19,10 +20,7 @@ namespace vitlab {
 // (unlike torch::nn::utils::clip_grad_norm_, which reads the norm back). Returns the norm.
 torch::Tensor clip_grad_norm(const std::vector<torch::Tensor>& params, double max_norm);
 
-struct StepOutput {
-  torch::Tensor loss;    // () float, on the device
-  torch::Tensor logits;  // (B, K)
-};
+using StepOutput = ObjectiveOutput;
 
 class TrainStep {
  public:
@@ -30,9 +28,10 @@ class TrainStep {
   // exists, and the step is captured as a CUDA graph after `warmup_steps` eager steps (batches must keep one shape, which training's drop_last
   // guarantees; the graph also needs the fused optimiser).
   TrainStep(ImageClassifier model, Optimizer& optimizer, const TrainConfig& config,
-            torch::Device device, bool fast_path, int warmup_steps = 3);
+            TrainObjective objective, torch::Device device, bool fast_path, int warmup_steps = 3);
 
-  // images: (B, C, H, W) float normalised; targets: (B, K) soft targets.
+  // images: (B, C, H, W) float normalised; targets: (B, K) soft targets (unused by the
+  // masked-patch objective).
   StepOutput run(const torch::Tensor& images, const torch::Tensor& targets, double lr);
   bool graphed() const { return graph_ && graph_->captured(); }
   bool fast_kernels() const { return fast_kernels_ != nullptr; }
@@ -47,6 +46,7 @@ class TrainStep {
   ImageClassifier model_;
   Optimizer& optimizer_;
   TrainConfig config_;
+  TrainObjective objective_;
   torch::Device device_;
   bool use_graph_;
   int warmup_steps_;

@@ -2,6 +2,8 @@
 
 #include <chrono>
 #include <filesystem>
+#include <cmath>
+#include <limits>
 #include <optional>
 
 #include "core/atomic_file.h"
@@ -15,6 +17,8 @@
 #include "models/factory.h"
 #include "train/checkpoint.h"
 #include "train/evaluate.h"
+#include "train/fewshot.h"
+#include "train/objective.h"
 #include "train/progress.h"
 #include "train/schedule.h"
 #include "train/train_setup.h"
@@ -35,14 +39,6 @@ uint64_t epoch_seed(int64_t run_seed, int64_t epoch, uint64_t stream) {
 namespace {
 using Clock = std::chrono::steady_clock;
 
-// A checkpoint whose tensors are host copies (the live state refers to the model's own tensors).
-Checkpoint host_copy(const Checkpoint& state) {
-  Checkpoint copy = state;
-  for (auto* tensors : {&copy.model, &copy.optimizer})
-    for (auto& [name, t] : *tensors) t = t.detach().to(torch::kCPU, /*non_blocking=*/false, /*copy=*/true);
-  return copy;
-}
-
 double seconds_since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
@@ -50,43 +46,6 @@ double seconds_since(Clock::time_point t) {
 struct Diverged : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
-
-void check_model_fits_data(const RunConfig& c, const DataBundle& d, const std::string& source) {
-  if (c.model.in_channels != d.channels)
-    config_error(source, "model.in_channels",
-                 fmt::format("{} but the data set has {} channel(s)", c.model.in_channels, d.channels));
-  if (c.model.image_size != d.image_size)
-    config_error(source, "model.image_size",
-                 fmt::format("{} but the data set's images are {}x{} (set data.image_size to resize)",
-                             c.model.image_size, d.image_size, d.image_size));
-  if (c.model.num_classes != d.num_classes)
-    config_error(source, "model.num_classes",
-                 fmt::format("{} but the data set has {} classes", c.model.num_classes, d.num_classes));
-}
-
-// Soft targets for one batch: one-hot, or mixup/cutmix when enabled and drawn.
-Mixed mix_batch(const torch::Tensor& images, const torch::Tensor& labels, int classes,
-                const AugmentConfig& a, AugmentRng& rng) {
-  const bool mixup_on = a.mixup_alpha > 0, cutmix_on = a.cutmix_alpha > 0;
-  if ((mixup_on || cutmix_on) && rng.uniform() < a.mix_prob) {
-    const bool use_cutmix = cutmix_on && (!mixup_on || rng.uniform() < 0.5);
-    return use_cutmix ? cutmix(images, labels, classes, a.cutmix_alpha, rng)
-                      : mixup(images, labels, classes, a.mixup_alpha, rng);
-  }
-  return {images, one_hot_targets(labels, classes), 1.0};
-}
-
-// The training pipeline for one batch: crop and flip on uint8, normalise, random erasing, then
-// soft targets (mix_batch). Every random number comes from `rng`, in this order.
-Mixed augment_batch(const Batch& b, const AugmentConfig& aug, const Normalizer& normalize,
-                    int classes, AugmentRng& rng) {
-  auto x = b.images;
-  if (aug.crop_padding > 0) x = random_crop(x, aug.crop_padding, rng);
-  if (aug.flip) x = random_flip(x, 0.5, rng);
-  auto xf = normalize(x);
-  if (aug.random_erasing > 0) xf = random_erasing(xf, aug.random_erasing, rng);
-  return mix_batch(xf, b.labels, classes, aug, rng);
-}
 
 void write_metrics(const std::string& path, const Json& history) {
   std::string text;
@@ -137,7 +96,10 @@ class TrainRun {
   EpochStats train_epoch(int64_t epoch);
   void report_step(int64_t epoch, int64_t i, const torch::Tensor& loss, double lr,
                    Clock::time_point epoch_start);
+  EvalResult validate();
+  FewShotOptions fewshot_options() const;
   Json epoch_record(int64_t epoch, const EpochStats& stats, const EvalResult& val) const;
+  std::string epoch_line(int64_t epoch, const EpochStats& stats, const EvalResult& val) const;
   void save_epoch(int64_t epoch, const Json& record, const EvalResult& val);
   void finish();
   Json write_result();
@@ -157,6 +119,7 @@ class TrainRun {
   std::optional<WeightsImportReport> init_report_;
   TrainingSetup training_;
   std::optional<LrScheduleFn> schedule_;
+  std::optional<TrainObjective> objective_;
   Checkpoint state_;
   DeviceDataset train_set_, val_set_, test_set_;
   Normalizer normalize_;
@@ -186,7 +149,9 @@ void TrainRun::check_input() {
   cpu_threads_ = configure_cpu_threads(cfg_.train.threads);
 
   data_ = load_data(cfg_.data, source_);
-  check_model_fits_data(cfg_, data_, source_);
+  check_model_fits_data(cfg_.model, data_, source_);
+  if (!cfg_.train.fewshot.shots.empty())
+    check_fewshot(data_.train.labels, data_.num_classes, fewshot_options());
   steps_per_epoch_ = batches_per_epoch(data_.train.size(), cfg_.train.batch_size, true);
   if (steps_per_epoch_ == 0)
     config_error(source_, "train.batch_size",
@@ -217,9 +182,11 @@ void TrainRun::prepare_folder() {
 // state: fresh, or the checkpoint's weights, optimiser state and progress.
 void TrainRun::build_model_and_state() {
   torch::manual_seed(cfg_.seed);
-  ImageClassifier model = build_model(cfg_.model);
-  if (!cfg_.init_from.empty() && !resume_from_) init_report_ = init_weights_from(*model, cfg_.init_from);
-  training_ = set_up_training(model, cfg_.train, device_);
+  ImageClassifier model = build_run_model(cfg_);
+  if (!cfg_.init_from.empty() && !resume_from_)
+    init_report_ = init_weights_from(*model, cfg_.init_from, transfer_options(cfg_));
+  objective_.emplace(cfg_.train, data_.mean, data_.std, device_);
+  training_ = set_up_training(model, cfg_.train, device_, *objective_);
   schedule_.emplace(cfg_.train, steps_per_epoch_);
 
   state_.config = resolved_;
@@ -263,6 +230,7 @@ EpochStats TrainRun::train_epoch(int64_t epoch) {
   EpochBatches batches(train_set_, cfg_.train.batch_size, true, true, epoch_seed(cfg_.seed, 0, 3), epoch);
   auto loss_sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat).device(device_));
   auto correct = torch::zeros({}, torch::TensorOptions().dtype(torch::kLong).device(device_));
+  auto scored = torch::zeros({}, torch::TensorOptions().dtype(torch::kLong).device(device_));
   const auto epoch_start = Clock::now();
   EpochStats stats;
   for (int64_t i = 0; i < steps_per_epoch_; ++i) {
@@ -272,7 +240,13 @@ EpochStats TrainRun::train_epoch(int64_t epoch) {
     const StepOutput out = training_.step->run(m.images, m.targets, stats.lr);
     ++state_.steps_done;
     loss_sum += out.loss;
-    correct += out.logits.argmax(1).eq(b.labels).sum();
+    if (out.correct.defined()) {  // the objective scores itself (masked patches)
+      correct += out.correct;
+      scored += out.scored;
+    } else if (out.logits.defined()) {
+      correct += out.logits.argmax(1).eq(b.labels).sum();
+      scored += b.labels.size(0);
+    }
     report_step(epoch, i, out.loss, stats.lr, epoch_start);
   }
   stats.mean_loss = loss_sum.item<double>() / double(steps_per_epoch_);
@@ -280,7 +254,9 @@ EpochStats TrainRun::train_epoch(int64_t epoch) {
     throw Diverged(fmt::format("mean training loss {} in epoch {}", stats.mean_loss, epoch + 1));
   stats.seconds = seconds_since(epoch_start);
   stats.images = steps_per_epoch_ * cfg_.train.batch_size;
-  stats.train_accuracy = double(correct.item<int64_t>()) / double(stats.images);
+  stats.train_accuracy = objective_->has_accuracy()
+                             ? double(correct.item<int64_t>()) / double(std::max<int64_t>(scored.item<int64_t>(), 1))
+                             : std::numeric_limits<double>::quiet_NaN();
   images_trained_ += stats.images;
   train_seconds_now_ += stats.seconds;
   state_.train_seconds += stats.seconds;
@@ -306,18 +282,54 @@ void TrainRun::report_step(int64_t epoch, int64_t i, const torch::Tensor& loss, 
 
 // The epoch's line of metrics.jsonl.
 Json TrainRun::epoch_record(int64_t epoch, const EpochStats& stats, const EvalResult& val) const {
+  // The masked-patch objective's numbers are named as such: its accuracy is over corrupted
+  // patches' colour classes, not images' labels (and absent for the L2 targets).
+  const std::string kind = objective_->supervised() ? "" : "masked_";
+  const auto number = [](double x) { return std::isnan(x) ? Json() : Json(x); };
   Json record = {{"epoch", epoch + 1},
                  {"step", state_.steps_done},
                  {"lr", stats.lr},
                  {"train_loss", stats.mean_loss},
-                 {"train_accuracy", stats.train_accuracy},
+                 {"train_" + kind + "accuracy", number(stats.train_accuracy)},
                  {"epoch_seconds", stats.seconds},
                  {"images_per_second", double(stats.images) / stats.seconds}};
   if (val.count > 0) {
-    record["val_loss"] = val.loss;
-    record["val_accuracy"] = val.accuracy;
+    record["val_" + kind + "loss"] = val.loss;
+    record["val_" + kind + "accuracy"] = number(val.accuracy);
   }
   return record;
+}
+
+// The validation set's loss and accuracy under the run's objective; the masked-patch corruption
+// is drawn from the same seed every epoch.
+EvalResult TrainRun::validate() {
+  if (objective_->supervised())
+    return evaluate(*training_.model, val_set_, normalize_, cfg_.train.eval_batch_size, bf16_);
+  return evaluate_masked_patches(*training_.model, val_set_, normalize_, *objective_,
+                                 cfg_.train.eval_batch_size, epoch_seed(cfg_.seed, 0, 4));
+}
+
+FewShotOptions TrainRun::fewshot_options() const {
+  FewShotOptions few;
+  few.shots = cfg_.train.fewshot.shots;
+  few.seeds = cfg_.train.fewshot.seeds;
+  few.batch_size = cfg_.train.eval_batch_size;
+  few.bf16 = bf16_;
+  few.source = (source_.empty() ? "" : source_ + ": ") + "train.fewshot.shots";
+  return few;
+}
+
+// The live line after an epoch.
+std::string TrainRun::epoch_line(int64_t epoch, const EpochStats& stats, const EvalResult& val) const {
+  const char* what = objective_->supervised() ? "" : " masked";
+  std::string line = fmt::format("epoch {}/{} loss {:.4f}", epoch + 1, cfg_.train.epochs, stats.mean_loss);
+  if (!std::isnan(stats.train_accuracy))
+    line += fmt::format(" train{} acc {:.2f}%", what, 100.0 * stats.train_accuracy);
+  if (val.count > 0 && !objective_->supervised()) line += fmt::format(" val masked loss {:.4f}", val.loss);
+  if (val.count > 0 && !std::isnan(val.accuracy))
+    line += fmt::format(" val{} acc {:.2f}%", what, 100.0 * val.accuracy);
+  return line + fmt::format(" {:.0f} img/s {}", double(stats.images) / stats.seconds,
+                            format_duration(stats.seconds));
 }
 
 // The state after the epoch; last.pt and best.pt when a checkpoint is due; metrics.jsonl.
@@ -344,28 +356,36 @@ void TrainRun::save_epoch(int64_t epoch, const Json& record, const EvalResult& v
   write_metrics(files_.metrics, state_.history);
 }
 
-// After the last epoch: best.pt when nothing was validated, and the test set's numbers.
+// After the last epoch: best.pt when no epoch was validated as best, the test set's numbers under
+// the objective, and the few-shot linear evaluation when the run asks for it.
 void TrainRun::finish() {
-  if (val_set_.size() == 0) save_checkpoint(files_.best, state_);  // no validation: best = last
-  const EvalResult test = evaluate(*training_.model, test_set_, normalize_, cfg_.train.eval_batch_size, bf16_);
+  if (state_.best_epoch < 0) save_checkpoint(files_.best, state_);  // best = last
+  if (objective_->supervised()) {
+    const EvalResult test = evaluate(*training_.model, test_set_, normalize_, cfg_.train.eval_batch_size, bf16_);
+    result_["test_accuracy"] = test.accuracy;
+    result_["test_loss"] = test.loss;
+  } else {
+    const EvalResult test = evaluate_masked_patches(*training_.model, test_set_, normalize_, *objective_,
+                                                    cfg_.train.eval_batch_size, epoch_seed(cfg_.seed, 0, 5));
+    result_["test_masked_loss"] = test.loss;
+    result_["test_masked_accuracy"] = std::isnan(test.accuracy) ? Json() : Json(test.accuracy);
+  }
+  if (!cfg_.train.fewshot.shots.empty()) {
+    const FewShotResult r =
+        fewshot_evaluate(*training_.model, train_set_, test_set_, normalize_, fewshot_options());
+    result_["fewshot"] = r.to_json();
+    progress_->message("few-shot " + r.summary());
+  }
   result_["status"] = "completed";
-  result_["test_accuracy"] = test.accuracy;
-  result_["test_loss"] = test.loss;
 }
 
 Json TrainRun::run() {
   try {
     for (int64_t epoch = state_.epochs_done; epoch < cfg_.train.epochs; ++epoch) {
       const EpochStats stats = train_epoch(epoch);
-      const EvalResult val =
-          evaluate(*training_.model, val_set_, normalize_, cfg_.train.eval_batch_size, bf16_);
-      const Json record = epoch_record(epoch, stats, val);
-      save_epoch(epoch, record, val);
-      progress_->epoch_done(fmt::format(
-          "epoch {}/{} loss {:.4f} train acc {:.2f}%{} {:.0f} img/s {}", epoch + 1,
-          cfg_.train.epochs, stats.mean_loss, 100.0 * record["train_accuracy"].get<double>(),
-          val.count > 0 ? fmt::format(" val acc {:.2f}%", 100.0 * val.accuracy) : "",
-          record["images_per_second"].get<double>(), format_duration(stats.seconds)));
+      const EvalResult val = validate();
+      save_epoch(epoch, epoch_record(epoch, stats, val), val);
+      progress_->epoch_done(epoch_line(epoch, stats, val));
     }
     finish();
   } catch (const Diverged& e) {
@@ -394,11 +414,15 @@ Json TrainRun::write_result() {
   result_["images_per_second"] =
       train_seconds_now_ > 0 ? double(images_trained_) / train_seconds_now_ : 0.0;
   write_json_file_atomic(files_.result, result_);
-  progress_->message(fmt::format("{}: {}{}", files_.dir.string(), result_["status"].get<std::string>(),
-                                 result_.contains("test_accuracy")
-                                     ? fmt::format(", test accuracy {:.2f}%",
-                                                   100.0 * result_["test_accuracy"].get<double>())
-                                     : ""));
+  std::string outcome;
+  if (result_.contains("test_accuracy"))
+    outcome = fmt::format(", test accuracy {:.2f}%", 100.0 * result_["test_accuracy"].get<double>());
+  else if (result_.contains("test_masked_loss"))
+    outcome = fmt::format(", test masked-patch loss {:.4f}{}", result_["test_masked_loss"].get<double>(),
+                          result_["test_masked_accuracy"].is_number()
+                              ? fmt::format(", accuracy {:.2f}%", 100.0 * result_["test_masked_accuracy"].get<double>())
+                              : "");
+  progress_->message(fmt::format("{}: {}{}", files_.dir.string(), result_["status"].get<std::string>(), outcome));
   return result_;
 }
 

@@ -1,6 +1,7 @@
 #include "train/weights_init.h"
 
 #include "models/factory.h"
+#include "train/objective.h"
 
 namespace vitlab {
 
@@ -17,8 +18,21 @@ WeightsImportReport load_weights(ImageClassifierImpl& model, const std::string& 
   return fit_weights(model, file, options);
 }
 
-WeightsImportReport init_weights_from(ImageClassifierImpl& model, const std::string& path) {
-  return load_weights(model, path, WeightsImportOptions{});
+WeightsImportOptions transfer_options(const RunConfig& config) {
+  WeightsImportOptions options;
+  options.zero_head = config.init_head == InitHead::kZero;
+  switch (config.init_pos_embed) {
+    case InitPosEmbed::kAuto: break;
+    case InitPosEmbed::kBilinear: options.pos_interp = PosInterp::kBilinear; break;
+    case InitPosEmbed::kBicubic: options.pos_interp = PosInterp::kBicubic; break;
+    case InitPosEmbed::kFresh: options.fresh_pos_embed = true; break;
+  }
+  return options;
+}
+
+WeightsImportReport init_weights_from(ImageClassifierImpl& model, const std::string& path,
+                                      const WeightsImportOptions& options) {
+  return load_weights(model, path, options);
 }
 
 Checkpoint import_checkpoint(const ModelConfig& config, const std::string& path,
@@ -42,7 +56,7 @@ CheckpointModel load_model_from_checkpoint(const std::string& path) {
   CheckpointModel out;
   out.checkpoint = load_checkpoint(path);
   out.config = read_run_config(out.checkpoint.config, path + " (stored config)");
-  out.model = build_model(out.config.model);
+  out.model = build_run_model(out.config);  // with a masked-patch run's pretraining head
   load_module_state(*out.model, out.checkpoint.model, path);
   return out;
 }

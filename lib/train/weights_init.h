@@ -19,11 +19,16 @@ namespace vitlab {
 WeightsImportReport load_weights(ImageClassifierImpl& model, const std::string& path,
                                  const WeightsImportOptions& options = {});
 
+// A run's init_from settings as import options: init_head "zero" (the paper's transfer: the head
+// starts at zero, the pretraining head and pre-logits layer are dropped) and init_pos_embed.
+WeightsImportOptions transfer_options(const RunConfig& config);
+
 // Loads the weights stored at `path` into `model` through the same path as `vitlab import`
-// (load_weights): names mapped, position embedding resized when the grid differs (bicubic, or
-// bilinear for .npz), the head re-initialised when only the class count differs. IoError naming
-// the file and tensor for anything else that does not fit.
-WeightsImportReport init_weights_from(ImageClassifierImpl& model, const std::string& path);
+// (load_weights): names mapped, position embeddings (tables and relative biases) resized when the
+// grid differs, the head zeroed or re-initialised as `options` say. IoError naming the file and
+// every tensor that does not fit, with its shape and the model's.
+WeightsImportReport init_weights_from(ImageClassifierImpl& model, const std::string& path,
+                                      const WeightsImportOptions& options);
 
 // `vitlab import`: a fresh model of `config` (seeded, for any re-initialised head) with the
 // weights of `path`, as a checkpoint whose config is a RunConfig holding `config` (default data

@@ -92,6 +92,8 @@ NamedTensors vitlab_to_timm(const ModelConfig& c, const NamedTensors& state) {
         out.emplace_back("pos_embed", t);
       } else if (starts_with(name, "pos.") || name.find(".relative.") != std::string::npos) {
         continue;  // other embeddings are not timm-compatible; timm_support() rejected them
+      } else if (starts_with(name, "masked_patch.")) {
+        continue;  // the masked-patch pretraining head: timm's ViT has no such part
       } else {
         out.emplace_back(name, t);
       }

@@ -41,6 +41,10 @@ std::string file_name_of(const ModelConfig& config, const std::string& names,
   return timm == vitlab_name ? timm : fmt::format("{} (vitlab: {})", timm, vitlab_name);
 }
 
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
 std::string list(const std::vector<std::string>& items) {
   std::string s;
   for (size_t i = 0; i < items.size() && i < 6; ++i) s += (i ? ", " : "") + items[i];
@@ -110,6 +114,7 @@ void adapt_pos_embeddings(std::map<std::string, SourcedTensor>& given, const Mod
                                         report.pos_interp,
                                         path + ": tensor \"" + it->second.origin + "\"",
                                         &report.pos_embed);
+    if (report.pos_embed.resized) report.resized.push_back("pos.pos_embed");
   }
   for (const char* half : {"pos.row_embed", "pos.col_embed"}) {
     auto it = given.find(half);
@@ -119,7 +124,58 @@ void adapt_pos_embeddings(std::map<std::string, SourcedTensor>& given, const Mod
     if (t.dim() == 2 && t.size(1) == m.size(1) && t.size(0) != m.size(0)) {
       t = resize_pos_1d(t, m.size(0), report.pos_interp);
       report.pos_2d_resized = true;
+      report.resized.push_back(half);
     }
+  }
+}
+
+// Relative position biases trained on another grid (resize_relative_bias says how).
+void adapt_relative_biases(std::map<std::string, SourcedTensor>& given, const ModelTensors& own,
+                           const ModelConfig& c, const std::string& path, WeightsImportReport& report) {
+  for (auto& [name, t] : given) {
+    auto mine = own.tensors.find(name);
+    if (mine == own.tensors.end() || !ends_with(name, ".relative.relative_bias")) continue;
+    if (t.tensor.dim() != 2 || t.tensor.size(0) != mine->second.size(0) ||
+        t.tensor.sizes().equals(mine->second.sizes()))
+      continue;
+    t.tensor = resize_relative_bias(t.tensor, c.num_prefix_tokens(), c.grid_size(),
+                                    path + ": tensor \"" + t.origin + "\"");
+    report.resized.push_back(name);
+  }
+}
+
+bool is_position_embedding(const std::string& name) {
+  return name == "pos.pos_embed" || name == "pos.row_embed" || name == "pos.col_embed" ||
+         ends_with(name, ".relative.relative_bias");
+}
+
+// The pretraining parts a fine-tuned model has no place for: the masked-patch head always, a
+// pre-logits layer when the head starts fresh (the paper removes the whole head for transfer).
+void drop_pretraining_parts(std::map<std::string, SourcedTensor>& given, const ModelTensors& own,
+                            const WeightsImportOptions& options, WeightsImportReport& report) {
+  for (auto it = given.begin(); it != given.end();) {
+    const bool head_part = it->first.rfind("masked_patch.", 0) == 0 ||
+                           (options.zero_head && it->first.rfind("pre_logits.", 0) == 0);
+    if (head_part && !own.tensors.count(it->first)) {
+      report.dropped.push_back(it->first);
+      it = given.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+// The model's own tensor instead of the file's, for each of `names` the model has.
+void keep_model_tensors(std::map<std::string, SourcedTensor>& given, const ModelTensors& own,
+                        const std::vector<std::string>& names, std::vector<std::string>& kept) {
+  for (const auto& name : names) {
+    auto mine = own.tensors.find(name);
+    if (mine == own.tensors.end()) continue;
+    SourcedTensor& t = given[name];
+    if (t.origin.empty()) t.origin = name;
+    t.name = name;
+    t.tensor = mine->second.detach().clone();
+    kept.push_back(name);
   }
 }
 
@@ -218,8 +274,12 @@ Json WeightsImportReport::to_json() const {
             {"names", names},
             {"tensors", tensors},
             {"pos_interp", enum_name(pos_interp, pos_interp_names())},
-            {"pos_embed_resized", pos_embed.resized || pos_2d_resized},
+            {"pos_embed_resized", !resized.empty()},
             {"head_reinitialized", head_reinitialized},
+            {"loaded", tensors - int64_t(fresh.size())},
+            {"resized", resized},
+            {"new", fresh},
+            {"dropped", dropped},
             {"notes", notes}};
   if (pos_embed.resized) j["pos_embed_grid"] = {pos_embed.grid_from, pos_embed.grid_to};
   if (pos_embed.class_row_added) j["pos_embed_class_row_added"] = true;
@@ -238,6 +298,9 @@ std::string WeightsImportReport::summary() const {
   if (pos_embed.class_row_added) s += "; zero class-token row added to the position embedding";
   if (head_reinitialized)
     s += fmt::format("; head re-initialised ({} -> {} classes)", classes_in_file, classes_in_model);
+  if (!resized.empty()) s += fmt::format("; resized: {}", list(resized));
+  if (!fresh.empty()) s += fmt::format("; new (the model's own, not the file's): {}", list(fresh));
+  if (!dropped.empty()) s += fmt::format("; dropped: {}", list(dropped));
   for (const auto& n : notes) s += "; " + n;
   return s;
 }
@@ -284,8 +347,27 @@ WeightsImportReport fit_weights(ImageClassifierImpl& model, const WeightsFile& f
   ModelTensors own = model_tensors(model);
   std::map<std::string, SourcedTensor> given = by_vitlab_name(file);
   drop_config_buffers(given, own, c, file.path);
-  adapt_pos_embeddings(given, own, c, file.path, report);
-  reinit_head_for_classes(given, own, c, report);
+  drop_pretraining_parts(given, own, options, report);
+  if (options.fresh_pos_embed) {
+    std::vector<std::string> names;
+    for (const auto& [name, t] : own.tensors)
+      if (is_position_embedding(name) && !own.buffers.count(name)) names.push_back(name);
+    keep_model_tensors(given, own, names, report.fresh);
+  } else {
+    adapt_pos_embeddings(given, own, c, file.path, report);
+    adapt_relative_biases(given, own, c, file.path, report);
+  }
+  if (options.zero_head) {
+    const bool resnet = c.family == ModelFamily::kResNet;
+    const std::vector<std::string> head = {resnet ? "head.fc.weight" : "head.weight",
+                                           resnet ? "head.fc.bias" : "head.bias"};
+    keep_model_tensors(given, own, head, report.fresh);
+    torch::NoGradGuard no_grad;
+    for (const auto& name : head)
+      if (given.count(name)) given[name].tensor.zero_();
+  } else {
+    reinit_head_for_classes(given, own, c, report);
+  }
   check_fit(given, own, c, file);
   torch::NoGradGuard no_grad;
   for (auto& [name, t] : own.tensors)

@@ -33,6 +33,12 @@ WeightsFormat detect_weights_format(const std::string& path);
 
 struct WeightsImportOptions {
   std::optional<PosInterp> pos_interp;  // default: bilinear for .npz, bicubic otherwise
+  // Transfer (the paper's fine-tuning, Sec. 3.2): the head starts at zero and a pre-logits layer
+  // the model does not have is dropped, instead of loading the file's head.
+  bool zero_head = false;
+  // The model keeps its own initial position embedding (learned tables, relative biases) instead
+  // of the file's, resized or not: fine-tuning "without interpolation".
+  bool fresh_pos_embed = false;
 };
 
 struct WeightsImportReport {
@@ -44,7 +50,11 @@ struct WeightsImportReport {
   bool pos_2d_resized = false;  // learned_2d row/column tables
   bool head_reinitialized = false;
   int64_t classes_in_file = 0, classes_in_model = 0;
-  int64_t tensors = 0;
+  int64_t tensors = 0;  // the model's tensors filled from the file (resized ones included)
+  // By vitlab name: the tensors resized to the model's grid, the model's own ones kept instead of
+  // the file's (a zero head, a fresh position embedding), and the file's that the model has no
+  // place for and a transfer drops (the masked-patch head, a pre-logits layer).
+  std::vector<std::string> resized, fresh, dropped;
   std::vector<std::string> notes;
 
   Json to_json() const;

@@ -1,8 +1,10 @@
 #include "weights/weights_pos_embed.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/error.h"
+#include "weights/weights_tensors.h"
 
 namespace vitlab {
 namespace {
@@ -70,6 +72,44 @@ torch::Tensor resize_pos_1d(const torch::Tensor& table, int64_t out, PosInterp i
   auto image = table.to(torch::kFloat).t().reshape({1, width, n, 1});
   auto resized = interpolate(image, out, 1, interp);  // (1, D, out, 1)
   return resized.reshape({width, out}).t().to(table.scalar_type()).contiguous();
+}
+
+torch::Tensor resize_relative_bias(const torch::Tensor& table, int64_t prefix, int64_t grid_to,
+                                   const std::string& where) {
+  if (table.dim() != 2 || table.size(1) % 2 == 0)
+    fail<IoError>("{}: relative position bias is {}, not (heads, 2T - 1)", where, shape_str(table));
+  const int64_t tokens_from = (table.size(1) + 1) / 2;
+  const int64_t patches_from = tokens_from - prefix;
+  const int64_t grid_from = exact_sqrt(patches_from);
+  if (grid_from < 0)
+    fail<IoError>("{}: relative position bias is {}: {} tokens less {} class token(s) is not a "
+                  "square grid of patches", where, shape_str(table), tokens_from, prefix);
+  const int64_t n_to = grid_to * grid_to, tokens_to = n_to + prefix;
+  if (grid_to == grid_from) return table;
+  // Every new offset's position on the old table (fractional), by the rule in the header.
+  const double scale = double(grid_from) / double(grid_to);
+  std::vector<double> position(static_cast<size_t>(2 * tokens_to - 1));
+  for (int64_t delta = -(tokens_to - 1); delta <= tokens_to - 1; ++delta) {
+    const int64_t a = std::abs(delta);
+    double old_offset = 0;
+    if (a >= n_to) {
+      old_offset = double(tokens_from - 1);  // only the class token to the last patch
+    } else {
+      int64_t rows = a / grid_to, cols = a % grid_to;
+      if (2 * cols > grid_to) ++rows, cols -= grid_to;  // the split most pairs share
+      old_offset = (rows * scale) * double(grid_from) + cols * scale;
+    }
+    const double signed_offset = delta < 0 ? -old_offset : old_offset;
+    position[static_cast<size_t>(delta + tokens_to - 1)] =
+        std::clamp(signed_offset + double(tokens_from - 1), 0.0, double(2 * tokens_from - 2));
+  }
+  auto pos = torch::tensor(position, torch::kDouble);
+  auto low = pos.floor().to(torch::kLong).clamp_max(2 * tokens_from - 2);
+  auto high = (low + 1).clamp_max(2 * tokens_from - 2);
+  auto w = (pos - low.to(torch::kDouble)).to(torch::kFloat).unsqueeze(0);  // (1, 2T'-1)
+  auto t = table.to(torch::kFloat);
+  auto out = t.index_select(1, low) * (1 - w) + t.index_select(1, high) * w;  // (heads, 2T'-1)
+  return out.to(table.scalar_type()).contiguous();
 }
 
 torch::Tensor adapt_pos_embed(const torch::Tensor& stored, int64_t model_prefix, int64_t model_grid,

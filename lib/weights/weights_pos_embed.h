@@ -34,6 +34,22 @@ torch::Tensor resize_pos_grid(const torch::Tensor& patch_rows, int64_t out_grid,
 // Resamples a (n, D) table along n (learned_2d's row or column half) to (out, D).
 torch::Tensor resize_pos_1d(const torch::Tensor& table, int64_t out, PosInterp interp);
 
+// The relative position embedding's per-head bias table (heads, 2T-1) over 1-D token offsets
+// (T = prefix + grid^2 tokens in raster order), resampled from a grid_from x grid_from token grid
+// to grid_to x grid_to: (heads, 2 T_to - 1).
+//
+// The rule: a raster offset on the new grid is split into (rows, columns), taking the split that
+// most patch pairs with that offset share (the column offset of smaller magnitude); both are
+// scaled by grid_from / grid_to, which is where the two patches' centres lie on the old grid (the
+// same image area); the scaled pair is turned back into a raster offset on the old grid,
+// rows * grid_from + columns, and the table is read there by linear interpolation between its
+// integer offsets. A same-row neighbour at twice the resolution reads the bias half-way between
+// offsets 0 and 1; a neighbour one row down reads the bias of half a row. The extreme offsets
+// (the class token to the last patch) map onto the old extremes. IoError at `where` when the
+// table's length is not 2(prefix + g^2) - 1 for a whole g.
+torch::Tensor resize_relative_bias(const torch::Tensor& table, int64_t prefix, int64_t grid_to,
+                                   const std::string& where);
+
 // What adapt_pos_embed did, for the import report.
 struct PosEmbedChange {
   bool resized = false;
