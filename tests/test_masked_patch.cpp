@@ -4,6 +4,7 @@
 #include "config/model_presets.h"
 #include "config/run_config.h"
 #include "data/batcher.h"
+#include "data/synthetic.h"
 #include "models/parts.h"
 #include "models/vit.h"
 #include "test_helpers.h"
@@ -159,9 +160,13 @@ TEST_CASE("a few CPU steps lower the masked-patch loss on synthetic data", "[mas
   const std::vector<double> mean = {0.5, 0.5, 0.5}, std = {0.25, 0.25, 0.25};
   TrainStep step(model, optimizer, run.train, TrainObjective(run.train, mean, std, torch::kCPU),
                  torch::kCPU, false);
-  // Images with a per-patch flat colour: predictable from the neighbours.
-  auto colours = torch::rand({16, 3, 4, 4});
-  const auto images = ((torch::upsample_nearest2d(colours, {16, 16}) - 0.5) / 0.25);
+  // 32 images of the synthetic data set (class patterns plus noise), normalised.
+  SyntheticSpec spec;
+  spec.train_size = 32;
+  spec.image_size = 16;
+  spec.channels = 3;
+  const auto uint8_images = make_synthetic(spec).train.images;  // (32, 3, 16, 16)
+  const auto images = normalize(uint8_images, mean, std);
   const TrainObjective eval(run.train, mean, std, torch::kCPU);
   auto loss_now = [&] {
     torch::NoGradGuard no_grad;

@@ -66,7 +66,7 @@ LinearFits fit_grid(const torch::Tensor& x, const torch::Tensor& y, int classes)
   const auto xc = x - f.x_mean, yc = targets - f.y_mean;
   const bool dual = xc.size(0) < xc.size(1);
   const auto gram = dual ? xc.matmul(xc.t()) : xc.t().matmul(xc);
-  auto [eigenvalues, vectors] = torch::linalg::eigh(gram, "L");
+  auto [eigenvalues, vectors] = at::linalg_eigh(gram, "L");
   eigenvalues = eigenvalues.clamp_min(0);
   const double scale = std::max(eigenvalues.mean().item<double>(), 1e-12);
   const auto projected = vectors.t().matmul(dual ? yc : xc.t().matmul(yc));  // (m, C)
