@@ -93,6 +93,7 @@ Json attention_figures(ViTImpl& vit, const torch::Tensor& images, const torch::T
     vit.forward(images);
     layers = std::move(recorder.weights());
   }
+  for (auto& a : layers) a = a.to(torch::kCPU, torch::kFloat);  // the statistics run on the host
   Json out = Json::object();
   const int64_t grid = c.grid_size(), prefix = c.num_prefix_tokens();
   const double pixels = double(c.image_size) / double(grid);
