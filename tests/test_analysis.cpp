@@ -71,12 +71,7 @@ void save_checkpoint_of(Json model, const std::string& path) {
       {"device", "cpu"}, {"model", m},
       {"data", {{"dataset", "synthetic"}, {"synthetic_image_size", m["image_size"]}, {"synthetic_train", 64},
                 {"synthetic_test", 40}}}});
-  torch::manual_seed(1);
-  ImageClassifier net = build_run_model(run);
-  Checkpoint c;
-  c.config = run.to_json();
-  c.model = module_state(*net);
-  save_checkpoint(path, c);
+  test::save_run_checkpoint(run, path, 1);
 }
 
 bool is_png(const std::string& path) {

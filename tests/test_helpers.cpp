@@ -15,6 +15,8 @@
 #include <thread>
 
 #include "models/factory.h"
+#include "models/module_state.h"
+#include "train/objective.h"
 
 extern char** environ;
 
@@ -74,6 +76,16 @@ bool kill_and_wait(pid_t pid) {
   int status = 0;
   ::waitpid(pid, &status, 0);
   return WIFSIGNALED(status);
+}
+
+Checkpoint save_run_checkpoint(const RunConfig& run, const std::string& path, uint64_t seed) {
+  torch::manual_seed(seed);
+  const ImageClassifier model = build_run_model(run);
+  Checkpoint c;
+  c.config = run.to_json();
+  c.model = module_state(*model);
+  save_checkpoint(path, c);
+  return c;
 }
 
 ImageClassifier random_model(const ModelConfig& c, uint64_t seed) {

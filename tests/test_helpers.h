@@ -10,7 +10,9 @@
 #include <vector>
 
 #include "core/error.h"
+#include "config/run_config.h"
 #include "models/classifier.h"
+#include "train/checkpoint.h"
 
 namespace vitlab::test {
 
@@ -34,6 +36,11 @@ void write_bytes(const std::string& path, const std::vector<uint8_t>& bytes);
 // A model built from `seed`, then every parameter randomised so that nothing is zero or one by
 // init (weights tests compare logits after export/import), in eval mode.
 ImageClassifier random_model(const ModelConfig& c, uint64_t seed);
+
+// The model of `run` (train/objective.h: build_run_model, so a masked-patch run has its head),
+// built after torch::manual_seed(seed) and saved untrained as a vitlab checkpoint at `path`.
+// Returns the checkpoint.
+Checkpoint save_run_checkpoint(const RunConfig& run, const std::string& path, uint64_t seed);
 
 // Runs the vitlab program with `args` (a shell-quoted string), capturing stdout+stderr.
 // `environment`: arguments for env(1) in front of it, e.g. "-u GOMP_SPINCOUNT VITLAB_CPU_RUNTIME=off".

@@ -23,12 +23,7 @@ RunConfig run_of(Json model, Json train = Json::object()) {
 
 // Saves a seeded model of `run` as a vitlab checkpoint at `path`; returns its state.
 std::map<std::string, torch::Tensor> save_model(const RunConfig& run, const std::string& path) {
-  torch::manual_seed(11);
-  ImageClassifier model = build_run_model(run);
-  Checkpoint c;
-  c.config = run.to_json();
-  c.model = module_state(*model);
-  save_checkpoint(path, c);
+  const Checkpoint c = test::save_run_checkpoint(run, path, 11);
   std::map<std::string, torch::Tensor> out;
   for (auto& [k, v] : c.model) out[k] = v.detach().clone();
   return out;
