@@ -3,15 +3,20 @@
 #   make test  - install missing packages, build Release, run every test through ctest
 PACKAGES := build-essential cmake git libtorch-dev libcxxopts-dev nlohmann-json3-dev catch2 libfmt-dev \
             libopenblas0-pthread zlib1g-dev libstb-dev libgloo-dev libzip-dev dataset-fashion-mnist
+# Only the tests need these: the report test opens report.html in headless Chromium.
+TEST_PACKAGES := chromium
 BUILD_DIR ?= build
 JOBS ?= $(shell nproc)
 VITLAB := $(BUILD_DIR)/vitlab
 RUN_OUT ?= runs/quickstart
 
-.PHONY: run test build program deps configure clean bench-cpu
+.PHONY: run test build program deps test-deps configure clean bench-cpu
 
 deps:
 	@bash .ci/install-deps.sh $(PACKAGES)
+
+test-deps:
+	@bash .ci/install-deps.sh $(PACKAGES) $(TEST_PACKAGES)
 
 $(BUILD_DIR)/CMakeCache.txt:
 	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=Release
@@ -30,7 +35,7 @@ run: program
 	$(VITLAB) models
 	$(VITLAB) sweep experiments/quickstart.json --out $(RUN_OUT)
 
-test: build
+test: test-deps build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j 1
 
 clean:

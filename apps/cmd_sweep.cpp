@@ -7,6 +7,7 @@
 #include "apps/commands.h"
 #include "core/error.h"
 #include "experiment/sweep.h"
+#include "report/report.h"
 
 namespace vitlab::app {
 
@@ -15,7 +16,7 @@ int cmd_sweep(int argc, char** argv) {
       "vitlab sweep",
       "Run an ablation sweep: every grid point, baseline and variant of SWEEP.json once per seed, "
       "each in DIR/runs/<id>/ (config.json, metrics.jsonl, result.json, checkpoints/, train.log),\n"
-      "then DIR/summary.{json,csv,md}. Rerunning skips finished runs (completed or diverged), "
+      "then DIR/summary.{json,csv,md} and DIR/report.html (vitlab report). Rerunning skips finished runs (completed or diverged), "
       "retries failed ones and resumes interrupted ones.\nThe sweep file format is described in "
       "lib/experiment/sweep_spec.h; examples are in experiments/.\nExit status: 0 all runs "
       "completed, 1 some failed or diverged, 2 bad input (nothing run).");
@@ -44,7 +45,19 @@ int cmd_sweep(int argc, char** argv) {
   sweep.dry_run = args.count("dry-run") > 0;
   sweep.force = args.count("force") > 0;
   std::cout.flush();
-  return run_sweep(sweep, stdout);
+  const int status = run_sweep(sweep, stdout);
+  if (sweep.dry_run) return status;
+  // The report comes last, so its path is the last line a sweep (and `make run`) prints. A report
+  // that cannot be made does not change the sweep's outcome: its results are already on disk.
+  ReportOptions report;
+  report.sweep_dir = sweep_output_dir(sweep);
+  try {
+    std::printf("report: %s\n", write_sweep_report(report, stdout).c_str());
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "warning: no report: %s (retry with `vitlab report %s`)\n", e.what(),
+                 report.sweep_dir.c_str());
+  }
+  return status;
 }
 
 }  // namespace vitlab::app

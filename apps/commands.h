@@ -28,6 +28,7 @@ int cmd_summarize(int argc, char** argv);
 int cmd_export(int argc, char** argv);
 int cmd_import(int argc, char** argv);
 int cmd_analyze(int argc, char** argv);
+int cmd_report(int argc, char** argv);
 int cmd_bench(int argc, char** argv);
 
 }  // namespace vitlab::app

@@ -26,6 +26,7 @@ const std::vector<Command>& commands() {
       {"export", "write a checkpoint's weights as safetensors (timm names) or LibTorch", cmd_export},
       {"import", "turn timm safetensors or JAX .npz weights into a vitlab checkpoint", cmd_import},
       {"analyze", "analysis figures of a checkpoint: attention distance, rollout, embeddings", cmd_analyze, true},
+      {"report", "a sweep's HTML report: table, charts, training curves, analysis figures", cmd_report, true},
       {"bench", "measure training or inference speed, memory and MFU", cmd_bench, true},
   };
   return table;

@@ -78,6 +78,26 @@ bool kill_and_wait(pid_t pid) {
   return WIFSIGNALED(status);
 }
 
+Json tiny_base(int epochs) {
+  return Json{{"device", "cpu"},
+              {"model", {{"name", "vit_tiny_p4_28"}, {"width", 16}, {"heads", 2}, {"depth", 1},
+                         {"mlp_dim", 32}, {"patch_size", 7}}},
+              {"data", {{"dataset", "synthetic"}, {"synthetic_train", 256}, {"synthetic_test", 64}}},
+              {"train", {{"epochs", epochs}, {"batch_size", 32}, {"lr", 0.003}}}};
+}
+
+Json tiny_sweep(int epochs) {
+  return Json{{"description", "tiny test sweep"},
+              {"claim", "a test claim (Table 0)"},
+              {"command", "vitlab sweep s.json"},
+              {"expected", {{"metric", "test_accuracy_pct"}, {"values", Json::object()},
+                            {"tolerance", 1.0}, {"measured_on", "not yet measured"}}},
+              {"base", tiny_base(epochs)},
+              {"grid", {{"model.pos_embed", {"none", "learned_1d"}}}},
+              {"seeds", {0, 1}},
+              {"baselines", {{"deeper", {{"model.depth", 2}}}}}};
+}
+
 Checkpoint save_run_checkpoint(const RunConfig& run, const std::string& path, uint64_t seed) {
   torch::manual_seed(seed);
   const ImageClassifier model = build_run_model(run);

@@ -42,6 +42,13 @@ ImageClassifier random_model(const ModelConfig& c, uint64_t seed);
 // Returns the checkpoint.
 Checkpoint save_run_checkpoint(const RunConfig& run, const std::string& path, uint64_t seed);
 
+// A ViT run config (width 16, one block) on 256 synthetic images: about a second per run on 2
+// cores, most of it process start-up.
+Json tiny_base(int epochs = 1);
+// A sweep file of it: pos_embed none and learned_1d, seeds 0 and 1, a deeper baseline; its
+// description, claim, command and "not yet measured" expected values filled in.
+Json tiny_sweep(int epochs = 1);
+
 // Runs the vitlab program with `args` (a shell-quoted string), capturing stdout+stderr.
 // `environment`: arguments for env(1) in front of it, e.g. "-u GOMP_SPINCOUNT VITLAB_CPU_RUNTIME=off".
 struct CommandResult {

@@ -19,26 +19,8 @@ using test::TempDir;
 namespace fs = std::filesystem;
 
 namespace {
-// About a second per run on 2 cores (most of it process start-up).
-Json tiny_base(int epochs = 1) {
-  return Json{{"device", "cpu"},
-              {"model", {{"name", "vit_tiny_p4_28"}, {"width", 16}, {"heads", 2}, {"depth", 1},
-                         {"mlp_dim", 32}, {"patch_size", 7}}},
-              {"data", {{"dataset", "synthetic"}, {"synthetic_train", 256}, {"synthetic_test", 64}}},
-              {"train", {{"epochs", epochs}, {"batch_size", 32}, {"lr", 0.003}}}};
-}
-
-Json tiny_sweep(int epochs = 1) {
-  return Json{{"description", "tiny test sweep"},
-              {"claim", "a test claim (Table 0)"},
-              {"command", "vitlab sweep s.json"},
-              {"expected", {{"metric", "test_accuracy_pct"}, {"values", Json::object()},
-                            {"tolerance", 1.0}, {"measured_on", "not yet measured"}}},
-              {"base", tiny_base(epochs)},
-              {"grid", {{"model.pos_embed", {"none", "learned_1d"}}}},
-              {"seeds", {0, 1}},
-              {"baselines", {{"deeper", {{"model.depth", 2}}}}}};
-}
+using test::tiny_base;
+using test::tiny_sweep;
 
 std::string write_sweep(const TempDir& dir, const Json& sweep, const std::string& name = "s.json") {
   test::write_text(dir.file(name), sweep.dump(2));
@@ -180,13 +162,15 @@ TEST_CASE("a sweep extending a recipe: runs, checks its expected values, refuses
   auto p = run_vitlab("summarize " + out + " --publish " + pub);
   INFO(p.output);
   REQUIRE(p.exit_code == 0);
-  CHECK(contains(p.output, "published 2 runs to " + pub + ": sweep.json, summary.{md,json,csv} and 4 files of runs/"));
+  CHECK(contains(p.output, "published 2 runs to " + pub + ": sweep.json, summary.{md,json,csv} and "));
   for (const char* f : {"sweep.json", "summary.json", "summary.csv", "summary.md", "runs/base__seed=0/result.json",
-                        "runs/base__seed=0/metrics.jsonl", "runs/baseline=deeper__seed=0/result.json"})
+                        "runs/base__seed=0/metrics.jsonl", "runs/baseline=deeper__seed=0/result.json",
+                        "report.html", "analysis/base/analysis.json", "analysis/base/attention_distance.png"})
     CHECK(fs::is_regular_file(fs::path(pub) / f));
   size_t files = 0;
-  for (const auto& e : fs::recursive_directory_iterator(pub)) files += e.is_regular_file() ? 1 : 0;
-  CHECK(files == 8);  // no checkpoints, config.json, train.log or lock file
+  for (const auto& e : fs::recursive_directory_iterator(pub / fs::path("runs"))) files += e.is_regular_file() ? 1 : 0;
+  CHECK(files == 4);  // no checkpoints, config.json, train.log or lock file
+  CHECK(read_json(pub + "/analysis/base/analysis.json") == read_json(out + "/analysis/base/analysis.json"));
   CHECK_FALSE(fs::exists(dir.file("results/.publishing-tiny")));
   const std::string published = test::read_text(pub + "/summary.json");
   CHECK(published == test::read_text(out + "/summary.json"));
@@ -382,6 +366,13 @@ TEST_CASE("a run that fails or diverges is recorded; the others complete; exit s
   REQUIRE(summary["problems"].size() == 2);
   CHECK(summary["problems"][0]["id"] == "variant=broken__seed=0");
   CHECK(contains(test::read_text(out + "/summary.md"), "- variant=broken__seed=0: failed: "));
+  // The report comes last and lists both problems with their errors.
+  CHECK(contains(r.output, "\nreport: " + out + "/report.html\n"));
+  const std::string report = test::read_text(out + "/report.html");
+  const std::string problems = report.substr(report.find("id=\"problems\""));
+  CHECK(contains(problems, "<code>variant=broken__seed=0</code>: <span class=\"bad\">failed</span>: "));
+  CHECK(contains(problems, "no-data"));
+  CHECK(contains(problems, "<code>variant=diverge__seed=0</code>: <span class=\"bad\">diverged</span>: loss became"));
 
   // Rerun: the failed run is retried (its old result set aside), the diverged one is final.
   const std::string diverged_before = test::read_text(out + "/runs/variant=diverge__seed=0/result.json");

@@ -121,9 +121,13 @@ int lock_sweep_folder(const std::string& dir) {
 
 }  // namespace
 
+std::string sweep_output_dir(const SweepOptions& options) {
+  return options.out_dir.empty() ? "runs/" + fs::path(options.file).stem().string() : options.out_dir;
+}
+
 int run_sweep(const SweepOptions& options, std::FILE* out) {
   const SweepSpec spec = read_sweep_file(options.file);
-  const std::string out_dir = options.out_dir.empty() ? "runs/" + spec.name : options.out_dir;
+  const std::string out_dir = sweep_output_dir(options);
   check_output_folder(out_dir);
   const SweepPlan plan = plan_sweep(spec, out_dir);
   if (!options.force) check_existing_configs(plan, out_dir);
@@ -260,6 +264,21 @@ void publish_sweep(const std::string& sweep_dir, const std::string& dest, std::F
       }
     }
   }
+  // The report (report.html embeds everything) and the analysis it was made from, so `vitlab
+  // report` on the published folder redraws it without the checkpoints.
+  if (fs::is_regular_file(fs::path(sweep_dir) / "report.html", ec)) {
+    write_file_atomic((staging / "report.html").string(), read_file((fs::path(sweep_dir) / "report.html").string()));
+    ++files;
+  }
+  const fs::path analysis = fs::path(sweep_dir) / "analysis";
+  if (fs::is_directory(analysis, ec))
+    for (const auto& entry : fs::recursive_directory_iterator(analysis, ec)) {
+      if (!entry.is_regular_file()) continue;
+      const fs::path rel = fs::relative(entry.path(), sweep_dir);
+      ensure_writable_dir((staging / rel).parent_path().string());
+      write_file_atomic((staging / rel).string(), read_file(entry.path().string()));
+      ++files;
+    }
   if (fs::exists(target, ec)) fs::remove(target, ec);  // the empty folder checked above
   fs::create_directories(target.parent_path(), ec);
   fs::rename(staging, target, ec);
@@ -267,7 +286,8 @@ void publish_sweep(const std::string& sweep_dir, const std::string& dest, std::F
     throw IoError(fmt::format("{}: cannot move the published files into place from {}: {}", dest,
                               staging.string(), ec.message()));
   std::fprintf(out, "%s\n", fmt::format("published {} to {}: sweep.json, summary.{{md,json,csv}} and "
-                                        "{} of runs/ (result.json, metrics.jsonl)",
+                                        "{} (each run's result.json and metrics.jsonl; report.html and "
+                                        "analysis/ where present)",
                                         plural(manifest["runs"].size(), "run"), dest,
                                         plural(files, "file")).c_str());
 }

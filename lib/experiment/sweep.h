@@ -19,6 +19,9 @@ struct SweepOptions {
   std::string program;  // the vitlab binary that trains each run; empty: this program
 };
 
+// The sweep folder: --out, else runs/<sweep file's stem>.
+std::string sweep_output_dir(const SweepOptions& options);
+
 // Returns the exit status: 0 when every run completed, 1 when any failed or diverged.
 // Problems with the input (sweep file, run configs, output folder) throw UserError first.
 int run_sweep(const SweepOptions& options, std::FILE* out);
@@ -28,7 +31,8 @@ int summarize_sweep(const std::string& sweep_dir, std::FILE* out);
 
 // Copies a finished sweep's results from `sweep_dir` to `dest` (for experiments/results/<sweep>/):
 // sweep.json, summary.{json,csv,md} and each run's result.json and metrics.jsonl (per stage);
-// no checkpoints, logs or config copies (result.json holds the resolved config). `dest` is then a
+// report.html and analysis/ where present; no checkpoints, logs or config copies (result.json
+// holds the resolved config). `dest` is then a
 // sweep folder itself: `vitlab summarize dest` rebuilds the same summary. UserError when a run is
 // unfinished (interrupted or not started) or `dest` exists and is not an empty folder; `dest`
 // appears complete or not at all.

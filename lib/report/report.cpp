@@ -1,0 +1,139 @@
+#include "report/report.h"
+
+#include <filesystem>
+
+#include "core/atomic_file.h"
+#include "core/duration.h"
+#include "core/error.h"
+#include "experiment/manifest.h"
+#include "experiment/summary.h"
+#include "experiment/sweep.h"
+#include "report/html.h"
+#include "report/report_charts.h"
+
+namespace vitlab {
+namespace fs = std::filesystem;
+
+namespace {
+
+// Plain CSS, no fonts or images from anywhere.
+constexpr const char* kStyle = R"(
+body { font-family: sans-serif; max-width: 1280px; margin: 1.5em auto; padding: 0 1em; color: #222; }
+h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 1.8em; border-bottom: 1px solid #ddd; }
+h3 { font-size: 1em; margin-top: 1.4em; }
+table { border-collapse: collapse; font-size: 0.85em; margin: 0.5em 0; }
+th, td { border: 1px solid #ccc; padding: 3px 7px; text-align: left; }
+th { background: #f3f3f3; } td.num, th.num { text-align: right; }
+code { background: #f5f5f5; padding: 0 3px; }
+.note { color: #555; font-size: 0.9em; }
+.figures { display: flex; flex-wrap: wrap; gap: 12px; align-items: flex-start; }
+figure { margin: 0; } figcaption { font-size: 0.8em; color: #555; max-width: 560px; }
+svg.chart { background: #fff; }
+.bad { color: #b00; }
+)";
+
+std::string text_or(const Json& v, const std::string& fallback = "-") {
+  return v.is_string() ? v.get<std::string>() : fallback;
+}
+
+std::string percent(const Json& v) { return v.is_null() ? "-" : fmt::format("{:.2f}", 100.0 * v.get<double>()); }
+
+std::string header_section(const Json& summary, const std::string& sweep_dir) {
+  const Json& r = summary["runs"];
+  std::string out = fmt::format("<h1>Sweep {}</h1>\n<p>{}</p>\n", escape_html(text_or(summary["sweep"])),
+                                escape_html(text_or(summary["description"], "")));
+  if (summary["claim"].is_string())
+    out += fmt::format("<p><b>Claim.</b> {}</p>\n<p><b>Command.</b> <code>{}</code></p>\n",
+                       escape_html(summary["claim"].get<std::string>()), escape_html(text_or(summary["command"])));
+  out += fmt::format("<p>Runs: {} planned, {} completed, {} diverged, {} failed, {} interrupted, {} not started. "
+                     "Folder: <code>{}</code>.</p>\n",
+                     r["planned"].get<int>(), r["completed"].get<int>(), r["diverged"].get<int>(),
+                     r["failed"].get<int>(), r["interrupted"].get<int>(), r["pending"].get<int>(),
+                     escape_html(sweep_dir));
+  return out;
+}
+
+std::string summary_section(const Json& summary) {
+  std::vector<std::vector<std::string>> cells = {{"variant", "compared with", "n", "test acc % (mean ± std)",
+                                                  "Δ pts", "p (Welch)", "note", "params", "train time", "img/s"}};
+  for (const auto& r : summary["rows"]) {
+    const std::string acc = r["mean"].is_null() ? "-" : percent(r["mean"]) + (r["std"].is_null() ? "" : " ± " + percent(r["std"]));
+    cells.push_back({r["variant"].get<std::string>(), text_or(r["compared_to"]),
+                     fmt::format("{}/{}", r["n"].get<int64_t>(), r["runs"].get<int64_t>()), acc,
+                     r["diff"].is_null() ? "-" : fmt::format("{:+.2f}", 100.0 * r["diff"].get<double>()),
+                     r["p_value"].is_null() ? "-" : fmt::format("{:.3g}", r["p_value"].get<double>()),
+                     r["note"].get<std::string>(),
+                     r["parameters"].is_null() ? "-" : fmt::format("{}", r["parameters"].get<int64_t>()),
+                     r["train_seconds"].is_null() ? "-" : format_duration(r["train_seconds"].get<double>()),
+                     r["images_per_second"].is_null() ? "-" : fmt::format("{:.0f}", r["images_per_second"].get<double>())});
+  }
+  std::string out = "<h2 id=\"summary\">Summary</h2>\n" + html_table(cells, 2) +
+                    "<p class=\"note\">Δ and p: each row against the row it is compared with (Welch's t-test over "
+                    "seeds, two-sided). ± is the sample standard deviation over seeds.</p>\n";
+  const Json& e = summary["expected"];
+  if (!e.is_object() || e["checks"].empty()) return out;
+  std::vector<std::vector<std::string>> checks = {{"row", "expected", "measured", "deviation", "within tolerance"}};
+  for (const auto& c : e["checks"])
+    checks.push_back({c["variant"].get<std::string>(), fmt::format("{:.2f}", c["expected"].get<double>()),
+                      c["measured"].is_null() ? "-" : fmt::format("{:.2f}", c["measured"].get<double>()),
+                      c["deviation"].is_null() ? "-" : fmt::format("{:+.2f}", c["deviation"].get<double>()),
+                      c["within_tolerance"].is_null() ? "no result" : c["within_tolerance"].get<bool>() ? "yes" : "NO"});
+  return out + fmt::format("<h3>Expected ({}, tolerance ±{:.2f}; measured on {})</h3>\n", escape_html(text_or(e["metric"])),
+                           e["tolerance"].get<double>(), escape_html(text_or(e["measured_on"]))) +
+         html_table(checks);
+}
+
+std::string problems_section(const Json& summary) {
+  std::string out = "<h2 id=\"problems\">Runs that did not complete</h2>\n";
+  if (summary["problems"].empty()) return out + "<p>None: every planned run completed.</p>\n";
+  out += "<ul>\n";
+  for (const auto& p : summary["problems"])
+    out += fmt::format("<li><code>{}</code>: <span class=\"bad\">{}</span>{}</li>\n", escape_html(p["id"].get<std::string>()),
+                       escape_html(p["status"].get<std::string>()),
+                       p["error"].is_null() ? "" : ": " + escape_html(p["error"].get<std::string>()));
+  return out + "</ul>\n";
+}
+
+// UserError unless the folder holds at least one run folder of its manifest.
+void check_has_runs(const Json& manifest, const std::string& sweep_dir) {
+  std::error_code ec;
+  for (const auto& run : manifest["runs"])
+    if (fs::is_directory(fs::path(sweep_dir) / "runs" / run["id"].get<std::string>(), ec)) return;
+  fail<UserError>("{}: the sweep has no run folders yet (runs/<id>/); run `vitlab sweep` first, or pass the "
+                  "folder it wrote", sweep_dir);
+}
+
+}  // namespace
+
+std::string sweep_report_html(const ReportOptions& o, std::FILE* log) {
+  const Json manifest = read_manifest(o.sweep_dir);
+  check_has_runs(manifest, o.sweep_dir);
+  const Json summary = build_summary(manifest, o.sweep_dir);
+  int skipped = 0;
+  const std::vector<RunFiles> runs = read_run_files(manifest, o.sweep_dir, skipped);
+  const std::vector<VariantAnalysis> analyses = analyze_best_runs(manifest, summary, o.sweep_dir, o.analysis, log);
+  std::string html = "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+                     "<link rel=\"icon\" href=\"data:,\">\n";  // no favicon request
+  html += fmt::format("<title>vitlab sweep {}</title>\n<style>{}</style>\n</head>\n<body>\n",
+                      escape_html(text_or(summary["sweep"])), kStyle);
+  html += header_section(summary, o.sweep_dir);
+  html += summary_section(summary);
+  html += accuracy_bar_section(summary);
+  html += data_size_section(summary, runs);
+  html += training_curves_section(summary, runs);
+  if (skipped) html += fmt::format("<p class=\"bad\">{} unreadable metrics line(s) or result file(s) left out.</p>\n", skipped);
+  html += analysis_section(analyses);
+  html += problems_section(summary);
+  html += "<p class=\"note\">Written by <code>vitlab report</code>; everything on this page is in this file.</p>\n";
+  return html + "</body>\n</html>\n";
+}
+
+std::string write_sweep_report(const ReportOptions& o, std::FILE* log) {
+  const std::string path = o.out_file.empty() ? (fs::path(o.sweep_dir) / "report.html").string() : o.out_file;
+  check_output_folder(fs::path(path).parent_path().empty() ? "." : fs::path(path).parent_path().string());
+  const std::string html = sweep_report_html(o, log);
+  write_file_atomic(path, html);
+  return path;
+}
+
+}  // namespace vitlab

@@ -1,0 +1,37 @@
+// The report's chart sections, each an HTML fragment with its SVG inline (report/report.h).
+#pragma once
+#include <string>
+#include <vector>
+
+#include "config/json_reader.h"
+
+namespace vitlab {
+
+// What the report reads of one planned run: each stage's metrics.jsonl records and result.json.
+struct StageFiles {
+  std::string name;          // "" for a single-stage run
+  std::vector<Json> epochs;  // metrics.jsonl, one record per epoch
+  Json result;               // null when there is none yet
+};
+struct RunFiles {
+  std::string id, variant;
+  int64_t seed = 0;
+  std::vector<StageFiles> stages;
+};
+
+// Reads every run of the manifest. Unreadable lines or files are left out and counted in `skipped`
+// (the report says so), never fatal.
+std::vector<RunFiles> read_run_files(const Json& manifest, const std::string& sweep_dir, int& skipped);
+
+// Every row's mean test accuracy with ± the std over seeds; the dashed line is the reference row.
+std::string accuracy_bar_section(const Json& summary);
+
+// Test accuracy against training images when the rows differ in it: one line per model, each
+// point a row's mean over seeds (the paper's Fig. 3/4). Empty when the sweep has no such axis.
+std::string data_size_section(const Json& summary, const std::vector<RunFiles>& runs);
+
+// Per stage: training loss and validation accuracy (or what the stage measured instead) per
+// epoch, a line per run, coloured by variant.
+std::string training_curves_section(const Json& summary, const std::vector<RunFiles>& runs);
+
+}  // namespace vitlab

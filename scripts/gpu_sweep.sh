@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Runs sweeps on the GPU machine within one device call and packs what comes back (issue: only 8
+# files return from a call, and a call lasts at most 10 minutes).
+#
+#   scripts/gpu_sweep.sh SECONDS JOBS SWEEP.json [SWEEP.json ...]
+#
+# Each sweep runs in runs/<name> with --jobs JOBS, one after the other, all within SECONDS: the
+# sweep running at the limit is killed, and its unfinished runs resume from their checkpoints on
+# the next call (runs/ stays on a warm machine; `vitlab sweep` skips finished runs). A folder
+# carried in as runs-<name>.tgz is unpacked first when runs/<name> is absent (a fresh machine).
+# Then $OUT/<name>.tgz holds the sweep folder without checkpoints (sweep.json, summaries,
+# report.html, analysis/, each run's config, result, metrics and log) and $OUT/<name>.log the
+# sweep's output, ending with its wall time. Needs build-gpu/vitlab (scripts/gpu_build.sh).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+seconds=$1 jobs=$2
+shift 2
+deadline=$(( $(date +%s) + seconds ))
+out=${OUT:-out}
+mkdir -p "$out"
+for file in "$@"; do
+  name=$(basename "$file" .json)
+  dir=runs/$name
+  [ -d "$dir" ] || [ ! -f "runs-$name.tgz" ] || tar xzf "runs-$name.tgz"
+  left=$(( deadline - $(date +%s) ))
+  if [ "$left" -le 30 ]; then echo "$name: not started, the call's time is spent" >> "$out/$name.log"; continue; fi
+  start=$(date +%s)
+  timeout -s KILL "$left" build-gpu/vitlab sweep "$file" --out "$dir" --jobs "$jobs" > "$out/$name.log" 2>&1
+  status=$?
+  echo "gpu_sweep: $name exit $status, wall $(( $(date +%s) - start )) s with --jobs $jobs on $(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)" >> "$out/$name.log"
+  tar czf "$out/$name.tgz" --exclude='checkpoints' --exclude='.sweep.lock' "$dir"
+done
