@@ -126,7 +126,7 @@ std::string svg_bar_chart(const BarChart& c) {
   for (size_t i = 0; i < n; ++i) {
     const double top = 34 + row * double(i), mid = top + 7, v = c.values[i], e = error(i);
     const std::string colour = chart_colour(i < c.colour_index.size() ? c.colour_index[i] : 0);
-    const std::string value_text = chart_number(v) + (e > 0 ? " ± " + chart_number(e, 2) : "");
+    const std::string value_text = fmt::format("{:.2f}", v) + (e > 0 ? fmt::format(" ± {:.2f}", e) : "");
     out += fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"end\">{}</text>\n", label_width + 6, mid + 4,
                        escape_html(c.labels[i]));
     out += fmt::format("<rect class=\"mark\" x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" height=\"14\" fill=\"{}\">"
@@ -170,9 +170,12 @@ std::string svg_line_chart(const LineChart& c) {
     x_lo /= 1.3, x_hi *= 1.3;
     xt = log_ticks(x_lo, x_hi);
   } else if (integer_x(c)) {  // epochs, layers: no tick between two of them
-    const double step = std::max(1.0, nice_ticks(x_lo, x_hi, 6)[1] - nice_ticks(x_lo, x_hi, 6)[0]);
-    for (double t = x_lo; t < x_hi + step - 1e-9; t += step) xt.push_back(t);
-    x_lo -= 0.3, x_hi = xt.back() + 0.3;
+    const std::vector<double> nice = nice_ticks(x_lo, x_hi, 6);
+    const double step = std::max(1.0, nice[1] - nice[0]);
+    // Multiples of the step (5, 10, 15 epochs), or every value when the step is 1.
+    for (double t = std::ceil(x_lo / step) * step; t <= x_hi + 1e-9; t += step) xt.push_back(t);
+    if (xt.empty()) xt.push_back(x_lo);
+    x_lo -= 0.3, x_hi += 0.3;
   } else {
     xt = nice_ticks(x_lo, x_hi, 6);
     x_lo = xt.front(), x_hi = xt.back();
