@@ -134,7 +134,7 @@ TEST_CASE("a sweep's report: the table, one bar per row, data-size lines, curves
 
   // Curves: 2 epochs for each of the 4 completed runs (the failed ones have no metrics).
   const auto loss = charts_titled(html, "Training loss");
-  const auto acc = charts_titled(html, "accuracy %");
+  const auto acc = charts_titled(html, "Accuracy per epoch: train_accuracy");
   REQUIRE(loss.size() == 1);
   REQUIRE(acc.size() == 1);
   CHECK(marks(loss[0]) == 8);

@@ -539,6 +539,15 @@ TEST_CASE("stages: masked-patch pretraining on the rest of the set, a skipped st
   const Json manifest = read_json(out + "/sweep.json");
   for (const auto& run : manifest["runs"])
     if (run["id"] == "baseline=scratch__seed=0") CHECK(run["stages"] == Json{"finetune"});
+  // The report draws the stages in the sweep's order (the first run skips pretraining), and says
+  // which accuracy each stage measured: masked-patch validation accuracy while pretraining.
+  const std::string report = test::read_text(out + "/report.html");
+  const size_t pretrain = report.find("Training loss (stage pretrain)"), finetune = report.find("Training loss (stage finetune)");
+  CHECK(pretrain != std::string::npos);
+  CHECK(finetune != std::string::npos);
+  CHECK(pretrain < finetune);
+  CHECK(contains(report, "Accuracy per epoch: val_accuracy, val_masked_accuracy (stage pretrain)"));
+  CHECK(contains(report, "Accuracy per epoch: train_accuracy (stage finetune)"));
 
   // Rerunning finds every run done; a skip without a stage is an error naming where it was set.
   auto again = run_vitlab("sweep " + dir.file("s.json") + " --out " + out);

@@ -120,7 +120,9 @@ std::string sweep_report_html(const ReportOptions& o, std::FILE* log) {
   html += summary_section(summary);
   html += accuracy_bar_section(summary);
   html += data_size_section(summary, runs);
-  html += training_curves_section(summary, runs);
+  std::vector<std::string> stages = manifest.value("stages", std::vector<std::string>{});
+  if (stages.empty()) stages.push_back("");
+  html += training_curves_section(summary, runs, stages);
   if (skipped) html += fmt::format("<p class=\"bad\">{} unreadable metrics line(s) or result file(s) left out.</p>\n", skipped);
   html += analysis_section(analyses);
   html += problems_section(summary);

@@ -166,35 +166,34 @@ std::string data_size_section(const Json& summary, const std::vector<RunFiles>& 
 
 namespace {
 
-// The accuracy a stage measured per epoch: validation, else masked-patch validation, else training.
 const StageFiles* find_stage(const RunFiles& r, const std::string& name) {
   for (const auto& s : r.stages)
     if (s.name == name) return &s;
   return nullptr;
 }
 
-std::pair<const char*, const char*> accuracy_key(const std::vector<RunFiles>& runs, const std::string& stage) {
-  for (const char* key : {"val_accuracy", "val_masked_accuracy"})
-    for (const auto& r : runs) {
-      const StageFiles* s = find_stage(r, stage);
-      for (const auto& e : s ? s->epochs : std::vector<Json>{})
-        if (e.contains(key) && e[key].is_number())
-          return {key, key == std::string("val_accuracy") ? "validation accuracy %" : "validation masked-patch accuracy %"};
-    }
-  return {"train_accuracy", "training accuracy %"};
+// The accuracy a run's stage measured per epoch: on the validation split where it has one, else
+// on the training batches; masked-patch accuracy for a masked-patch stage.
+const char* accuracy_key(const StageFiles& stage) {
+  for (const char* key : {"val_accuracy", "val_masked_accuracy", "train_accuracy", "train_masked_accuracy"})
+    for (const auto& e : stage.epochs)
+      if (e.contains(key) && e[key].is_number()) return key;
+  return "train_accuracy";
 }
 
 std::string stage_curves(const std::vector<RunFiles>& runs, const std::string& stage_name,
                          const std::map<std::string, size_t>& colour) {
-  const auto [acc_key, acc_label] = accuracy_key(runs, stage_name);
   const std::string suffix = stage_name.empty() ? "" : " (stage " + stage_name + ")";
   LineChart loss{"Training loss" + suffix, "epoch", "training loss", {}};
-  LineChart acc{std::string(acc_label) + suffix, "epoch", acc_label, {}};
-  std::set<std::string> in_legend;
+  LineChart acc{"", "epoch", "accuracy %", {}};
+  acc.y_max = 100;
+  std::set<std::string> in_legend, keys;
   for (const auto& r : runs) {
     const StageFiles* stage = find_stage(r, stage_name);
     if (!stage || stage->epochs.empty()) continue;
     const auto& epochs = stage->epochs;
+    const char* acc_key = accuracy_key(*stage);
+    keys.insert(acc_key);
     const bool first = in_legend.insert(r.variant).second;
     Series l{r.variant, {}, {}, colour.at(r.variant), true, first};
     Series a = l;
@@ -207,21 +206,22 @@ std::string stage_curves(const std::vector<RunFiles>& runs, const std::string& s
     acc.series.push_back(a);
   }
   if (loss.series.empty()) return "";
+  // The title names what was measured (runs of one stage may differ: supervised or masked patch).
+  std::string measured;
+  for (const auto& k : keys) measured += (measured.empty() ? "" : ", ") + k;
+  acc.title = "Accuracy per epoch: " + measured + suffix;
   return "<div class=\"figures\">\n" + svg_line_chart(loss) + svg_line_chart(acc) + "</div>\n";
 }
 
 }  // namespace
 
-std::string training_curves_section(const Json& summary, const std::vector<RunFiles>& runs) {
+std::string training_curves_section(const Json& summary, const std::vector<RunFiles>& runs,
+                                    const std::vector<std::string>& stages) {
   std::string out = "<h2 id=\"curves\">Training curves</h2>\n"
                     "<p class=\"note\">From each run's metrics.jsonl: one line per run, the seeds of a variant in "
                     "its colour. Epochs whose loss was not finite are left out.</p>\n";
   std::map<std::string, size_t> colour;
   for (const auto& row : summary["rows"]) colour.emplace(row["variant"].get<std::string>(), colour.size());
-  std::vector<std::string> stages;  // in order; a variant may skip one
-  for (const auto& r : runs)
-    for (const auto& s : r.stages)
-      if (std::find(stages.begin(), stages.end(), s.name) == stages.end()) stages.push_back(s.name);
   std::string charts;
   for (const auto& s : stages) charts += stage_curves(runs, s, colour);
   return out + (charts.empty() ? "<p>No run has finished an epoch yet.</p>\n" : charts);

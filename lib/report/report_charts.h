@@ -30,8 +30,10 @@ std::string accuracy_bar_section(const Json& summary);
 // point a row's mean over seeds (the paper's Fig. 3/4). Empty when the sweep has no such axis.
 std::string data_size_section(const Json& summary, const std::vector<RunFiles>& runs);
 
-// Per stage: training loss and validation accuracy (or what the stage measured instead) per
-// epoch, a line per run, coloured by variant.
-std::string training_curves_section(const Json& summary, const std::vector<RunFiles>& runs);
+// Per stage, in the sweep's order ({""} without stages): training loss and accuracy per epoch
+// (validation accuracy where the run has a validation split, else training accuracy; masked-patch
+// accuracy for masked-patch stages; the title names which), a line per run, coloured by variant.
+std::string training_curves_section(const Json& summary, const std::vector<RunFiles>& runs,
+                                    const std::vector<std::string>& stages);
 
 }  // namespace vitlab
