@@ -146,9 +146,8 @@ Json relative_bias_figure(const std::map<std::string, torch::Tensor>& state, int
 }
 
 // Fig. 7 centre: one small map per patch, its embedding's cosine similarity with every patch's.
-Json position_embedding_figure(ViTImpl& vit, const std::string& dir) {
-  const ModelConfig& c = vit.config();
-  const auto state = state_of(vit);
+Json position_embedding_figure(const ModelConfig& c, const std::map<std::string, torch::Tensor>& state,
+                               const std::string& dir) {
   if (c.pos_embed == "relative") return relative_bias_figure(state, c.depth, dir);
   const int64_t grid = c.grid_size(), n = grid * grid;
   torch::Tensor table;  // (N, D)
@@ -169,8 +168,8 @@ Json position_embedding_figure(ViTImpl& vit, const std::string& dir) {
 }
 
 // Fig. 7 left: the top principal components of the patch projection's filters, as images.
-Json filter_figure(ViTImpl& vit, const std::string& dir) {
-  const auto w = state_of(vit).at("patch_embed.proj.weight");  // (D, C, p, p)
+Json filter_figure(const std::map<std::string, torch::Tensor>& state, const std::string& dir) {
+  const auto w = state.at("patch_embed.proj.weight");  // (D, C, p, p)
   const auto [components, share] = principal_components(w.flatten(1), 28);
   std::vector<torch::Tensor> tiles;
   const int64_t p = w.size(2), factor = std::max<int64_t>(1, 48 / p);
@@ -213,8 +212,11 @@ Json analyze_checkpoint(const AnalyzeOptions& o) {
     drawn.update(attention_figures(vit, images, raw.slice(0, 0, std::min(n, o.overlays)).to(torch::kFloat),
                                    figures, o.out_dir));
   }
-  if (wants("pos_embed")) drawn["pos_embed"] = position_embedding_figure(vit, o.out_dir);
-  if (wants("filters")) drawn["filters"] = filter_figure(vit, o.out_dir);
+  if (wants("pos_embed") || wants("filters")) {
+    const auto state = state_of(vit);  // host float copies, made once for both figures
+    if (wants("pos_embed")) drawn["pos_embed"] = position_embedding_figure(c, state, o.out_dir);
+    if (wants("filters")) drawn["filters"] = filter_figure(state, o.out_dir);
+  }
   const Json out = {{"checkpoint", o.checkpoint}, {"model", c.name}, {"model_config", c.to_json()},
                     {"split", o.split}, {"images", n}, {"device", dev.str()},
                     {"figures", drawn}, {"not_applicable", skipped}};

@@ -209,30 +209,36 @@ std::string expected_text(const Json& summary) {
   const Json& e = summary.value("expected", Json());
   if (!e.is_object()) return "";
   const bool diff = e["metric"] == "diff_pts";
-  const std::string tolerance = fmt::format("±{:.2f}", e["tolerance"].get<double>());
-  const std::string what = fmt::format("{}, tolerance {}", diff ? "Δ from the baseline row, points"
-                                                                : "test accuracy %", tolerance);
+  const std::string what = fmt::format("{}, tolerance ±{:.2f}", diff ? "Δ from the baseline row, points"
+                                                                     : "test accuracy %", e["tolerance"].get<double>());
   if (e["checks"].empty())
     return fmt::format("\nExpected ({}): {}.\n", what, e["measured_on"].get<std::string>());
-  std::vector<std::vector<std::string>> cells = {
-      {"row", "expected", "measured", "deviation", "within " + tolerance}};
-  const char* value_format = diff ? "{:+.2f}" : "{:.2f}";
   int within = 0, outside = 0, missing = 0;
-  for (const auto& c : e["checks"]) {
-    const bool has = !c["measured"].is_null();
-    const std::string verdict = !has ? "no result" : c["within_tolerance"].get<bool>() ? "yes" : "NO";
-    (!has ? missing : verdict == "yes" ? within : outside)++;
-    cells.push_back({c["variant"].get<std::string>(),
-                     fmt::format(fmt::runtime(value_format), c["expected"].get<double>()),
-                     has ? fmt::format(fmt::runtime(value_format), c["measured"].get<double>()) : "-",
-                     has ? fmt::format("{:+.2f}", c["deviation"].get<double>()) : "-", verdict});
-  }
+  for (const auto& c : e["checks"])
+    (c["measured"].is_null() ? missing : c["within_tolerance"].get<bool>() ? within : outside)++;
   return fmt::format("\nExpected ({}; measured on {}):\n\n{}\n{} of {} within the tolerance{}{}.\n", what,
-                     e["measured_on"].get<std::string>(), table_text(cells), within, e["checks"].size(),
-                     outside ? fmt::format(", {} outside", outside) : "",
+                     e["measured_on"].get<std::string>(), table_text(expected_cells(summary)), within,
+                     e["checks"].size(), outside ? fmt::format(", {} outside", outside) : "",
                      missing ? fmt::format(", {} without a result", missing) : "");
 }
 }  // namespace
+
+std::vector<std::vector<std::string>> expected_cells(const Json& summary) {
+  const Json& e = summary.value("expected", Json());
+  if (!e.is_object() || e["checks"].empty()) return {};
+  const char* value_format = e["metric"] == "diff_pts" ? "{:+.2f}" : "{:.2f}";
+  std::vector<std::vector<std::string>> cells = {
+      {"row", "expected", "measured", "deviation", fmt::format("within ±{:.2f}", e["tolerance"].get<double>())}};
+  for (const auto& c : e["checks"]) {
+    const bool has = !c["measured"].is_null();
+    cells.push_back({c["variant"].get<std::string>(),
+                     fmt::format(fmt::runtime(value_format), c["expected"].get<double>()),
+                     has ? fmt::format(fmt::runtime(value_format), c["measured"].get<double>()) : "-",
+                     has ? fmt::format("{:+.2f}", c["deviation"].get<double>()) : "-",
+                     !has ? "no result" : c["within_tolerance"].get<bool>() ? "yes" : "NO"});
+  }
+  return cells;
+}
 
 // The K values of few-shot evaluations that any row has, ascending.
 static std::vector<int64_t> fewshot_shots(const Json& summary) {
@@ -244,7 +250,7 @@ static std::vector<int64_t> fewshot_shots(const Json& summary) {
   return {shots.begin(), shots.end()};
 }
 
-std::string summary_table(const Json& summary) {
+std::vector<std::vector<std::string>> summary_cells(const Json& summary) {
   // With shared axes each row has its own baseline row: name it.
   const bool several_references = !summary["shared_axes"].empty();
   const std::vector<int64_t> shots = fewshot_shots(summary);
@@ -281,7 +287,12 @@ std::string summary_table(const Json& summary) {
       row.insert(row.begin() + 3, r["compared_to"].is_null() ? "-" : r["compared_to"].get<std::string>());
     cells.push_back(row);
   }
-  std::string out = table_text(cells);
+  return cells;
+}
+
+std::string summary_table(const Json& summary) {
+  const bool several_references = !summary["shared_axes"].empty();
+  std::string out = table_text(summary_cells(summary));
   const Json& rows = summary["rows"];
   if (!rows.empty() && !several_references)
     out += fmt::format("\nΔ and p: each row against {} (Welch's t-test over seeds, two-sided).\n",

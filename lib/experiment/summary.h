@@ -6,6 +6,7 @@
 // measured value, the deviation and whether it is within the tolerance ("expected.checks").
 #pragma once
 #include <string>
+#include <vector>
 
 #include "config/json_reader.h"
 
@@ -19,6 +20,13 @@ void write_summary_files(const Json& summary, const std::string& sweep_dir);
 // The table (Markdown, columns padded so it also reads as plain text) and the list of runs that
 // did not complete: what is printed at the end of a sweep.
 std::string summary_table(const Json& summary);
+
+// The cells of that table, header row first (`vitlab report` draws the same table in HTML): a
+// "compared with" column when rows have their own baselines (shared axes), one per few-shot K.
+std::vector<std::vector<std::string>> summary_cells(const Json& summary);
+
+// The expected-value checks as a table, header row first; empty when the sweep states none.
+std::vector<std::vector<std::string>> expected_cells(const Json& summary);
 
 std::string summary_csv(const Json& summary);
 

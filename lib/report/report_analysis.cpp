@@ -4,7 +4,6 @@
 
 #include "analysis/analyze.h"
 #include "core/error.h"
-#include "experiment/manifest.h"
 #include "report/html.h"
 #include "report/svg_chart.h"
 
@@ -12,13 +11,6 @@ namespace vitlab {
 namespace fs = std::filesystem;
 
 namespace {
-
-// The folder of the stage whose checkpoint produced the run's test accuracy (the last one).
-fs::path final_stage_dir(const Json& manifest, const Json& run, const std::string& sweep_dir) {
-  fs::path dir = fs::path(sweep_dir) / "runs" / run["id"].get<std::string>();
-  const std::vector<std::string> stages = run_stage_names(manifest, run);
-  return stages.empty() ? dir : dir / stages.back();
-}
 
 // analysis.json of this run's checkpoint, not older than the checkpoint. `tail` is the
 // checkpoint's path below the sweep folder, so a moved or published folder still matches.
@@ -47,7 +39,7 @@ const Json* best_result(const Json& row) {
   return best;
 }
 
-VariantAnalysis analyze_variant(const Json& manifest, const Json& row, const std::string& sweep_dir,
+VariantAnalysis analyze_variant(const Json& row, const std::vector<RunFiles>& runs, const std::string& sweep_dir,
                                 const ReportAnalysisOptions& o, std::FILE* log) {
   VariantAnalysis v;
   v.variant = row["variant"].get<std::string>();
@@ -59,17 +51,14 @@ VariantAnalysis analyze_variant(const Json& manifest, const Json& row, const std
   }
   v.run_id = (*best)["id"].get<std::string>();
   v.test_accuracy = (*best)["test_accuracy"].get<double>();
-  const Json* run = nullptr;
-  for (const auto& r : manifest["runs"])
-    if (r["id"] == v.run_id) run = &r;
-  const fs::path stage = final_stage_dir(manifest, *run, sweep_dir);
-  std::error_code ec;
-  if (fs::is_regular_file(stage / "result.json", ec) &&
-      read_json_file((stage / "result.json").string())["config"]["model"].value("family", "") == "resnet") {
+  // The final stage's checkpoint produced the run's test accuracy, so its result.json exists.
+  const StageFiles& stage = find_run(runs, v.run_id)->stages.back();
+  if (stage.result.value("config", Json::object()).value("model", Json::object()).value("family", "") == "resnet") {
     v.note = "not analysed: the BiT ResNet has no patch tokens, attention or position embedding";
     return v;
   }
-  const fs::path checkpoint = stage / "checkpoints" / "last.pt";
+  std::error_code ec;
+  const fs::path checkpoint = fs::path(stage.dir) / "checkpoints" / "last.pt";
   const std::string tail = fs::relative(checkpoint, sweep_dir).string();
   v.analysis = usable_analysis(v.dir, checkpoint, tail);
   // The same words whether the analysis is made now or reused: the page depends on the results only.
@@ -98,18 +87,19 @@ VariantAnalysis analyze_variant(const Json& manifest, const Json& row, const std
     v.note = made_from;
     if (log) std::fprintf(log, "report: analysed %s (%s)\n", v.variant.c_str(), tail.c_str());
   } catch (const std::exception& e) {
-    v.note = std::string("no analysis: ") + e.what();  // e.g. the BiT ResNet: no attention to show
+    v.note = std::string("no analysis: ") + e.what();  // e.g. a corrupt checkpoint
   }
   return v;
 }
 
 }  // namespace
 
-std::vector<VariantAnalysis> analyze_best_runs(const Json& manifest, const Json& summary, const std::string& sweep_dir,
-                                               const ReportAnalysisOptions& options, std::FILE* log) {
+std::vector<VariantAnalysis> analyze_best_runs(const Json& summary, const std::vector<RunFiles>& runs,
+                                               const std::string& sweep_dir, const ReportAnalysisOptions& options,
+                                               std::FILE* log) {
   std::vector<VariantAnalysis> out;
   for (const auto& row : summary["rows"])
-    if (!row["results"].empty()) out.push_back(analyze_variant(manifest, row, sweep_dir, options, log));
+    if (!row["results"].empty()) out.push_back(analyze_variant(row, runs, sweep_dir, options, log));
   return out;
 }
 

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "config/json_reader.h"
+#include "report/run_files.h"
 
 namespace vitlab {
 
@@ -28,8 +29,9 @@ struct ReportAnalysisOptions {
 
 // One entry per summary row with a completed run. Analysis errors become the entry's note: a
 // report is never lost to a figure.
-std::vector<VariantAnalysis> analyze_best_runs(const Json& manifest, const Json& summary, const std::string& sweep_dir,
-                                               const ReportAnalysisOptions& options, std::FILE* log);
+std::vector<VariantAnalysis> analyze_best_runs(const Json& summary, const std::vector<RunFiles>& runs,
+                                               const std::string& sweep_dir, const ReportAnalysisOptions& options,
+                                               std::FILE* log);
 
 // The HTML section: per variant, the mean attention distance as an SVG chart (one mark per head
 // and layer) and the rollout, position-embedding and filter images inline.

@@ -3,12 +3,9 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <set>
 
-#include "core/error.h"
-#include "experiment/manifest.h"
 #include "report/html.h"
 #include "report/svg_chart.h"
 
@@ -17,19 +14,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::vector<Json> read_json_lines(const fs::path& file, int& skipped) {
-  std::vector<Json> out;
-  std::ifstream in(file);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.empty()) continue;
-    Json record = Json::parse(line, nullptr, /*allow_exceptions=*/false);
-    if (record.is_object()) out.push_back(std::move(record));
-    else ++skipped;
-  }
-  return out;
-}
-
 // A number from a JSON record, NaN when absent or not a number (a diverged epoch's loss is null).
 double number_or_nan(const Json& record, const char* key) {
   const auto it = record.find(key);
@@ -37,31 +21,6 @@ double number_or_nan(const Json& record, const char* key) {
 }
 
 }  // namespace
-
-std::vector<RunFiles> read_run_files(const Json& manifest, const std::string& sweep_dir, int& skipped) {
-  std::vector<RunFiles> out;
-  std::error_code ec;
-  for (const auto& run : manifest["runs"]) {
-    RunFiles r{run["id"].get<std::string>(), run["variant"].get<std::string>(), run["seed"].get<int64_t>(), {}};
-    std::vector<std::string> stages = run_stage_names(manifest, run);
-    if (stages.empty()) stages.push_back("");
-    for (const auto& name : stages) {
-      const fs::path dir = fs::path(sweep_dir) / "runs" / r.id / name;
-      StageFiles s{name, {}, Json()};
-      if (fs::is_regular_file(dir / "metrics.jsonl", ec)) s.epochs = read_json_lines(dir / "metrics.jsonl", skipped);
-      if (fs::is_regular_file(dir / "result.json", ec)) {
-        try {
-          s.result = read_json_file((dir / "result.json").string());
-        } catch (const UserError&) {
-          ++skipped;
-        }
-      }
-      r.stages.push_back(std::move(s));
-    }
-    out.push_back(std::move(r));
-  }
-  return out;
-}
 
 std::string accuracy_bar_section(const Json& summary) {
   BarChart c;
@@ -184,8 +143,11 @@ const char* accuracy_key(const StageFiles& stage) {
 std::string stage_curves(const std::vector<RunFiles>& runs, const std::string& stage_name,
                          const std::map<std::string, size_t>& colour) {
   const std::string suffix = stage_name.empty() ? "" : " (stage " + stage_name + ")";
-  LineChart loss{"Training loss" + suffix, "epoch", "training loss", {}};
-  LineChart acc{"", "epoch", "accuracy %", {}};
+  LineChart loss, acc;
+  loss.title = "Training loss" + suffix;
+  loss.x_label = acc.x_label = "epoch";
+  loss.y_label = "training loss";
+  acc.y_label = "accuracy %";
   acc.y_max = 100;
   std::set<std::string> in_legend, keys;
   for (const auto& r : runs) {

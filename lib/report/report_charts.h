@@ -4,24 +4,9 @@
 #include <vector>
 
 #include "config/json_reader.h"
+#include "report/run_files.h"
 
 namespace vitlab {
-
-// What the report reads of one planned run: each stage's metrics.jsonl records and result.json.
-struct StageFiles {
-  std::string name;          // "" for a single-stage run
-  std::vector<Json> epochs;  // metrics.jsonl, one record per epoch
-  Json result;               // null when there is none yet
-};
-struct RunFiles {
-  std::string id, variant;
-  int64_t seed = 0;
-  std::vector<StageFiles> stages;
-};
-
-// Reads every run of the manifest. Unreadable lines or files are left out and counted in `skipped`
-// (the report says so), never fatal.
-std::vector<RunFiles> read_run_files(const Json& manifest, const std::string& sweep_dir, int& skipped);
 
 // Every row's mean test accuracy with ± the std over seeds; the dashed line is the reference row.
 std::string accuracy_bar_section(const Json& summary);
