@@ -11,6 +11,9 @@
 # Then $OUT/<name>.tgz holds the sweep folder without checkpoints (sweep.json, summaries,
 # report.html, analysis/, each run's config, result, metrics and log) and $OUT/<name>.log the
 # sweep's output, ending with its wall time. Needs build-gpu/vitlab (scripts/gpu_build.sh).
+# MPS=1 first starts CUDA's Multi-Process Service daemon (it outlives the call, as a daemon), so
+# that the runs of --jobs JOBS share the GPU's SMs instead of taking turns on it; the log says
+# whether MPS was on.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 seconds=$1 jobs=$2
@@ -18,6 +21,16 @@ shift 2
 deadline=$(( $(date +%s) + seconds ))
 out=${OUT:-out}
 mkdir -p "$out"
+mps=off
+if [ "${MPS:-0}" = 1 ]; then
+  # A daemon whose server cannot start fails every CUDA client, so one is tried before the runs.
+  if { echo get_server_list | nvidia-cuda-mps-control > /dev/null 2>&1 || nvidia-cuda-mps-control -d; } &&
+     python3 -c 'import torch; torch.ones(1, device="cuda").sum().item()' 2> "$out/mps.log"; then mps=on
+  else
+    echo quit | nvidia-cuda-mps-control > /dev/null 2>&1
+    echo "gpu_sweep: MPS requested but it did not start (see mps.log); running without it" | tee -a "$out/mps.log" >&2
+  fi
+fi
 for file in "$@"; do
   name=$(basename "$file" .json)
   dir=runs/$name
@@ -27,6 +40,6 @@ for file in "$@"; do
   start=$(date +%s)
   timeout -s KILL "$left" build-gpu/vitlab sweep "$file" --out "$dir" --jobs "$jobs" > "$out/$name.log" 2>&1
   status=$?
-  echo "gpu_sweep: $name exit $status, wall $(( $(date +%s) - start )) s with --jobs $jobs on $(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)" >> "$out/$name.log"
+  echo "gpu_sweep: $name exit $status, wall $(( $(date +%s) - start )) s with --jobs $jobs, MPS $mps, on $(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)" >> "$out/$name.log"
   tar czf "$out/$name.tgz" --exclude='checkpoints' --exclude='.sweep.lock' "$dir"
 done
