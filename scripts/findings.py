@@ -71,6 +71,14 @@ def compare(sweep, a, b):
     print(f"{sweep}: {a} {text(r[a])} vs {b} {text(r[b])}: {diff:+.2f} pts, Welch t={t:.2f}, df={df:.1f}, p={p:.2g}")
 
 
+def recipe_search(sweep):
+    """One seed per row: the differences only, no test."""
+    r = rows(sweep)
+    ref = [k for k in r if k.startswith("baseline=")][0]
+    steps = ", ".join(f"{k} {r[k][0]:.2f} ({r[k][0] - r[ref][0]:+.2f})" for k in r if k != ref)
+    print(f"{sweep} (seed 0): {ref} {r[ref][0]:.2f}; {steps}")
+
+
 def attention_distance(sweep, variant):
     path = os.path.join(ROOT, sweep, "analysis", variant, "analysis.json")
     with open(path) as f:
@@ -98,12 +106,19 @@ def main():
     compare("pooling", "pooling=gap__lr=0.0003", "pooling=cls__lr=0.0003")
     compare("pooling", "pooling=gap__lr=0.003", "pooling=cls__lr=0.003")
     compare("pos_embed", "baseline=bit", "pos_embed=relative")
+    compare("hybrid", "variant=hybrid", "base")
+    compare("hybrid", "variant=hybrid_d9", "base")
+    compare("hybrid", "baseline=bit", "variant=hybrid")
+    for size in ("n01k", "n05k", "n20k", "n60k"):
+        compare("data_size", f"baseline=bit__train_set={size}", f"train_set={size}")
     compare("masked_patch", "start=masked_patch", "baseline=scratch")
     compare("masked_patch", "start=supervised", "start=masked_patch")
     for kind in ("learned_1d", "learned_2d", "relative"):
         compare("hires_finetune", f"pos_embed={kind}", f"baseline=fresh__pos_embed={kind}")
+    recipe_search("vit_recipe")
     attention_distance("pos_embed", "pos_embed=learned_1d")
     attention_distance("pos_embed", "pos_embed=relative")
+    attention_distance("vit_recipe", "recipe=c_e60_erase_mix")
 
 
 if __name__ == "__main__":

@@ -90,6 +90,27 @@ TEST_CASE("every shipped experiment passes --dry-run; sweeps extend the shared r
   CHECK(runs >= 2);
 }
 
+// The committed results are what README's Findings quote: each published sweep must rebuild, from
+// its own run files, the summary committed beside them, so no number there is edited by hand.
+TEST_CASE("every published sweep summarizes to its committed summary", "[sweep][cli][results]") {
+  const fs::path results = fs::path(VITLAB_SOURCE_DIR) / "experiments" / "results";
+  TempDir dir;
+  int sweeps = 0;
+  for (const auto& entry : fs::directory_iterator(results)) {
+    if (!fs::exists(entry.path() / "sweep.json")) continue;  // a single run's analysis, no sweep
+    ++sweeps;
+    const std::string copy = dir.file(entry.path().filename().string());
+    fs::copy(entry.path(), copy, fs::copy_options::recursive);
+    INFO(entry.path().string());
+    auto r = run_vitlab("summarize " + copy);
+    INFO(r.output);
+    REQUIRE(r.exit_code == 0);
+    CHECK(read_json(copy + "/summary.json") == read_json((entry.path() / "summary.json").string()));
+    CHECK(test::read_text(copy + "/summary.md") == test::read_text((entry.path() / "summary.md").string()));
+  }
+  CHECK(sweeps >= 8);
+}
+
 TEST_CASE("the quickstart states what it measured on the CPU and keeps its recipe", "[sweep][cli]") {
   const std::string file = (fs::path(VITLAB_SOURCE_DIR) / "experiments" / "quickstart.json").string();
   const Json j = read_json(file);
