@@ -24,7 +24,9 @@ int cmd_sweep(int argc, char** argv) {
       "out", "sweep folder (default runs/<sweep file name>)", cxxopts::value<std::string>())(
       "jobs", "runs at once, each a separate process; CPU threads are split between them "
               "(default 1, or one per GPU when there are several)",
-      cxxopts::value<int>())("dry-run", "list the runs, their ids and configs; write nothing")(
+      cxxopts::value<int>())(
+      "devices", "the GPUs to place runs on, one after another: cuda:0,cuda:1 (default every GPU)",
+      cxxopts::value<std::string>())("dry-run", "list the runs, their ids and configs; write nothing")(
       "force", "rerun everything; existing run folders are moved to DIR/trash/ first")(
       "h,help", "show this help");
   options.parse_positional({"file"});
@@ -42,6 +44,7 @@ int cmd_sweep(int argc, char** argv) {
     sweep.jobs = args["jobs"].as<int>();
     if (sweep.jobs < 1) throw UserError(fmt::format("--jobs: must be at least 1, got {}", sweep.jobs));
   }
+  if (args.count("devices")) sweep.devices = args["devices"].as<std::string>();
   sweep.dry_run = args.count("dry-run") > 0;
   sweep.force = args.count("force") > 0;
   std::cout.flush();

@@ -12,13 +12,17 @@ namespace vitlab::app {
 
 int cmd_train(int argc, char** argv) {
   cxxopts::Options options("vitlab train", "Train one run. Writes DIR/config.json, DIR/metrics.jsonl, "
-                                           "DIR/result.json and DIR/checkpoints/.\nExit status: 0 "
+                                           "DIR/result.json and DIR/checkpoints/.\nData-parallel: "
+                                           "torchrun --no-python --nproc_per_node N vitlab train ... "
+                                           "(rank 0 writes the files).\nExit status: 0 "
                                            "completed, 3 diverged, 1 failed, 2 bad input.");
   options.add_options()("config", "config JSON file", cxxopts::value<std::string>())(
       "out", "run folder (default runs/<config name>)", cxxopts::value<std::string>())(
       "set", "override, key=value (repeatable)", cxxopts::value<std::vector<std::string>>())(
       "resume", "continue the run in DIR from its last checkpoint", cxxopts::value<std::string>())(
       "device", "cpu, cuda or cuda:N (overrides the config)", cxxopts::value<std::string>())(
+      "dist-timeout", "data-parallel (under torchrun): seconds any rank waits for the others before the run fails",
+      cxxopts::value<double>()->default_value("300"))(
       "quiet", "no progress output")("h,help", "show this help");
   options.parse_positional({"config"});
   options.positional_help("CONFIG.json");
@@ -46,6 +50,10 @@ int cmd_train(int argc, char** argv) {
   if (args.count("set")) sets = args["set"].as<std::vector<std::string>>();
   if (args.count("device")) train.device = args["device"].as<std::string>();
   train.quiet = args.count("quiet") > 0;
+  const double timeout = args["dist-timeout"].as<double>();
+  if (!(timeout > 0)) throw UserError("--dist-timeout must be a positive number of seconds");
+  train.dist_timeout = std::chrono::milliseconds(int64_t(timeout * 1000));
+  train.dist = read_dist_env();
   train.source = config_file;
   const RunConfig config = load_run_config(config_file, sets);
   const Json result = train_run(config, train);

@@ -469,6 +469,14 @@ TEST_CASE("sweep with --jobs runs several runs at once and splits the CPU thread
   auto bad = run_vitlab("sweep " + file + " --out " + dir.file("out2") + " --jobs 0");
   CHECK(bad.exit_code == 2);
   CHECK(contains(bad.output, "--jobs: must be at least 1"));
+  // --devices names GPUs that exist, for runs that use them (this sweep's run on the CPU).
+  for (const char* devices : {"cuda:0", "cpu", "cuda:0,gpu1"}) {
+    INFO(devices);
+    auto wrong = run_vitlab("sweep " + file + " --out " + dir.file("out3") + " --devices " + devices);
+    CHECK(wrong.exit_code == 2);
+    CHECK(contains(wrong.output, "--devices"));
+    CHECK_FALSE(fs::exists(dir.file("out3/runs")));
+  }
 }
 
 TEST_CASE("stages: a later stage starts from an earlier stage's checkpoint of the same run", "[sweep][cli]") {

@@ -172,9 +172,9 @@ class Executor {
     ChildCommand cmd;
     cmd.args = {opt_.program, "train", "--resume", stage.dir};
     const std::string device = stage.config.value("device", std::string("auto"));
-    if (opt_.gpus > 1 && (device == "cuda" || device == "auto")) {
+    if (!opt_.devices.empty() && (device == "cuda" || device == "auto")) {
       cmd.args.push_back("--device");
-      cmd.args.push_back(fmt::format("cuda:{}", slot % opt_.gpus));
+      cmd.args.push_back(opt_.devices[slot % opt_.devices.size()]);
     }
     for (char** e = environ; *e; ++e) cmd.env.push_back(*e);
     if (opt_.threads_per_job > 0) {

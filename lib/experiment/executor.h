@@ -22,7 +22,8 @@ namespace vitlab {
 struct ExecutorOptions {
   int jobs = 1;
   std::string program;      // the vitlab binary
-  int gpus = 0;             // > 1: run k of the slots on cuda:k (configs asking for cuda/auto)
+  // Not empty: slot k runs on devices[k % size] (configs asking for cuda or auto).
+  std::vector<std::string> devices;
   int threads_per_job = 0;  // > 0: OMP_NUM_THREADS / MKL_NUM_THREADS of each child (if unset)
   bool live = false;        // rewrite one status line in place (a terminal)
   size_t already_finished = 0;  // runs skipped because their results are final, for the counts

@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <set>
+#include <sstream>
 
 #include "config/run_config.h"
 #include "core/atomic_file.h"
@@ -125,6 +126,31 @@ std::string sweep_output_dir(const SweepOptions& options) {
   return options.out_dir.empty() ? "runs/" + fs::path(options.file).stem().string() : options.out_dir;
 }
 
+namespace {
+
+// The GPUs runs are placed on, one slot after another: --devices, else each GPU when there are
+// several, else none (every run uses its config's device).
+std::vector<std::string> placement_devices(const std::string& list, int gpus) {
+  std::vector<std::string> devices;
+  if (list.empty()) {
+    for (int k = 0; gpus > 1 && k < gpus; ++k) devices.push_back(fmt::format("cuda:{}", k));
+    return devices;
+  }
+  std::stringstream parts(list);
+  for (std::string d; std::getline(parts, d, ',');) {
+    const DeviceChoice choice = parse_device(d, "--devices");
+    if (!choice.cuda || d.rfind("cuda", 0) != 0)
+      throw UserError(fmt::format("--devices: \"{}\" is not a GPU; name them as cuda:N (e.g. cuda:0,cuda:1)", d));
+    if (choice.index >= gpus)
+      throw UserError(fmt::format("--devices: {} does not exist: {} GPU(s) here, and the sweep's runs {}", d,
+                                  int(torch::cuda::device_count()), gpus > 0 ? "use them" : "ask for none"));
+    devices.push_back(choice.str());
+  }
+  return devices;
+}
+
+}  // namespace
+
 int run_sweep(const SweepOptions& options, std::FILE* out) {
   const SweepSpec spec = read_sweep_file(options.file);
   const std::string out_dir = sweep_output_dir(options);
@@ -146,8 +172,8 @@ int run_sweep(const SweepOptions& options, std::FILE* out) {
   const int gpus = uses_cuda ? int(torch::cuda::device_count()) : 0;
 
   ExecutorOptions exec;
-  exec.jobs = options.jobs > 0 ? options.jobs : (gpus > 1 ? gpus : 1);
-  exec.gpus = gpus;
+  exec.devices = placement_devices(options.devices, gpus);
+  exec.jobs = options.jobs > 0 ? options.jobs : std::max<int>(1, int(exec.devices.size()));
   exec.threads_per_job = exec.jobs > 1 ? std::max(1, usable_cpus() / exec.jobs) : 0;
   exec.program = options.program.empty() ? self_executable() : options.program;
   exec.live = ::isatty(::fileno(out)) != 0;

@@ -14,6 +14,8 @@ struct SweepOptions {
   std::string file;
   std::string out_dir;  // empty: runs/<sweep file's stem>
   int jobs = 0;         // 0: one, or one per GPU when there are several
+  // The GPUs to place runs on ("cuda:0,cuda:1"); empty: every GPU when there are several.
+  std::string devices;
   bool dry_run = false;
   bool force = false;
   std::string program;  // the vitlab binary that trains each run; empty: this program

@@ -54,6 +54,7 @@ void save_checkpoint(const std::string& path, const Checkpoint& c) {
                      {"best_val_accuracy", c.best_val_accuracy},
                      {"best_epoch", c.best_epoch},
                      {"train_seconds", c.train_seconds},
+                     {"world_size", c.world_size},
                      {"history", c.history}};
   archive.write("config", c10::IValue(c.config.dump()));
   archive.write("meta", c10::IValue(meta.dump()));
@@ -84,6 +85,7 @@ Checkpoint load_checkpoint(const std::string& path) {
     c.best_val_accuracy = meta.at("best_val_accuracy").get<double>();
     c.best_epoch = meta.at("best_epoch").get<int64_t>();
     c.train_seconds = meta.at("train_seconds").get<double>();
+    c.world_size = meta.value("world_size", int64_t(1));  // absent before data-parallel training
     c.history = meta.at("history");
     c.model = read_group(archive, "model");
     c.optimizer = read_group(archive, "optimizer");

@@ -24,6 +24,7 @@ struct Checkpoint {
   double best_val_accuracy = -1.0;
   int64_t best_epoch = -1;
   double train_seconds = 0;  // training time so far (resume adds to it)
+  int64_t world_size = 1;    // processes that trained it (data-parallel); resume needs as many
   Json history = Json::array();  // metrics records so far (to rebuild metrics.jsonl)
 };
 

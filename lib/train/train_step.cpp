@@ -73,7 +73,9 @@ StepOutput TrainStep::compute(const torch::Tensor& images, const torch::Tensor& 
     if (config_.precision == Precision::kBf16 && fast_kernels_) casts.emplace(linear_params_);
     out = objective_(*model_, images, targets);  // forward (autocast when bf16) and loss
   }
+  if (sync_) sync_->begin_backward();
   out.loss.backward();
+  if (sync_) sync_->finish_backward();  // the mean gradient over every rank's share of the batch
   if (config_.grad_clip > 0) clip_grad_norm(params_, config_.grad_clip);
   update();
   out.loss = out.loss.detach();

@@ -11,6 +11,7 @@
 #include "core/cuda_util.h"
 #include "models/classifier.h"
 #include "ops/fast_kernels.h"
+#include "train/data_parallel.h"
 #include "train/objective.h"
 #include "train/optimizer.h"
 
@@ -34,6 +35,12 @@ class TrainStep {
   // masked-patch objective).
   StepOutput run(const torch::Tensor& images, const torch::Tensor& targets, double lr);
   bool graphed() const { return graph_ && graph_->captured(); }
+  // Data-parallel: gradients are averaged across ranks during each backward pass. The step then
+  // runs eagerly (the graph path is not yet checked with collectives inside).
+  void set_gradient_sync(GradientSync* sync) {
+    sync_ = sync;
+    if (sync) use_graph_ = false;
+  }
   bool fast_kernels() const { return fast_kernels_ != nullptr; }
 
  private:
@@ -58,6 +65,7 @@ class TrainStep {
   std::vector<torch::Tensor> linear_params_;
   // Graph path: static inputs and outputs.
   std::unique_ptr<cuda::Graph> graph_;
+  GradientSync* sync_ = nullptr;
   torch::Tensor static_images_, static_targets_;
   StepOutput static_out_;
 };

@@ -1,28 +1,17 @@
+// One process's training run (train_run.h); train_run_parallel.cpp adds what data-parallel
+// ranks need.
 #include "train/trainer.h"
 
-#include <chrono>
-#include <filesystem>
 #include <cmath>
 #include <limits>
-#include <optional>
 
 #include "core/atomic_file.h"
 #include "core/build_info.h"
 #include "core/compat.h"
 #include "core/cpu_runtime.h"
 #include "core/duration.h"
-#include "data/augment.h"
-#include "data/batcher.h"
-#include "data/load_data.h"
 #include "models/factory.h"
-#include "train/checkpoint.h"
-#include "train/evaluate.h"
-#include "train/fewshot.h"
-#include "train/objective.h"
-#include "train/progress.h"
-#include "train/schedule.h"
-#include "train/train_setup.h"
-#include "train/weights_init.h"
+#include "train/train_run.h"
 
 namespace vitlab {
 namespace fs = std::filesystem;
@@ -36,16 +25,12 @@ uint64_t epoch_seed(int64_t run_seed, int64_t epoch, uint64_t stream) {
   return z ^ (z >> 31);
 }
 
+namespace training {
 namespace {
-using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
-
-struct Diverged : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
 
 void write_metrics(const std::string& path, const Json& history) {
   std::string text;
@@ -53,14 +38,8 @@ void write_metrics(const std::string& path, const Json& history) {
   write_file_atomic(path, text);
 }
 
-// The files of a run folder (trainer.h describes them).
-struct RunFiles {
-  fs::path dir;
-  std::string config, result, metrics, last, best;
-};
-
 RunFiles run_files(const std::string& out_dir) {
-  const fs::path out(out_dir);
+  const std::filesystem::path out(out_dir);
   return {out,
           (out / "config.json").string(),
           (out / "result.json").string(),
@@ -69,66 +48,7 @@ RunFiles run_files(const std::string& out_dir) {
           (out / "checkpoints" / "best.pt").string()};
 }
 
-// What one epoch of training measured.
-struct EpochStats {
-  double mean_loss = 0;
-  double train_accuracy = 0;
-  double seconds = 0;
-  double lr = 0;  // of the epoch's last step
-  int64_t images = 0;
-};
-
-// One run in named steps. The constructor is the set-up: every input is checked before anything
-// is written, then the run folder, the model with its optimiser and train step, and the state
-// (fresh or resumed). run() trains each epoch (train_epoch, evaluation, save_epoch), then
-// evaluates on the test set and writes result.json.
-class TrainRun {
- public:
-  TrainRun(const RunConfig& cfg, const TrainOptions& opt);
-  Json run();
-
- private:
-  void check_input();
-  void prepare_folder();
-  void build_model_and_state();
-  void prepare_data_and_result();
-
-  EpochStats train_epoch(int64_t epoch);
-  void report_step(int64_t epoch, int64_t i, const torch::Tensor& loss, double lr,
-                   Clock::time_point epoch_start);
-  EvalResult validate();
-  FewShotOptions fewshot_options() const;
-  Json epoch_record(int64_t epoch, const EpochStats& stats, const EvalResult& val) const;
-  std::string epoch_line(int64_t epoch, const EpochStats& stats, const EvalResult& val) const;
-  void save_epoch(int64_t epoch, const Json& record, const EvalResult& val);
-  void finish();
-  Json write_result();
-
-  const RunConfig& cfg_;
-  const TrainOptions& opt_;
-  const std::string& source_;
-  DeviceChoice dev_;
-  torch::Device device_{torch::kCPU};
-  bool bf16_ = false;
-  int cpu_threads_ = 0;
-  DataBundle data_;
-  int64_t steps_per_epoch_ = 0;
-  RunFiles files_;
-  Json resolved_;
-  std::optional<Checkpoint> resume_from_;
-  std::optional<WeightsImportReport> init_report_;
-  TrainingSetup training_;
-  std::optional<LrScheduleFn> schedule_;
-  std::optional<TrainObjective> objective_;
-  Checkpoint state_;
-  DeviceDataset train_set_, val_set_, test_set_;
-  Normalizer normalize_;
-  std::optional<Progress> progress_;
-  Json result_;
-  int64_t images_trained_ = 0;
-  double train_seconds_now_ = 0;
-  std::optional<Checkpoint> pending_best_;  // a best state not yet written (checkpoint_every > 1)
-};
+}  // namespace
 
 TrainRun::TrainRun(const RunConfig& cfg, const TrainOptions& opt)
     : cfg_(cfg), opt_(opt), source_(opt.source), files_(run_files(opt.out_dir)), resolved_(cfg.to_json()) {
@@ -157,12 +77,22 @@ void TrainRun::check_input() {
     config_error(source_, "train.batch_size",
                  fmt::format("{} is larger than the training set ({} images)", cfg_.train.batch_size,
                              data_.train.size()));
+  if (opt_.dist.distributed()) join_group();
 }
-
 // A new run needs a folder without one; a resumed run needs its own checkpoint's config.
 void TrainRun::prepare_folder() {
+  on_main("folder", [this] { prepare_own_folder(); });
+}
+
+void TrainRun::prepare_own_folder() {
+  const int64_t world = dp_ ? dp_->world_size() : 1;
   if (opt_.resume && fs::exists(files_.last)) {
     resume_from_ = load_checkpoint(files_.last);
+    if (resume_from_->world_size != world)
+      throw UserError(fmt::format(
+          "{}: written by a run of {} process(es), resumed with {}: resume it with WORLD_SIZE {} "
+          "(torchrun --nproc_per_node ...), or start a new run from its weights with \"init_from\": \"{}\"",
+          files_.last, resume_from_->world_size, world, resume_from_->world_size, files_.last));
     // A run may move between devices or change how often it logs and checkpoints.
     if (without_bookkeeping_keys(resume_from_->config) != without_bookkeeping_keys(resolved_))
       throw UserError(fmt::format("{}: the checkpoint was written for another config; resume with "
@@ -183,8 +113,10 @@ void TrainRun::prepare_folder() {
 void TrainRun::build_model_and_state() {
   torch::manual_seed(cfg_.seed);
   ImageClassifier model = build_run_model(cfg_);
-  if (!cfg_.init_from.empty() && !resume_from_)
-    init_report_ = init_weights_from(*model, cfg_.init_from, transfer_options(cfg_));
+  on_main("init_from", [&] {
+    if (!cfg_.init_from.empty() && !resume_from_)
+      init_report_ = init_weights_from(*model, cfg_.init_from, transfer_options(cfg_));
+  });
   objective_.emplace(cfg_.train, data_.mean, data_.std, device_);
   training_ = set_up_training(model, cfg_.train, device_, *objective_);
   schedule_.emplace(cfg_.train, steps_per_epoch_);
@@ -196,17 +128,17 @@ void TrainRun::build_model_and_state() {
     state_ = *resume_from_;
     state_.config = resolved_;
   }
-  write_metrics(files_.metrics, state_.history);  // drops records of an epoch that was cut off
+  if (dp_) share_state_from_main();
+  if (main_) write_metrics(files_.metrics, state_.history);  // drops records of an epoch that was cut off
 }
-
 // The data on the device, the progress output and result.json's fixed fields.
 void TrainRun::prepare_data_and_result() {
   train_set_ = DeviceDataset(data_.train, device_);
-  val_set_ = DeviceDataset(data_.val, device_);
-  test_set_ = DeviceDataset(data_.test, device_);
+  val_set_ = DeviceDataset(rank_share(data_.val), device_);
+  test_set_ = DeviceDataset(rank_share(data_.test), device_);
   normalize_ = Normalizer(data_.mean, data_.std, device_);
   const int64_t params_count = count_parameters(*training_.model);
-  progress_.emplace(cfg_.train.epochs, steps_per_epoch_, cfg_.train.log_every, opt_.quiet);
+  progress_.emplace(cfg_.train.epochs, steps_per_epoch_, cfg_.train.log_every, opt_.quiet || !main_);
   if (resume_from_)
     progress_->message(fmt::format("resuming {} after epoch {}", files_.dir.string(), state_.epochs_done));
   if (init_report_) progress_->message("init_from " + init_report_->summary());
@@ -215,7 +147,7 @@ void TrainRun::prepare_data_and_result() {
              {"cpu_threads", cpu_threads_}, {"git_commit", git_commit()},
              {"torch_version", torch_version()}, {"train_images", data_.train.size()},
              {"val_images", data_.val.size()}, {"test_images", data_.test.size()},
-             {"config", resolved_}};
+             {"world_size", dp_ ? dp_->world_size() : 1}, {"config", resolved_}};
   // What init_from did (resized position embeddings, a re-initialised head). A resumed run took
   // its weights from its own checkpoint; the report of its first start is in that start's log.
   if (init_report_) result_["init_from"] = init_report_->to_json();
@@ -236,6 +168,12 @@ EpochStats TrainRun::train_epoch(int64_t epoch) {
   for (int64_t i = 0; i < steps_per_epoch_; ++i) {
     Batch b = batches.batch(i);
     Mixed m = augment_batch(b, cfg_.data.augment, normalize_, data_.num_classes, rng);
+    if (dp_) {  // this rank's share of the global batch, augmented as one process would
+      const int64_t share = cfg_.train.batch_size / dp_->world_size(), start = dp_->rank() * share;
+      m.images = m.images.narrow(0, start, share);
+      if (m.targets.defined()) m.targets = m.targets.narrow(0, start, share);
+      b.labels = b.labels.narrow(0, start, share);
+    }
     stats.lr = (*schedule_)(state_.steps_done);
     const StepOutput out = training_.step->run(m.images, m.targets, stats.lr);
     ++state_.steps_done;
@@ -248,6 +186,10 @@ EpochStats TrainRun::train_epoch(int64_t epoch) {
       scored += b.labels.size(0);
     }
     report_step(epoch, i, out.loss, stats.lr, epoch_start);
+  }
+  if (dp_) {  // the epoch's numbers over every rank: the mean of equal shares' means
+    dp_->all_reduce_sum({loss_sum, correct, scored});
+    loss_sum /= dp_->world_size();
   }
   stats.mean_loss = loss_sum.item<double>() / double(steps_per_epoch_);
   if (!std::isfinite(stats.mean_loss))
@@ -271,7 +213,8 @@ void TrainRun::report_step(int64_t epoch, int64_t i, const torch::Tensor& loss, 
         cfg_.train.log_every > 0))
     return;
   const double value = loss.item<double>();
-  if (!std::isfinite(value))
+  // Data-parallel ranks see different shares: the epoch's reduced loss decides for all of them.
+  if (!std::isfinite(value) && !dp_)
     throw Diverged(fmt::format("loss became {} at epoch {} step {}", value, epoch + 1, i + 1));
   const double elapsed = seconds_since(epoch_start);
   const double ips = double((i + 1) * cfg_.train.batch_size) / std::max(elapsed, 1e-9);
@@ -304,7 +247,7 @@ Json TrainRun::epoch_record(int64_t epoch, const EpochStats& stats, const EvalRe
 // is drawn from the same seed every epoch.
 EvalResult TrainRun::validate() {
   if (objective_->supervised())
-    return evaluate(*training_.model, val_set_, normalize_, cfg_.train.eval_batch_size, bf16_);
+    return reduced(evaluate(*training_.model, val_set_, normalize_, cfg_.train.eval_batch_size, bf16_));
   return evaluate_masked_patches(*training_.model, val_set_, normalize_, *objective_,
                                  cfg_.train.eval_batch_size, epoch_seed(cfg_.seed, 0, 4));
 }
@@ -334,8 +277,10 @@ std::string TrainRun::epoch_line(int64_t epoch, const EpochStats& stats, const E
 
 // The state after the epoch; last.pt and best.pt when a checkpoint is due; metrics.jsonl.
 void TrainRun::save_epoch(int64_t epoch, const Json& record, const EvalResult& val) {
+  check_ranks_agree(epoch);
   state_.epochs_done = epoch + 1;
   state_.history.push_back(record);
+  if (!main_) return;  // rank 0 writes the files
   state_.model = module_state(*training_.model);
   state_.optimizer = training_.optimizer->state();
   const bool write_now =
@@ -359,9 +304,10 @@ void TrainRun::save_epoch(int64_t epoch, const Json& record, const EvalResult& v
 // After the last epoch: best.pt when no epoch was validated as best, the test set's numbers under
 // the objective, and the few-shot linear evaluation when the run asks for it.
 void TrainRun::finish() {
-  if (state_.best_epoch < 0) save_checkpoint(files_.best, state_);  // best = last
+  if (state_.best_epoch < 0 && main_) save_checkpoint(files_.best, state_);  // best = last
   if (objective_->supervised()) {
-    const EvalResult test = evaluate(*training_.model, test_set_, normalize_, cfg_.train.eval_batch_size, bf16_);
+    const EvalResult test =
+        reduced(evaluate(*training_.model, test_set_, normalize_, cfg_.train.eval_batch_size, bf16_));
     result_["test_accuracy"] = test.accuracy;
     result_["test_loss"] = test.loss;
   } else {
@@ -389,7 +335,7 @@ Json TrainRun::run() {
     }
     finish();
   } catch (const Diverged& e) {
-    if (pending_best_) save_checkpoint(files_.best, *pending_best_);  // the weights before it diverged
+    if (pending_best_ && main_) save_checkpoint(files_.best, *pending_best_);  // the weights before it diverged
     result_["status"] = "diverged";
     result_["error"] = e.what();
   } catch (const UserError&) {
@@ -413,6 +359,7 @@ Json TrainRun::write_result() {
   result_["train_seconds"] = state_.train_seconds;
   result_["images_per_second"] =
       train_seconds_now_ > 0 ? double(images_trained_) / train_seconds_now_ : 0.0;
+  if (!main_) return result_;  // rank 0 writes result.json
   write_json_file_atomic(files_.result, result_);
   std::string outcome;
   if (result_.contains("test_accuracy"))
@@ -426,10 +373,10 @@ Json TrainRun::write_result() {
   return result_;
 }
 
-}  // namespace
+}  // namespace training
 
 Json train_run(const RunConfig& cfg, const TrainOptions& opt) {
-  TrainRun training(cfg, opt);
+  training::TrainRun training(cfg, opt);
   return training.run();
 }
 

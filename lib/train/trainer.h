@@ -6,9 +6,11 @@
 //   checkpoints/     last.pt (every epoch) and best.pt (best validation accuracy)
 //   result.json      written once at the end: status completed | diverged | failed
 #pragma once
+#include <chrono>
 #include <string>
 
 #include "config/run_config.h"
+#include "train/data_parallel.h"
 
 namespace vitlab {
 
@@ -18,6 +20,10 @@ struct TrainOptions {
   std::string device;   // overrides the config's device when not empty
   bool quiet = false;   // no progress output
   std::string source;   // the config's file name, for error messages
+  // Data-parallel (train/data_parallel.h): this process's rank in torchrun's group, and how long
+  // any rank waits for the others before the run fails (a rank that died, a master not there).
+  DistEnv dist;
+  std::chrono::milliseconds dist_timeout{std::chrono::minutes(5)};
 };
 
 // Trains the run and returns result.json's content. Bad input (config, data, an output folder

@@ -1,0 +1,341 @@
+#include "train/data_parallel.h"
+
+// c10d's Gloo group needs Gloo's headers too (Debian: libgloo-dev). A LibTorch without them
+// builds without data-parallel training, and says so when it is asked for.
+#if __has_include(<gloo/algorithm.h>) && __has_include(<torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>)
+#define VITLAB_HAVE_GLOO 1
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#endif
+
+#include <cstdlib>
+#include <map>
+
+#include "core/error.h"
+
+namespace vitlab {
+
+namespace {
+
+int env_int(const std::function<const char*(const char*)>& get, const char* name, int low, int high) {
+  const char* text = get(name);
+  if (!text) throw UserError(fmt::format("{} is not set (torchrun sets RANK, LOCAL_RANK, WORLD_SIZE, "
+                                         "MASTER_ADDR and MASTER_PORT for every process)", name));
+  char* end = nullptr;
+  const long value = std::strtol(text, &end, 10);
+  if (end == text || *end != '\0' || value < low || value > high)
+    throw UserError(fmt::format("{}={:?} is not a whole number in {}..{}", name, text, low, high));
+  return int(value);
+}
+
+}  // namespace
+
+DistEnv read_dist_env(const std::function<const char*(const char*)>& get) {
+  DistEnv env;
+  if (!get("WORLD_SIZE")) {
+    if (get("RANK"))
+      throw UserError("RANK is set but WORLD_SIZE is not: start data-parallel runs with torchrun "
+                      "(torchrun --no-python --nproc_per_node N vitlab train ...) or unset RANK");
+    return env;
+  }
+  env.world_size = env_int(get, "WORLD_SIZE", 1, 1 << 20);
+  if (env.world_size == 1) return env;
+  env.rank = env_int(get, "RANK", 0, env.world_size - 1);
+  env.local_rank = get("LOCAL_RANK") ? env_int(get, "LOCAL_RANK", 0, env.world_size - 1) : env.rank;
+  const char* addr = get("MASTER_ADDR");
+  if (!addr || !*addr) throw UserError("MASTER_ADDR is not set: the host name or address of rank 0");
+  env.master_addr = addr;
+  env.master_port = env_int(get, "MASTER_PORT", 1, 65535);
+  const char* agent = get("TORCHELASTIC_USE_AGENT_STORE");
+  env.agent_store = agent && std::string(agent) == "True";
+  const char* restart = get("TORCHELASTIC_RESTART_COUNT");
+  env.store_prefix = fmt::format("vitlab/{}/", restart ? restart : "0");
+  return env;
+}
+
+DistEnv read_dist_env() { return read_dist_env([](const char* name) { return std::getenv(name); }); }
+
+#ifdef VITLAB_HAVE_GLOO
+
+namespace {
+
+std::vector<uint8_t> bytes_of(const std::string& s) { return {s.begin(), s.end()}; }
+std::string text_of(const std::vector<uint8_t>& b) { return {b.begin(), b.end()}; }
+
+// A collective that fails has lost a rank (it stopped, or the network between them failed): say
+// so, and what to do, around Gloo's own message.
+void wait_for(const c10::intrusive_ptr<c10d::Work>& work) {
+  try {
+    work->wait();
+  } catch (const std::exception& e) {
+    throw std::runtime_error(fmt::format(
+        "a data-parallel collective failed: another rank stopped or cannot be reached (resume the run "
+        "on every rank with --resume): {}", e.what()));
+  }
+}
+
+}  // namespace
+
+struct DataParallel::Impl {
+  int rank = 0;
+  c10::intrusive_ptr<c10d::Store> store;
+  c10::intrusive_ptr<c10d::ProcessGroupGloo> group;
+  std::chrono::milliseconds timeout;
+
+  // A value another rank sets; the store's timeout bounds the wait.
+  std::string get(const std::string& key) {
+    try {
+      return text_of(store->get(key));
+    } catch (const std::exception& e) {
+      throw UserError(fmt::format("rank {}: no \"{}\" from the other ranks within {} s (one stopped, or "
+                                  "they were started with another WORLD_SIZE): {}",
+                                  rank, key, double(timeout.count()) / 1000.0, e.what()));
+    }
+  }
+
+  // Gloo takes one tensor per collective: tensors of one dtype travel as one flat buffer.
+  void flat_collective(const std::vector<torch::Tensor>& tensors,
+                       const std::function<void(torch::Tensor&)>& collective) {
+    std::map<torch::ScalarType, std::vector<torch::Tensor>> by_dtype;
+    for (const auto& t : tensors) by_dtype[t.scalar_type()].push_back(t);
+    for (auto& [dtype, group_tensors] : by_dtype) {
+      std::vector<torch::Tensor> flat_parts;
+      for (const auto& t : group_tensors) flat_parts.push_back(t.reshape(-1));
+      torch::Tensor flat = torch::cat(flat_parts);
+      collective(flat);
+      int64_t offset = 0;
+      for (auto& t : group_tensors) {
+        const int64_t n = t.numel();
+        torch::NoGradGuard no_grad;
+        t.copy_(flat.narrow(0, offset, n).view_as(t));
+        offset += n;
+      }
+    }
+  }
+};
+
+DataParallel::DataParallel(const DistEnv& env, torch::Device device, std::chrono::milliseconds timeout)
+    : env_(env), impl_(std::make_unique<Impl>()) {
+  if (device.is_cuda())
+    throw UserError("data-parallel training runs on CPU (Gloo) in this version; set device to \"cpu\"");
+  impl_->timeout = timeout;
+  impl_->rank = env.rank;
+  const double seconds = double(timeout.count()) / 1000.0;
+  try {
+    c10d::TCPStoreOptions options;
+    options.port = uint16_t(env.master_port);
+    options.isServer = env.rank == 0 && !env.agent_store;
+    if (options.isServer) options.numWorkers = size_t(env.world_size);
+    options.waitWorkers = false;
+    options.timeout = timeout;
+    auto tcp = c10::make_intrusive<c10d::TCPStore>(env.master_addr, options);
+    impl_->store = c10::make_intrusive<c10d::PrefixStore>(env.store_prefix, tcp);
+  } catch (const std::exception& e) {
+    throw UserError(fmt::format("rank {}: could not {} the rendezvous store at {}:{} within {} s "
+                                "(MASTER_ADDR, MASTER_PORT): {}",
+                                env.rank, env.rank == 0 && !env.agent_store ? "serve" : "reach",
+                                env.master_addr, env.master_port, seconds, e.what()));
+  }
+  try {
+    auto options = c10d::ProcessGroupGloo::Options::create(timeout);
+    options->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
+    impl_->group = c10::make_intrusive<c10d::ProcessGroupGloo>(impl_->store, env.rank, env.world_size, options);
+  } catch (const std::exception& e) {
+    throw UserError(fmt::format("rank {}: the {} processes of WORLD_SIZE did not all join within {} s: {}",
+                                env.rank, env.world_size, seconds, e.what()));
+  }
+}
+
+DataParallel::~DataParallel() = default;
+
+void DataParallel::check_same_on_all_ranks(const std::string& what, const std::string& text) {
+  auto& store = *impl_->store;
+  const std::string key = "same/" + what + "/";
+  store.set(key + std::to_string(rank()), bytes_of(text));
+  if (is_main()) {
+    std::vector<int> differ;
+    for (int r = 1; r < world_size(); ++r)
+      if (impl_->get(key + std::to_string(r)) != text) differ.push_back(r);
+    const std::string verdict =
+        differ.empty() ? "" : fmt::format("{} differs between rank 0 and rank(s) {}", what, fmt::join(differ, ", "));
+    store.set(key + "verdict", bytes_of(verdict));
+    if (!verdict.empty()) throw UserError(verdict + "; start every rank with the same config and --set options");
+    return;
+  }
+  const std::string verdict = impl_->get(key + "verdict");
+  if (!verdict.empty()) throw UserError(verdict + "; start every rank with the same config and --set options");
+}
+
+std::string DataParallel::share_from_main(const std::string& key, const std::string& value) {
+  if (is_main()) {
+    impl_->store->set("share/" + key, bytes_of(value));
+    return value;
+  }
+  return impl_->get("share/" + key);
+}
+
+void DataParallel::broadcast_from_main(const std::vector<torch::Tensor>& tensors) {
+  impl_->flat_collective(tensors, [&](torch::Tensor& flat) {
+    std::vector<torch::Tensor> one{flat};
+    c10d::BroadcastOptions options;
+    options.rootRank = 0;
+    wait_for(impl_->group->broadcast(one, options));
+  });
+}
+
+void DataParallel::all_reduce_sum(const std::vector<torch::Tensor>& tensors) {
+  impl_->flat_collective(tensors, [&](torch::Tensor& flat) {
+    std::vector<torch::Tensor> one{flat};
+    wait_for(impl_->group->allreduce(one));
+  });
+}
+
+bool DataParallel::same_on_all_ranks(double value) {
+  // max(v) and max(-v) = -min(v) in one all-reduce.
+  std::vector<torch::Tensor> one{torch::tensor({value, -value}, torch::kDouble)};
+  c10d::AllreduceOptions options;
+  options.reduceOp = c10d::ReduceOp::MAX;
+  wait_for(impl_->group->allreduce(one, options));
+  return one[0][0].item<double>() == -one[0][1].item<double>();
+}
+
+namespace {
+
+// DataParallel::gradient_sync's buckets (data_parallel.h describes the scheme). Buckets start
+// their all-reduce in bucket order only, so that every rank issues its collectives in one order
+// (Gloo matches them by sequence), whatever order the gradients arrive in.
+class BucketSync : public GradientSync {
+ public:
+  BucketSync(c10::intrusive_ptr<c10d::ProcessGroupGloo> group, int world_size,
+             const std::vector<torch::Tensor>& params, int64_t bucket_bytes)
+      : group_(std::move(group)), world_size_(world_size), params_(params), slot_(params.size()),
+        got_(params.size(), false) {
+    // Last parameters first: the backward pass produces their gradients first.
+    for (size_t k = params.size(); k-- > 0;) {
+      const auto& p = params[k];
+      if (buckets_.empty() || buckets_.back().dtype != p.scalar_type() ||
+          buckets_.back().numel * p.element_size() >= bucket_bytes)
+        buckets_.push_back({p.scalar_type(), 0, {}, {}, 0, false, false, {}});
+      Bucket& b = buckets_.back();
+      slot_[k] = {buckets_.size() - 1, b.numel};
+      b.params.push_back(k);
+      b.numel += p.numel();
+    }
+    for (auto& b : buckets_) b.flat = torch::zeros({b.numel}, params[0].options().dtype(b.dtype));
+    for (size_t k = 0; k < params.size(); ++k)
+      hooks_.push_back(params_[k].register_hook([this, k](const torch::Tensor& grad) { on_grad(k, grad); }));
+  }
+
+  ~BucketSync() override {
+    for (size_t k = 0; k < params_.size(); ++k) params_[k].remove_hook(unsigned(hooks_[k]));
+  }
+
+  void begin_backward() override {
+    active_ = true;
+    next_ = 0;
+    std::fill(got_.begin(), got_.end(), false);
+    for (auto& b : buckets_) {
+      b.pending = b.params.size();
+      b.ready = b.launched = false;
+    }
+  }
+
+  void finish_backward() override {
+    active_ = false;
+    // Parameters without a gradient this step (unused by the objective) add zeros; every rank
+    // runs the same graph, so they are the same parameters everywhere.
+    for (auto& b : buckets_)
+      if (!b.ready) {
+        for (size_t k : b.params)
+          if (!got_[k]) b.flat.narrow(0, slot_[k].offset, params_[k].numel()).zero_();
+        b.ready = true;
+      }
+    launch_ready();
+    torch::NoGradGuard no_grad;
+    for (auto& b : buckets_) {
+      wait_for(b.work);
+      b.flat.div_(world_size_);
+      for (size_t k : b.params)
+        if (got_[k] && params_[k].grad().defined())
+          params_[k].mutable_grad().copy_(b.flat.narrow(0, slot_[k].offset, params_[k].numel()).view_as(params_[k]));
+    }
+  }
+
+ private:
+  struct Bucket {
+    torch::ScalarType dtype;
+    int64_t numel;
+    std::vector<size_t> params;
+    torch::Tensor flat;  // (numel) the bucket's gradients, reduced in place
+    size_t pending;
+    bool ready, launched;
+    c10::intrusive_ptr<c10d::Work> work;
+  };
+  struct Slot {
+    size_t bucket = 0;
+    int64_t offset = 0;
+  };
+
+  void on_grad(size_t k, const torch::Tensor& grad) {
+    if (!active_) return;
+    Bucket& b = buckets_[slot_[k].bucket];
+    {
+      torch::NoGradGuard no_grad;
+      b.flat.narrow(0, slot_[k].offset, grad.numel()).copy_(grad.reshape(-1));
+    }
+    got_[k] = true;
+    if (--b.pending == 0) {
+      b.ready = true;
+      launch_ready();
+    }
+  }
+
+  void launch_ready() {
+    while (next_ < buckets_.size() && buckets_[next_].ready) {
+      Bucket& b = buckets_[next_++];
+      std::vector<torch::Tensor> one{b.flat};
+      b.work = group_->allreduce(one);
+      b.launched = true;
+    }
+  }
+
+  c10::intrusive_ptr<c10d::ProcessGroupGloo> group_;
+  int world_size_;
+  std::vector<torch::Tensor> params_;
+  std::vector<Slot> slot_;
+  std::vector<bool> got_;
+  std::vector<Bucket> buckets_;
+  std::vector<int64_t> hooks_;
+  size_t next_ = 0;
+  bool active_ = false;
+};
+
+}  // namespace
+
+std::unique_ptr<GradientSync> DataParallel::gradient_sync(const std::vector<torch::Tensor>& params,
+                                                          int64_t bucket_bytes) {
+  return std::make_unique<BucketSync>(impl_->group, world_size(), params, bucket_bytes);
+}
+
+#else  // no Gloo
+
+struct DataParallel::Impl {};
+
+DataParallel::DataParallel(const DistEnv& env, torch::Device, std::chrono::milliseconds) : env_(env) {
+  throw UserError("this vitlab was built against a LibTorch without c10d's Gloo headers, so it cannot "
+                  "train data-parallel; rebuild where they exist (Debian: libgloo-dev)");
+}
+DataParallel::~DataParallel() = default;
+void DataParallel::check_same_on_all_ranks(const std::string&, const std::string&) {}
+std::string DataParallel::share_from_main(const std::string&, const std::string& value) { return value; }
+void DataParallel::broadcast_from_main(const std::vector<torch::Tensor>&) {}
+void DataParallel::all_reduce_sum(const std::vector<torch::Tensor>&) {}
+bool DataParallel::same_on_all_ranks(double) { return true; }
+std::unique_ptr<GradientSync> DataParallel::gradient_sync(const std::vector<torch::Tensor>&, int64_t) {
+  return nullptr;
+}
+
+#endif  // VITLAB_HAVE_GLOO
+
+}  // namespace vitlab

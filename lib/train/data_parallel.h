@@ -1,0 +1,88 @@
+// Data-parallel training on PyTorch's own distributed engine (c10d), started by torchrun:
+//
+//   torchrun --no-python --nproc_per_node N build/vitlab train CONFIG.json
+//
+// Each process (rank) trains a copy of the model on its share of every global batch; gradients
+// are averaged across ranks in buckets that are reduced while the backward pass still runs, so
+// every rank takes the same optimiser step and the weights stay identical. The global batch size
+// and learning rate in the config mean what they mean in one process: the mean gradient over the
+// global batch is the same sum, only split (PyTorch's DistributedDataParallel does the same).
+#pragma once
+#include <torch/torch.h>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace vitlab {
+
+// torchrun's rendezvous variables. A process started without WORLD_SIZE (or with 1) is alone.
+struct DistEnv {
+  int rank = 0;
+  int local_rank = 0;
+  int world_size = 1;
+  std::string master_addr;
+  int master_port = 0;
+  // torchrun's agent hosts the store itself (TORCHELASTIC_USE_AGENT_STORE=True): every rank is
+  // a client. Otherwise rank 0 serves it.
+  bool agent_store = false;
+  std::string store_prefix;  // per restart of torchrun's workers, so old keys do not leak in
+
+  bool distributed() const { return world_size > 1; }
+};
+
+// Reads RANK, LOCAL_RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT. UserError naming the variable
+// when one is missing, not a number, or inconsistent (RANK outside 0..WORLD_SIZE-1, say).
+DistEnv read_dist_env();
+// The same from a lookup function (tests).
+DistEnv read_dist_env(const std::function<const char*(const char*)>& getenv_fn);
+
+// Averages gradients across ranks during the backward pass: parameters are packed, last layers
+// first (the order their gradients appear in), into buckets of about `bucket_bytes`; a hook on
+// each parameter copies its gradient into its bucket, and a full bucket starts its all-reduce at
+// once, while the rest of the backward pass runs. finish() waits for the reductions and writes
+// the mean gradients back. A parameter that got no gradient in the step keeps none.
+class GradientSync {
+ public:
+  virtual ~GradientSync() = default;
+  virtual void begin_backward() = 0;   // before loss.backward()
+  virtual void finish_backward() = 0;  // after it, before clipping and the update
+};
+
+class DataParallel {
+ public:
+  // Joins the process group: connects to (rank 0: serves) the store at MASTER_ADDR:MASTER_PORT
+  // and creates the Gloo group (CPU tensors). Every blocking call fails after `timeout` instead of
+  // hanging: an unreachable master, a rank that died. UserError for what the user can fix.
+  DataParallel(const DistEnv& env, torch::Device device, std::chrono::milliseconds timeout);
+  ~DataParallel();
+
+  int rank() const { return env_.rank; }
+  int world_size() const { return env_.world_size; }
+  bool is_main() const { return env_.rank == 0; }
+
+  // Every rank's `text` must equal rank 0's (the resolved config): UserError on every rank
+  // otherwise, naming `what` and the ranks that differ.
+  void check_same_on_all_ranks(const std::string& what, const std::string& text);
+  // Rank 0's `value` on every rank (small strings: the resumed position in the run).
+  std::string share_from_main(const std::string& key, const std::string& value);
+  // Overwrites every rank's tensors with rank 0's (parameters, buffers, optimiser state).
+  void broadcast_from_main(const std::vector<torch::Tensor>& tensors);
+  // In-place sums over ranks (metrics, evaluation counts). Tensors on the group's device.
+  void all_reduce_sum(const std::vector<torch::Tensor>& tensors);
+  // Whether every rank holds the same `value` (a checksum of the weights).
+  bool same_on_all_ranks(double value);
+  // Gradient averaging for `params` (the optimiser's, in model order).
+  std::unique_ptr<GradientSync> gradient_sync(const std::vector<torch::Tensor>& params,
+                                              int64_t bucket_bytes = 25 << 20);
+
+  struct Impl;
+
+ private:
+  DistEnv env_;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace vitlab

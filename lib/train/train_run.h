@@ -1,0 +1,114 @@
+// The training run behind train_run() (trainer.h), shared by the files that implement it:
+// trainer.cpp (one process) and train_run_parallel.cpp (what data-parallel ranks add).
+// Not an interface: nothing outside lib/train includes it.
+#pragma once
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+
+#include "data/augment.h"
+#include "data/batcher.h"
+#include "data/load_data.h"
+#include "train/checkpoint.h"
+#include "train/data_parallel.h"
+#include "train/evaluate.h"
+#include "train/fewshot.h"
+#include "train/objective.h"
+#include "train/progress.h"
+#include "train/schedule.h"
+#include "train/train_setup.h"
+#include "train/trainer.h"
+#include "train/weights_init.h"
+
+namespace vitlab::training {
+
+using Clock = std::chrono::steady_clock;
+
+struct Diverged : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// The files of a run folder (trainer.h describes them).
+struct RunFiles {
+  std::filesystem::path dir;
+  std::string config, result, metrics, last, best;
+};
+
+// What one epoch of training measured.
+struct EpochStats {
+  double mean_loss = 0;
+  double train_accuracy = 0;
+  double seconds = 0;
+  double lr = 0;  // of the epoch's last step
+  int64_t images = 0;
+};
+
+// One run in named steps. The constructor is the set-up: every input is checked before anything
+// is written, then the run folder, the model with its optimiser and train step, and the state
+// (fresh or resumed). run() trains each epoch (train_epoch, evaluation, save_epoch), then
+// evaluates on the test set and writes result.json. Under torchrun each rank runs one, joined by
+// dp_: rank 0 (main_) writes the files, and every rank trains its share of each batch.
+class TrainRun {
+ public:
+  TrainRun(const RunConfig& cfg, const TrainOptions& opt);
+  Json run();
+
+ private:
+  void check_input();
+  void join_group();
+  void on_main(const std::string& what, const std::function<void()>& work);
+  void prepare_folder();
+  void prepare_own_folder();
+  void build_model_and_state();
+  void share_state_from_main();
+  void prepare_data_and_result();
+  Dataset rank_share(const Dataset& data) const;
+  EvalResult reduced(EvalResult r);
+
+  EpochStats train_epoch(int64_t epoch);
+  void report_step(int64_t epoch, int64_t i, const torch::Tensor& loss, double lr,
+                   Clock::time_point epoch_start);
+  EvalResult validate();
+  FewShotOptions fewshot_options() const;
+  Json epoch_record(int64_t epoch, const EpochStats& stats, const EvalResult& val) const;
+  std::string epoch_line(int64_t epoch, const EpochStats& stats, const EvalResult& val) const;
+  void check_ranks_agree(int64_t epoch);
+  void save_epoch(int64_t epoch, const Json& record, const EvalResult& val);
+  void finish();
+  Json write_result();
+
+  const RunConfig& cfg_;
+  const TrainOptions& opt_;
+  const std::string& source_;
+  DeviceChoice dev_;
+  torch::Device device_{torch::kCPU};
+  bool bf16_ = false;
+  int cpu_threads_ = 0;
+  DataBundle data_;
+  int64_t steps_per_epoch_ = 0;
+  RunFiles files_;
+  Json resolved_;
+  std::optional<Checkpoint> resume_from_;
+  std::optional<WeightsImportReport> init_report_;
+  TrainingSetup training_;
+  std::optional<LrScheduleFn> schedule_;
+  std::optional<TrainObjective> objective_;
+  Checkpoint state_;
+  DeviceDataset train_set_, val_set_, test_set_;
+  Normalizer normalize_;
+  std::optional<Progress> progress_;
+  Json result_;
+  int64_t images_trained_ = 0;
+  double train_seconds_now_ = 0;
+  std::optional<Checkpoint> pending_best_;  // a best state not yet written (checkpoint_every > 1)
+  // Data-parallel (train/data_parallel.h): the group, and whether this process writes the files.
+  std::unique_ptr<DataParallel> dp_;
+  std::unique_ptr<GradientSync> grad_sync_;
+  bool main_ = true;
+};
+
+}  // namespace vitlab::training

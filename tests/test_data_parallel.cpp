@@ -1,0 +1,274 @@
+// Data-parallel training on CPU (Gloo), with processes started the way torchrun starts them (the
+// rendezvous variables in the environment): two ranks train the same weights as one process on
+// the combined batch; bad rendezvous input, mismatched configs and a batch that does not split
+// exit with status 2 within the timeout; a rank killed mid-run stops the other with an error.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <future>
+
+#include "train/checkpoint.h"
+#include "train/data_parallel.h"
+#include "test_helpers.h"
+
+using namespace vitlab;
+using test::run_vitlab;
+using test::TempDir;
+namespace fs = std::filesystem;
+
+namespace {
+
+// A port for this test process (ctest may run other test processes beside it).
+int test_port(int k) { return 20000 + int(getpid() % 20000) + k; }
+
+// The environment torchrun gives rank `rank`, and a time limit: a test that would hang fails.
+std::string rank_env(int rank, int world, int port) {
+  return fmt::format("RANK={} LOCAL_RANK={} WORLD_SIZE={} MASTER_ADDR=127.0.0.1 MASTER_PORT={} timeout -k 5 150",
+                     rank, rank, world, port);
+}
+
+// Plain SGD without augmentation: one process and two ranks then compute the same sums in
+// another order only, so their weights agree to float rounding.
+Json dp_config(int epochs) {
+  Json c = test::tiny_base(epochs);
+  c["train"]["optimizer"] = "sgd";
+  c["train"]["lr"] = 0.05;
+  c["train"]["grad_clip"] = 1.0;
+  c["train"]["threads"] = 1;
+  c["data"]["val_size"] = 30;
+  return c;
+}
+
+struct TwoRanks {
+  test::CommandResult rank0, rank1;
+};
+
+TwoRanks run_two(const std::string& args0, const std::string& args1, int port) {
+  auto second = std::async(std::launch::async, [&] { return run_vitlab(args1, rank_env(1, 2, port)); });
+  TwoRanks r;
+  r.rank0 = run_vitlab(args0, rank_env(0, 2, port));
+  r.rank1 = second.get();
+  return r;
+}
+
+// A shell command's exit status and output (stdout and stderr).
+test::CommandResult run_shell(const std::string& command) {
+  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
+  REQUIRE(pipe != nullptr);
+  std::string output;
+  char buffer[4096];
+  size_t n;
+  while ((n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0) output.append(buffer, n);
+  const int status = ::pclose(pipe);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+}  // namespace
+
+TEST_CASE("torchrun's variables: alone without them, errors naming the one that is wrong", "[dist]") {
+  const auto env = [](std::map<std::string, std::string> vars) {
+    return [vars](const char* name) -> const char* {
+      const auto it = vars.find(name);
+      return it == vars.end() ? nullptr : it->second.c_str();
+    };
+  };
+  CHECK_FALSE(read_dist_env(env({})).distributed());
+  CHECK_FALSE(read_dist_env(env({{"WORLD_SIZE", "1"}, {"RANK", "0"}})).distributed());
+  const DistEnv e = read_dist_env(env({{"WORLD_SIZE", "4"}, {"RANK", "3"}, {"LOCAL_RANK", "1"},
+                                       {"MASTER_ADDR", "node0"}, {"MASTER_PORT", "29500"},
+                                       {"TORCHELASTIC_USE_AGENT_STORE", "True"},
+                                       {"TORCHELASTIC_RESTART_COUNT", "2"}}));
+  CHECK(e.distributed());
+  CHECK(e.rank == 3);
+  CHECK(e.local_rank == 1);
+  CHECK(e.master_addr == "node0");
+  CHECK(e.master_port == 29500);
+  CHECK(e.agent_store);
+  CHECK(e.store_prefix == "vitlab/2/");
+  const std::map<std::string, std::string> good = {
+      {"WORLD_SIZE", "2"}, {"RANK", "1"}, {"MASTER_ADDR", "h"}, {"MASTER_PORT", "29500"}};
+  const auto fails_naming = [&](std::map<std::string, std::string> vars, const std::string& name) {
+    INFO(name);
+    try {
+      read_dist_env(env(vars));
+      FAIL("no error");
+    } catch (const UserError& err) {
+      CHECK(std::string(err.what()).find(name) != std::string::npos);
+    }
+  };
+  fails_naming({{"RANK", "0"}}, "WORLD_SIZE");
+  for (const char* name : {"RANK", "MASTER_ADDR", "MASTER_PORT"}) {
+    auto vars = good;
+    vars.erase(name);
+    fails_naming(vars, name);
+  }
+  auto vars = good;
+  vars["RANK"] = "2";  // outside 0..WORLD_SIZE-1
+  fails_naming(vars, "RANK");
+  vars = good;
+  vars["MASTER_PORT"] = "http";
+  fails_naming(vars, "MASTER_PORT");
+  vars = good;
+  vars["WORLD_SIZE"] = "0";
+  fails_naming(vars, "WORLD_SIZE");
+}
+
+TEST_CASE("two Gloo ranks train the weights one process trains on the combined batch", "[dist][cli]") {
+  TempDir dir;
+  const std::string config = dir.file("c.json");
+  test::write_text(config, dp_config(2).dump());
+  const auto one = run_vitlab("train " + config + " --out " + dir.file("one") + " --quiet");
+  REQUIRE(one.exit_code == 0);
+  // Rank 1 names another folder: it must write nothing there (rank 0 writes the run's files).
+  const auto two = run_two("train " + config + " --out " + dir.file("two") + " --quiet",
+                           "train " + config + " --out " + dir.file("rank1") + " --quiet", test_port(0));
+  INFO(two.rank0.output << two.rank1.output);
+  // Completed means every epoch's weight checksum agreed across the ranks (the trainer checks).
+  REQUIRE(two.rank0.exit_code == 0);
+  REQUIRE(two.rank1.exit_code == 0);
+  CHECK_FALSE(fs::exists(dir.file("rank1")));
+
+  const Json r1 = Json::parse(test::read_text(dir.file("one/result.json")));
+  const Json r2 = Json::parse(test::read_text(dir.file("two/result.json")));
+  CHECK(r2["world_size"] == 2);
+  CHECK(r1["world_size"] == 1);
+  CHECK(r2["steps"] == r1["steps"]);
+  CHECK(r2["test_accuracy"].get<double>() == Approx(r1["test_accuracy"].get<double>()).margin(0.02));
+  CHECK(r2["test_loss"].get<double>() == Approx(r1["test_loss"].get<double>()).epsilon(1e-4));
+  const Checkpoint a = load_checkpoint(dir.file("one/checkpoints/last.pt"));
+  const Checkpoint b = load_checkpoint(dir.file("two/checkpoints/last.pt"));
+  CHECK(b.world_size == 2);
+  REQUIRE(a.model.size() == b.model.size());
+  for (size_t i = 0; i < a.model.size(); ++i) {
+    INFO(a.model[i].first);
+    CHECK(a.model[i].first == b.model[i].first);
+    CHECK(test::allclose_as_float(a.model[i].second, b.model[i].second, 1e-4, 1e-5));
+  }
+  // The metrics are reduced over the ranks: the epoch's mean loss is the one process's.
+  const auto last_record = [](const std::string& path) {
+    const std::string text = test::read_text(path);
+    const auto lines = text.substr(0, text.size() - 1);
+    return Json::parse(lines.substr(lines.rfind('\n') + 1));
+  };
+  const Json m1 = last_record(dir.file("one/metrics.jsonl")), m2 = last_record(dir.file("two/metrics.jsonl"));
+  CHECK(m2["train_loss"].get<double>() == Approx(m1["train_loss"].get<double>()).epsilon(1e-4));
+  CHECK(m2["val_accuracy"].get<double>() == Approx(m1["val_accuracy"].get<double>()).margin(0.04));
+
+  // Resume: at the same world size it continues; at another it says what to do.
+  Json longer = dp_config(3);
+  test::write_text(config, longer.dump());
+  const auto alone = run_vitlab("train --resume " + dir.file("two") + " --quiet");
+  CHECK(alone.exit_code == 2);
+  CHECK(alone.output.find("WORLD_SIZE 2") != std::string::npos);
+}
+
+TEST_CASE("data-parallel bad input exits 2 within the timeout", "[dist][cli]") {
+  TempDir dir;
+  const std::string config = dir.file("c.json");
+  test::write_text(config, dp_config(1).dump());
+  const std::string train = "train " + config + " --quiet --dist-timeout 3 --out ";
+
+  SECTION("a global batch that does not split into equal shares") {
+    const auto r = run_vitlab(train + dir.file("a"), "RANK=0 WORLD_SIZE=3 MASTER_ADDR=127.0.0.1 MASTER_PORT=1 timeout 150");
+    CHECK(r.exit_code == 2);
+    CHECK(r.output.find("train.batch_size") != std::string::npos);
+    CHECK(r.output.find("WORLD_SIZE 3") != std::string::npos);
+  }
+  SECTION("missing rendezvous variables") {
+    const auto r = run_vitlab(train + dir.file("a"), "RANK=0 WORLD_SIZE=2 MASTER_PORT=1 timeout 150");
+    CHECK(r.exit_code == 2);
+    CHECK(r.output.find("MASTER_ADDR") != std::string::npos);
+  }
+  SECTION("an unreachable master") {
+    const auto start = std::chrono::steady_clock::now();
+    const auto r = run_vitlab(train + dir.file("a"), rank_env(1, 2, test_port(1)));
+    CHECK(r.exit_code == 2);
+    CHECK(r.output.find("could not reach") != std::string::npos);
+    CHECK(seconds_since(start) < 60);
+    CHECK_FALSE(fs::exists(dir.file("a")));
+  }
+  SECTION("ranks started with different configs") {
+    const auto two = run_two(train + dir.file("a"), train + dir.file("a") + " --set train.lr=0.1", test_port(2));
+    INFO(two.rank0.output << two.rank1.output);
+    CHECK(two.rank0.exit_code == 2);
+    CHECK(two.rank1.exit_code == 2);
+    CHECK(two.rank0.output.find("the resolved config differs between rank 0 and rank(s) 1") != std::string::npos);
+    CHECK_FALSE(fs::exists(dir.file("a")));
+  }
+}
+
+TEST_CASE("a rank killed mid-run stops the other with an error, not a hang; both resume", "[dist][cli]") {
+  TempDir dir;
+  const std::string config = dir.file("c.json");
+  Json c = dp_config(300);  // long enough to be killed in
+  test::write_text(config, c.dump());
+  const int port = test_port(3);
+  auto rank0 = std::async(std::launch::async, [&] {
+    return run_vitlab("train " + config + " --quiet --dist-timeout 10 --out " + dir.file("run"), rank_env(0, 2, port));
+  });
+  // Rank 1 as a child of this process, so it can be killed.
+  for (const auto& [name, value] : std::map<std::string, std::string>{
+           {"RANK", "1"}, {"LOCAL_RANK", "1"}, {"WORLD_SIZE", "2"}, {"MASTER_ADDR", "127.0.0.1"},
+           {"MASTER_PORT", std::to_string(port)}})
+    setenv(name.c_str(), value.c_str(), 1);
+  const pid_t rank1 = test::spawn_vitlab({"train", config, "--quiet", "--dist-timeout", "10", "--out", dir.file("r1")});
+  for (const char* name : {"RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"}) unsetenv(name);
+  REQUIRE(test::wait_for_file(dir.file("run/checkpoints/last.pt"), 120));  // an epoch is done
+  const auto killed = std::chrono::steady_clock::now();
+  REQUIRE(test::kill_and_wait(rank1));
+  REQUIRE(rank0.wait_for(std::chrono::seconds(60)) == std::future_status::ready);
+  const auto r = rank0.get();
+  INFO(r.output);
+  CHECK(seconds_since(killed) < 30);
+  CHECK(r.exit_code == 1);
+  const Json result = Json::parse(test::read_text(dir.file("run/result.json")));
+  CHECK(result["status"] == "failed");
+  CHECK_FALSE(result["error"].get<std::string>().empty());
+  CHECK(load_checkpoint(dir.file("run/checkpoints/last.pt")).epochs_done >= 1);
+
+  // Both ranks resume it from rank 0's checkpoint, at the same world size.
+  const auto resumed = run_two("train --quiet --resume " + dir.file("run"), "train --quiet --resume " + dir.file("run"),
+                               test_port(5));
+  INFO(resumed.rank0.output << resumed.rank1.output);
+  CHECK(resumed.rank0.exit_code == 0);
+  CHECK(resumed.rank1.exit_code == 0);
+  const Json done = Json::parse(test::read_text(dir.file("run/result.json")));
+  CHECK(done["status"] == "completed");
+  CHECK(done["epochs_completed"] == 300);
+}
+
+TEST_CASE("torchrun starts the ranks: one node, and two nodes on one machine", "[dist][cli][torchrun]") {
+  // Debian's torchrun through scripts/torchrun (it explains why); both set the variables the
+  // same way as PyTorch 2.x's torchrun, with the store hosted by torchrun's agent.
+  const std::string torchrun = std::string(VITLAB_SOURCE_DIR) + "/scripts/torchrun";
+  TempDir dir;
+  const std::string config = dir.file("c.json");
+  test::write_text(config, dp_config(1).dump());
+  const std::string train = std::string(" --no_python ") + VITLAB_BINARY + " train " + config + " --quiet --out ";
+  const auto one_node = run_shell("timeout -k 5 150 " + torchrun + " --nproc_per_node 2" + train + dir.file("one"));
+  INFO(one_node.output);
+  REQUIRE(one_node.exit_code == 0);
+  CHECK(Json::parse(test::read_text(dir.file("one/result.json")))["world_size"] == 2);
+
+  const std::string node = fmt::format(" --nnodes 2 --master_addr 127.0.0.1 --master_port {} --nproc_per_node 1",
+                                       test_port(4));
+  auto node1 = std::async(std::launch::async, [&] {
+    return run_shell("timeout -k 5 150 " + torchrun + node + " --node_rank 1" + train + dir.file("node1"));
+  });
+  const auto node0 = run_shell("timeout -k 5 150 " + torchrun + node + " --node_rank 0" + train + dir.file("two"));
+  const auto r1 = node1.get();
+  INFO(node0.output << r1.output);
+  REQUIRE(node0.exit_code == 0);
+  REQUIRE(r1.exit_code == 0);
+  const Json a = Json::parse(test::read_text(dir.file("one/result.json")));
+  const Json b = Json::parse(test::read_text(dir.file("two/result.json")));
+  CHECK(b["world_size"] == 2);
+  CHECK(b["test_loss"].get<double>() == Approx(a["test_loss"].get<double>()).epsilon(1e-6));
+  CHECK_FALSE(fs::exists(dir.file("node1")));
+}
