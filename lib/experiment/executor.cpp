@@ -43,6 +43,14 @@ double seconds_since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
 
+// RANK=..., WORLD_SIZE=..., MASTER_ADDR=..., TORCHELASTIC_... (train/data_parallel.h).
+bool is_rendezvous_variable(const std::string& entry) {
+  const std::string name = entry.substr(0, entry.find('='));
+  for (const char* v : {"RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "GROUP_RANK", "MASTER_ADDR", "MASTER_PORT"})
+    if (name == v) return true;
+  return name.rfind("TORCHELASTIC_", 0) == 0;
+}
+
 // argv/envp prepared before fork: the child may only make async-signal-safe calls.
 struct ChildCommand {
   std::vector<std::string> args, env;
@@ -176,7 +184,9 @@ class Executor {
       cmd.args.push_back("--device");
       cmd.args.push_back(opt_.devices[slot % opt_.devices.size()]);
     }
-    for (char** e = environ; *e; ++e) cmd.env.push_back(*e);
+    // Each run is one process: torchrun's variables around the sweep would make it join a group.
+    for (char** e = environ; *e; ++e)
+      if (!is_rendezvous_variable(*e)) cmd.env.push_back(*e);
     if (opt_.threads_per_job > 0) {
       for (const char* var : {"OMP_NUM_THREADS", "MKL_NUM_THREADS"})
         if (!std::getenv(var)) cmd.env.push_back(fmt::format("{}={}", var, opt_.threads_per_job));

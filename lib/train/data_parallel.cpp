@@ -2,7 +2,10 @@
 
 // c10d's Gloo group needs Gloo's headers too (Debian: libgloo-dev). A LibTorch without them
 // builds without data-parallel training, and says so when it is asked for.
-#if __has_include(<gloo/algorithm.h>) && __has_include(<torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>)
+// ProcessGroupGloo.hpp declares the group only under USE_C10D_GLOO, which Torch's CMake package
+// defines when its LibTorch was built with Gloo.
+#if defined(USE_C10D_GLOO) && __has_include(<gloo/algorithm.h>) && \
+    __has_include(<torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>)
 #define VITLAB_HAVE_GLOO 1
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
@@ -160,10 +163,12 @@ void DataParallel::check_same_on_all_ranks(const std::string& what, const std::s
     const std::string verdict =
         differ.empty() ? "" : fmt::format("{} differs between rank 0 and rank(s) {}", what, fmt::join(differ, ", "));
     store.set(key + "verdict", bytes_of(verdict));
-    if (!verdict.empty()) throw UserError(verdict + "; start every rank with the same config and --set options");
-    return;
+    if (verdict.empty()) return;
+    wait_for_readers(key + "verdict");
+    throw UserError(verdict + "; start every rank with the same config and --set options");
   }
   const std::string verdict = impl_->get(key + "verdict");
+  store.set(fmt::format("read/{}verdict/{}", key, rank()), bytes_of("1"));
   if (!verdict.empty()) throw UserError(verdict + "; start every rank with the same config and --set options");
 }
 
@@ -172,7 +177,27 @@ std::string DataParallel::share_from_main(const std::string& key, const std::str
     impl_->store->set("share/" + key, bytes_of(value));
     return value;
   }
-  return impl_->get("share/" + key);
+  std::string shared = impl_->get("share/" + key);
+  impl_->store->set(fmt::format("read/{}/{}", key, rank()), bytes_of("1"));
+  return shared;
+}
+
+std::string DataParallel::share_error_from_main(const std::string& key, const std::string& error) {
+  auto flag = torch::tensor({is_main() && !error.empty() ? 1 : 0}, torch::kInt);
+  all_reduce_sum({flag});
+  if (flag.item<int>() == 0) return "";
+  return share_from_main(key, error);
+}
+
+void DataParallel::wait_for_readers(const std::string& key) {
+  if (!is_main()) return;
+  std::vector<std::string> keys;
+  for (int r = 1; r < world_size(); ++r) keys.push_back(fmt::format("read/{}/{}", key, r));
+  try {
+    impl_->store->wait(keys, std::min(impl_->timeout, std::chrono::milliseconds(10000)));
+  } catch (const std::exception&) {
+    // A rank that is gone reads nothing; rank 0 stops anyway.
+  }
 }
 
 void DataParallel::broadcast_from_main(const std::vector<torch::Tensor>& tensors) {
@@ -278,7 +303,7 @@ class BucketSync : public GradientSync {
   };
 
   void on_grad(size_t k, const torch::Tensor& grad) {
-    if (!active_) return;
+    if (!active_ || !grad.defined()) return;
     Bucket& b = buckets_[slot_[k].bucket];
     {
       torch::NoGradGuard no_grad;
@@ -329,6 +354,8 @@ DataParallel::DataParallel(const DistEnv& env, torch::Device, std::chrono::milli
 DataParallel::~DataParallel() = default;
 void DataParallel::check_same_on_all_ranks(const std::string&, const std::string&) {}
 std::string DataParallel::share_from_main(const std::string&, const std::string& value) { return value; }
+void DataParallel::wait_for_readers(const std::string&) {}
+std::string DataParallel::share_error_from_main(const std::string&, const std::string& error) { return error; }
 void DataParallel::broadcast_from_main(const std::vector<torch::Tensor>&) {}
 void DataParallel::all_reduce_sum(const std::vector<torch::Tensor>&) {}
 bool DataParallel::same_on_all_ranks(double) { return true; }

@@ -68,6 +68,12 @@ class DataParallel {
   void check_same_on_all_ranks(const std::string& what, const std::string& text);
   // Rank 0's `value` on every rank (small strings: the resumed position in the run).
   std::string share_from_main(const std::string& key, const std::string& value);
+  // Rank 0's error message (empty: none) on every rank. The no-error case costs one small
+  // all-reduce, not a store round trip (which waits on TCP acknowledgements, ~0.2 s here).
+  std::string share_error_from_main(const std::string& key, const std::string& error);
+  // Rank 0 waits (briefly) until every rank has read `key`: before it exits on an error it
+  // shared, since the store it serves goes with it.
+  void wait_for_readers(const std::string& key);
   // Overwrites every rank's tensors with rank 0's (parameters, buffers, optimiser state).
   void broadcast_from_main(const std::vector<torch::Tensor>& tensors);
   // In-place sums over ranks (metrics, evaluation counts). Tensors on the group's device.

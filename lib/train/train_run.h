@@ -78,6 +78,7 @@ class TrainRun {
   std::string epoch_line(int64_t epoch, const EpochStats& stats, const EvalResult& val) const;
   void check_ranks_agree(int64_t epoch);
   void save_epoch(int64_t epoch, const Json& record, const EvalResult& val);
+  void write_epoch_files(int64_t epoch, const EvalResult& val);
   void finish();
   Json write_result();
 

@@ -34,20 +34,28 @@ void TrainRun::join_group() {
 }
 
 
-// Work only rank 0 does (files): its error, if any, stops every rank with the same message
-// instead of leaving the others waiting in their next collective.
+// Work only rank 0 does (files): its error, if any, stops every rank with the same message and
+// kind (bad input: exit 2; anything else fails the run) instead of leaving the others waiting in
+// their next collective.
 void TrainRun::on_main(const std::string& what, const std::function<void()>& work) {
   if (!dp_) return work();
-  std::string error;
+  std::string error;  // "user:" or "run:" and the message
   if (main_) {
     try {
       work();
+    } catch (const UserError& e) {
+      error = std::string("user:") + e.what();
     } catch (const std::exception& e) {
-      error = e.what();
+      error = std::string("run:") + e.what();
     }
   }
-  error = dp_->share_from_main(what, error);
-  if (!error.empty()) throw UserError(main_ ? error : "rank 0: " + error);
+  error = dp_->share_error_from_main(what, error);
+  if (error.empty()) return;
+  if (main_) dp_->wait_for_readers(what);  // before this process (and maybe the store) goes
+  const bool user = error.rfind("user:", 0) == 0;
+  const std::string message = (main_ ? "" : "rank 0: ") + error.substr(error.find(':') + 1);
+  if (user) throw UserError(message);
+  throw std::runtime_error(message);
 }
 
 

@@ -122,14 +122,16 @@ void TrainRun::build_model_and_state() {
   schedule_.emplace(cfg_.train, steps_per_epoch_);
 
   state_.config = resolved_;
-  if (resume_from_) {
+  on_main("resume", [&] {
+    if (!resume_from_) return;
     load_module_state(*training_.model, resume_from_->model, files_.last);
     training_.optimizer->load_state(resume_from_->optimizer);
     state_ = *resume_from_;
     state_.config = resolved_;
-  }
+  });
   if (dp_) share_state_from_main();
-  if (main_) write_metrics(files_.metrics, state_.history);  // drops records of an epoch that was cut off
+  // Drops the records of an epoch that was cut off.
+  on_main("metrics", [&] { write_metrics(files_.metrics, state_.history); });
 }
 // The data on the device, the progress output and result.json's fixed fields.
 void TrainRun::prepare_data_and_result() {
@@ -157,7 +159,9 @@ void TrainRun::prepare_data_and_result() {
 // One pass over the training set. Diverged when the loss stops being finite.
 EpochStats TrainRun::train_epoch(int64_t epoch) {
   training_.model->train();
-  torch::manual_seed(epoch_seed(cfg_.seed, epoch, 1));  // dropout / stochastic depth
+  // Dropout, stochastic depth, masked patches: a stream per rank (rank 0's is one process's).
+  const uint64_t rank = dp_ ? uint64_t(dp_->rank()) : 0;
+  torch::manual_seed(epoch_seed(cfg_.seed, epoch, 1) + rank * 0x9E3779B97F4A7C15ull);
   AugmentRng rng(epoch_seed(cfg_.seed, epoch, 2));
   EpochBatches batches(train_set_, cfg_.train.batch_size, true, true, epoch_seed(cfg_.seed, 0, 3), epoch);
   auto loss_sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat).device(device_));
@@ -280,7 +284,11 @@ void TrainRun::save_epoch(int64_t epoch, const Json& record, const EvalResult& v
   check_ranks_agree(epoch);
   state_.epochs_done = epoch + 1;
   state_.history.push_back(record);
-  if (!main_) return;  // rank 0 writes the files
+  on_main(fmt::format("epoch {}", epoch + 1), [&] { write_epoch_files(epoch, val); });
+}
+
+// Rank 0's part of save_epoch.
+void TrainRun::write_epoch_files(int64_t epoch, const EvalResult& val) {
   state_.model = module_state(*training_.model);
   state_.optimizer = training_.optimizer->state();
   const bool write_now =
@@ -304,7 +312,9 @@ void TrainRun::save_epoch(int64_t epoch, const Json& record, const EvalResult& v
 // After the last epoch: best.pt when no epoch was validated as best, the test set's numbers under
 // the objective, and the few-shot linear evaluation when the run asks for it.
 void TrainRun::finish() {
-  if (state_.best_epoch < 0 && main_) save_checkpoint(files_.best, state_);  // best = last
+  on_main("best", [&] {
+    if (state_.best_epoch < 0) save_checkpoint(files_.best, state_);  // best = last
+  });
   if (objective_->supervised()) {
     const EvalResult test =
         reduced(evaluate(*training_.model, test_set_, normalize_, cfg_.train.eval_batch_size, bf16_));
@@ -317,8 +327,9 @@ void TrainRun::finish() {
     result_["test_masked_accuracy"] = std::isnan(test.accuracy) ? Json() : Json(test.accuracy);
   }
   if (!cfg_.train.fewshot.shots.empty()) {
-    const FewShotResult r =
-        fewshot_evaluate(*training_.model, train_set_, test_set_, normalize_, fewshot_options());
+    // Every rank scores the whole test set here (data-parallel ranks hold a share in test_set_).
+    const DeviceDataset test = dp_ ? DeviceDataset(data_.test, device_) : test_set_;
+    const FewShotResult r = fewshot_evaluate(*training_.model, train_set_, test, normalize_, fewshot_options());
     result_["fewshot"] = r.to_json();
     progress_->message("few-shot " + r.summary());
   }
