@@ -31,7 +31,7 @@ TEST_CASE("mean attention distance of a hand-built attention matrix", "[analysis
   CHECK(d[1].item<double>() == Approx((0 + 4 + 4 + 4 * std::sqrt(2.0)) / 4));
 }
 
-TEST_CASE("rollout of identity attention is the identity; maps read the class token's row", "[analysis]") {
+TEST_CASE("rollout of identity attention is the identity, maps read the class token's row", "[analysis]") {
   const auto eye = torch::eye(5, torch::kDouble).view({1, 1, 5, 5}).repeat({2, 3, 1, 1});
   const auto r = attention_rollout({eye, eye, eye});
   CHECK(torch::allclose(r, torch::eye(5, torch::kDouble).unsqueeze(0).expand({2, 5, 5})));
@@ -44,7 +44,7 @@ TEST_CASE("rollout of identity attention is the identity; maps read the class to
   CHECK(torch::allclose(maps, torch::ones({1, 2, 2}, torch::kDouble)));
 }
 
-TEST_CASE("principal components recover planted directions; cosine similarity", "[analysis]") {
+TEST_CASE("principal components recover planted directions, cosine similarity", "[analysis]") {
   torch::manual_seed(0);
   auto basis = std::get<0>(at::linalg_qr(torch::randn({12, 12}, torch::kDouble)));
   const auto u = basis.select(1, 0), v = basis.select(1, 1);

@@ -219,7 +219,7 @@ TEST_CASE("data-parallel bad input exits 2 within the timeout", "[dist][cli]") {
   }
 }
 
-TEST_CASE("a rank killed mid-run stops the other with an error, not a hang; both resume", "[dist][cli]") {
+TEST_CASE("a rank killed mid-run stops the other with an error, not a hang, and both resume", "[dist][cli]") {
   TempDir dir;
   const std::string config = dir.file("c.json");
   Json c = dp_config(200);  // long enough to be killed in

@@ -63,7 +63,7 @@ TEST_CASE("corruption: round(rate N) patches an image, then 80% [mask], 10% anot
   CHECK(h15.corrupt(torch::randn({4, n, d})).corrupted.sum(1).eq(2).all().item<bool>());  // round(2.4)
 }
 
-TEST_CASE("colour targets: 3 bits per channel of the patch's mean colour; L2 targets are pixels",
+TEST_CASE("colour targets: 3 bits per channel of the patch's mean colour, L2 targets are pixels",
           "[masked_patch]") {
   // A 2x2 grid of 4x4 patches, RGB, in [0, 1] pixel units, then normalised with mean 0.5, std 0.25.
   auto pixels = torch::zeros({1, 3, 8, 8});
@@ -118,7 +118,7 @@ TEST_CASE("masked-patch loss: uncorrupted patches contribute nothing", "[masked_
   CHECK(out.scored.item<int64_t>() == keep.sum().item<int64_t>());
 }
 
-TEST_CASE("the [mask] embedding gets a gradient and no weight decay; every patch-token model trains",
+TEST_CASE("the [mask] embedding gets a gradient and no weight decay, every patch-token model trains",
           "[masked_patch]") {
   std::vector<Json> models;
   for (const auto& pos : position_embedding_parts())

@@ -177,7 +177,7 @@ TEST_CASE("sincos_2d is fixed: a buffer without gradient, the same for every see
   CHECK(t[1].narrow(0, 8, 8).sum().item<float>() == Approx(8.0));
 }
 
-TEST_CASE("cls pooling reads only the class token; gap only the patch tokens", "[models]") {
+TEST_CASE("cls pooling reads only the class token, gap only the patch tokens", "[models]") {
   torch::manual_seed(5);
   auto cls_model = as_vit(build_model(tiny_vit()));
   auto encoded = torch::randn({2, 17, 32});

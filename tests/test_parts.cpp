@@ -154,7 +154,7 @@ TEST_CASE("every registered combination computes the plain GPU path's function o
   }
 }
 
-TEST_CASE("weight decay: every position embedding, class token and relative bias is skipped; "
+TEST_CASE("weight decay: every position embedding, class token and relative bias is skipped, "
           "every matrix of the linear layers and convolutions is decayed",
           "[models]") {
   std::vector<ModelConfig> configs;

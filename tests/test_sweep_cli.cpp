@@ -59,7 +59,7 @@ TEST_CASE("sweep --dry-run lists ids and configs and writes nothing", "[sweep][c
   CHECK_FALSE(fs::exists(dir.file("out")));
 }
 
-TEST_CASE("every shipped experiment passes --dry-run; sweeps extend the shared recipe", "[sweep][cli]") {
+TEST_CASE("every shipped experiment passes --dry-run, sweeps extend the shared recipe", "[sweep][cli]") {
   const fs::path experiments = fs::path(VITLAB_SOURCE_DIR) / "experiments";
   TempDir dir;
   int sweeps = 0, runs = 0;
@@ -283,7 +283,7 @@ TEST_CASE("sweep input errors exit 2 with the problem named, before anything run
   CHECK(contains(r.output, "not a sweep folder"));
 }
 
-TEST_CASE("a sweep runs, summarizes, skips finished runs, refuses changed configs; --force keeps the old ones",
+TEST_CASE("a sweep runs, summarizes, skips finished runs, refuses changed configs, --force keeps the old ones",
           "[sweep][cli]") {
   TempDir dir;
   const std::string out = dir.file("out");
@@ -359,7 +359,7 @@ TEST_CASE("a sweep runs, summarizes, skips finished runs, refuses changed config
   CHECK(trashed == 6);
 }
 
-TEST_CASE("a run that fails or diverges is recorded; the others complete; exit status 1", "[sweep][cli]") {
+TEST_CASE("a run that fails or diverges is recorded, the others complete, exit status 1", "[sweep][cli]") {
   TempDir dir;
   const std::string out = dir.file("out");
   Json j = tiny_sweep();

@@ -213,7 +213,7 @@ TEST_CASE("sweep file schema errors name the file and the JSON path", "[sweep]")
   CHECK(contains(spec_error(j), "stages[0].sets: unknown key"));
 }
 
-TEST_CASE("every run's config is checked before anything runs; all problems are listed", "[sweep]") {
+TEST_CASE("every run's config is checked before anything runs, all problems are listed", "[sweep]") {
   Json j = tiny_sweep();
   j["grid"]["model.widht"] = {32};
   const std::string e = plan_error(j);

@@ -44,7 +44,7 @@ size_t count_lines(const std::string& path) {
 }
 }  // namespace
 
-TEST_CASE("same config and seed give the same final weights; eval reproduces the result", "[train][cli]") {
+TEST_CASE("same config and seed give the same final weights, eval reproduces the result", "[train][cli]") {
   TempDir dir;
   test::write_text(dir.file("run.json"), small_run(2).dump());
   auto first = run_vitlab("train " + dir.file("run.json") + " --quiet --out " + dir.file("a"));
@@ -130,7 +130,7 @@ TEST_CASE("a diverging run stops with status diverged and keeps its folder", "[t
   CHECK(fs::exists(dir.file("d/config.json")));
 }
 
-TEST_CASE("output folders: an existing run is never overwritten; unwritable folders exit 2", "[train][cli]") {
+TEST_CASE("output folders: an existing run is never overwritten, unwritable folders exit 2", "[train][cli]") {
   TempDir dir;
   test::write_text(dir.file("run.json"), small_run(1).dump());
   REQUIRE(run_vitlab("train " + dir.file("run.json") + " --quiet --out " + dir.file("r")).exit_code == 0);
@@ -173,7 +173,7 @@ TEST_CASE("model and data that do not fit are config errors before anything is w
   CHECK(bf16.output.find("train.precision") != std::string::npos);
 }
 
-TEST_CASE("vitlab eval --fewshot; masked-patch and few-shot settings that cannot work exit 2", "[train][cli][fewshot]") {
+TEST_CASE("vitlab eval --fewshot, masked-patch and few-shot settings that cannot work exit 2", "[train][cli][fewshot]") {
   TempDir dir;
   test::write_text(dir.file("run.json"), small_run(1).dump());
   REQUIRE(run_vitlab("train " + dir.file("run.json") + " --quiet --out " + dir.file("a")).exit_code == 0);
