@@ -153,23 +153,20 @@ DataParallel::DataParallel(const DistEnv& env, torch::Device device, std::chrono
 DataParallel::~DataParallel() = default;
 
 void DataParallel::check_same_on_all_ranks(const std::string& what, const std::string& text) {
-  auto& store = *impl_->store;
   const std::string key = "same/" + what + "/";
-  store.set(key + std::to_string(rank()), bytes_of(text));
+  impl_->store->set(key + std::to_string(rank()), bytes_of(text));
+  std::string verdict;
   if (is_main()) {
     std::vector<int> differ;
     for (int r = 1; r < world_size(); ++r)
       if (impl_->get(key + std::to_string(r)) != text) differ.push_back(r);
-    const std::string verdict =
-        differ.empty() ? "" : fmt::format("{} differs between rank 0 and rank(s) {}", what, fmt::join(differ, ", "));
-    store.set(key + "verdict", bytes_of(verdict));
-    if (verdict.empty()) return;
-    wait_for_readers(key + "verdict");
-    throw UserError(verdict + "; start every rank with the same config and --set options");
+    if (!differ.empty())
+      verdict = fmt::format("{} differs between rank 0 and rank(s) {}", what, fmt::join(differ, ", "));
   }
-  const std::string verdict = impl_->get(key + "verdict");
-  store.set(fmt::format("read/{}verdict/{}", key, rank()), bytes_of("1"));
-  if (!verdict.empty()) throw UserError(verdict + "; start every rank with the same config and --set options");
+  verdict = share_from_main(key + "verdict", verdict);
+  if (verdict.empty()) return;
+  wait_for_readers(key + "verdict");  // rank 0 only
+  throw UserError(verdict + "; start every rank with the same config and --set options");
 }
 
 std::string DataParallel::share_from_main(const std::string& key, const std::string& value) {

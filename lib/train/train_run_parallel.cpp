@@ -33,7 +33,6 @@ void TrainRun::join_group() {
   dp_->check_same_on_all_ranks("the start (a new run or --resume)", opt_.resume ? "resume" : "new");
 }
 
-
 // Work only rank 0 does (files): its error, if any, stops every rank with the same message and
 // kind (bad input: exit 2; anything else fails the run) instead of leaving the others waiting in
 // their next collective.
@@ -58,7 +57,6 @@ void TrainRun::on_main(const std::string& what, const std::function<void()>& wor
   throw std::runtime_error(message);
 }
 
-
 // Rank 0's weights, optimiser state and position in the run on every rank (only rank 0 read
 // init_from or the checkpoint), then gradient averaging from the next step on.
 void TrainRun::share_state_from_main() {
@@ -81,7 +79,6 @@ void TrainRun::share_state_from_main() {
   training_.step->set_gradient_sync(grad_sync_.get());
 }
 
-
 // Data-parallel evaluation: each rank scores a contiguous share of a supervised evaluation set
 // and the sums are reduced. The masked-patch evaluation draws its corruption per batch, so every
 // rank scores the whole set there (the same numbers everywhere).
@@ -90,7 +87,6 @@ Dataset TrainRun::rank_share(const Dataset& data) const {
   const int64_t n = data.size(), w = dp_->world_size(), r = dp_->rank();
   return select_rows(data, torch::arange(n * r / w, n * (r + 1) / w, torch::kLong), data.name);
 }
-
 
 EvalResult TrainRun::reduced(EvalResult r) {
   if (!dp_ || !objective_->supervised()) return r;
@@ -104,6 +100,8 @@ EvalResult TrainRun::reduced(EvalResult r) {
   return r;
 }
 
+// After every epoch: identical updates keep the ranks' weights identical; anything else is a bug
+// or a nondeterministic kernel, and training on would average gradients of different models.
 void TrainRun::check_ranks_agree(int64_t epoch) {
   if (dp_ && !dp_->same_on_all_ranks(weights_checksum(*training_.model)))
     throw std::runtime_error(fmt::format("after epoch {} the ranks' weights differ", epoch + 1));
