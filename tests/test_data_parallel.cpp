@@ -68,18 +68,6 @@ TwoRanks run_two(const std::string& args0, const std::string& args1, int port) {
   return r;
 }
 
-// A shell command's exit status and output (stdout and stderr).
-test::CommandResult run_shell(const std::string& command) {
-  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
-  REQUIRE(pipe != nullptr);
-  std::string output;
-  char buffer[4096];
-  size_t n;
-  while ((n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0) output.append(buffer, n);
-  const int status = ::pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
-}
-
 double seconds_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
@@ -268,7 +256,7 @@ TEST_CASE("torchrun starts the ranks: one node, and two nodes on one machine", "
   const std::string config = dir.file("c.json");
   test::write_text(config, dp_config(1).dump());
   const std::string train = std::string(" --no_python ") + VITLAB_BINARY + " train " + config + " --quiet --out ";
-  const auto one_node = run_shell("timeout -k 5 150 " + torchrun + fmt::format(" --master_port {}", free_port()) +
+  const auto one_node = test::run_command("timeout -k 5 150 " + torchrun + fmt::format(" --master_port {}", free_port()) +
                                   " --nproc_per_node 2" + train + dir.file("one"));
   INFO(one_node.output);
   REQUIRE(one_node.exit_code == 0);
@@ -277,9 +265,9 @@ TEST_CASE("torchrun starts the ranks: one node, and two nodes on one machine", "
   const std::string node = fmt::format(" --nnodes 2 --master_addr 127.0.0.1 --master_port {} --nproc_per_node 1",
                                        free_port());
   auto node1 = std::async(std::launch::async, [&] {
-    return run_shell("timeout -k 5 150 " + torchrun + node + " --node_rank 1" + train + dir.file("node1"));
+    return test::run_command("timeout -k 5 150 " + torchrun + node + " --node_rank 1" + train + dir.file("node1"));
   });
-  const auto node0 = run_shell("timeout -k 5 150 " + torchrun + node + " --node_rank 0" + train + dir.file("two"));
+  const auto node0 = test::run_command("timeout -k 5 150 " + torchrun + node + " --node_rank 0" + train + dir.file("two"));
   const auto r1 = node1.get();
   INFO(node0.output << r1.output);
   REQUIRE(node0.exit_code == 0);

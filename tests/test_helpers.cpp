@@ -125,9 +125,11 @@ std::string read_text(const std::string& path) {
 }
 
 CommandResult run_vitlab(const std::string& args, const std::string& environment) {
-  const std::string command =
-      (environment.empty() ? "" : "env " + environment + " ") + VITLAB_BINARY + " " + args + " 2>&1";
-  FILE* pipe = ::popen(command.c_str(), "r");
+  return run_command((environment.empty() ? "" : "env " + environment + " ") + VITLAB_BINARY + " " + args);
+}
+
+CommandResult run_command(const std::string& command) {
+  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
   REQUIRE(pipe != nullptr);
   std::string output;
   std::array<char, 4096> buffer{};

@@ -56,6 +56,8 @@ struct CommandResult {
   std::string output;
 };
 CommandResult run_vitlab(const std::string& args, const std::string& environment = "");
+// A shell command's exit status and output (stdout and stderr together).
+CommandResult run_command(const std::string& command);
 
 // Starts the vitlab program with `args` (no shell) in the background, its stdout sent to /dev/null;
 // for tests that kill a real process mid-run.
