@@ -64,11 +64,13 @@ def text(values):
     return f"{m:.2f} ± {s:.2f}"
 
 
-def compare(sweep, a, b):
-    r = rows(sweep)
-    t, df, p = welch(r[a], r[b])
-    diff = sum(r[a]) / len(r[a]) - sum(r[b]) / len(r[b])
-    print(f"{sweep}: {a} {text(r[a])} vs {b} {text(r[b])}: {diff:+.2f} pts, Welch t={t:.2f}, df={df:.1f}, p={p:.2g}")
+def compare(sweep, a, b, sweep_b=None):
+    """Row a of sweep against row b of sweep_b (the same sweep unless named)."""
+    va, vb = rows(sweep)[a], rows(sweep_b or sweep)[b]
+    t, df, p = welch(va, vb)
+    diff = sum(va) / len(va) - sum(vb) / len(vb)
+    where = sweep if sweep_b is None else f"{sweep} vs {sweep_b}"
+    print(f"{where}: {a} {text(va)} vs {b} {text(vb)}: {diff:+.2f} pts, Welch t={t:.2f}, df={df:.1f}, p={p:.2g}")
 
 
 def recipe_search(sweep):
@@ -116,9 +118,16 @@ def main():
     for kind in ("learned_1d", "learned_2d", "relative"):
         compare("hires_finetune", f"pos_embed={kind}", f"baseline=fresh__pos_embed={kind}")
     recipe_search("vit_recipe")
+    # The 60-epoch recipe with random erasing, 3 seeds: ViT against BiT trained the same way, and
+    # each against itself on the 20-epoch reference recipe (hybrid's rows: the same configs).
+    compare("strong_recipe", "baseline=bit", "base")
+    compare("strong_recipe", "variant=mix", "base")
+    compare("strong_recipe", "base", "base", "hybrid")
+    compare("strong_recipe", "baseline=bit", "baseline=bit", "hybrid")
     attention_distance("pos_embed", "pos_embed=learned_1d")
     attention_distance("pos_embed", "pos_embed=relative")
     attention_distance("vit_recipe", "recipe=c_e60_erase_mix")
+    attention_distance("strong_recipe", "base")
 
 
 if __name__ == "__main__":
