@@ -6,12 +6,15 @@ PACKAGES := build-essential cmake git libtorch-dev libcxxopts-dev nlohmann-json3
 # Only the tests need these: the report test opens report.html in headless Chromium; the
 # data-parallel tests start ranks with torchrun (python3-torch).
 TEST_PACKAGES := chromium python3-torch
+# Only `make fuzz` needs these: clang 14 with libFuzzer and the sanitizer runtimes.
+FUZZ_PACKAGES := clang libclang-rt-14-dev
 BUILD_DIR ?= build
 JOBS ?= $(shell nproc)
 VITLAB := $(BUILD_DIR)/vitlab
 RUN_OUT ?= runs/quickstart
 
-.PHONY: run test build program deps test-deps configure clean bench-cpu
+.PHONY: run test build program deps test-deps configure clean bench-cpu \
+        fuzz fuzz-regress fuzz-build fuzz-deps
 
 deps:
 	@bash .ci/install-deps.sh $(PACKAGES)
@@ -41,3 +44,26 @@ test: test-deps build
 
 clean:
 	rm -rf $(BUILD_DIR)
+
+# Fuzzing (tests/fuzz/README.md): the parsers' libFuzzer targets, built with clang, ASan and UBSan
+# in their own folder. `make fuzz` fuzzes each target FUZZ_SECONDS; `make fuzz-regress` only runs
+# the committed corpora once. FUZZ_TARGETS picks some (e.g. FUZZ_TARGETS="npy npz"); default all.
+FUZZ_BUILD_DIR ?= build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?=
+
+fuzz-deps:
+	@bash .ci/install-deps.sh $(PACKAGES) $(FUZZ_PACKAGES)
+
+$(FUZZ_BUILD_DIR)/CMakeCache.txt:
+	CC=clang CXX=clang++ cmake -S . -B $(FUZZ_BUILD_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DVITLAB_FUZZ=ON -DVITLAB_BUILD_TESTS=OFF
+
+fuzz-build: fuzz-deps $(FUZZ_BUILD_DIR)/CMakeCache.txt
+	cmake --build $(FUZZ_BUILD_DIR) -j $(JOBS) --target vitlab_fuzzers
+
+fuzz: fuzz-build
+	tests/fuzz/run_fuzz.sh $(FUZZ_BUILD_DIR) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+fuzz-regress: fuzz-build
+	tests/fuzz/run_corpus.sh $(FUZZ_BUILD_DIR) $(FUZZ_TARGETS)

@@ -6,6 +6,7 @@
 
 #include "apps/commands.h"
 #include "core/error.h"
+#include "core/interrupt.h"
 #include "experiment/sweep.h"
 #include "report/report.h"
 
@@ -19,7 +20,8 @@ int cmd_sweep(int argc, char** argv) {
       "then DIR/summary.{json,csv,md} and DIR/report.html (vitlab report). Rerunning skips finished runs (completed or diverged), "
       "retries failed ones and resumes interrupted ones.\nThe sweep file format is described in "
       "lib/experiment/sweep_spec.h; examples are in experiments/.\nExit status: 0 all runs "
-      "completed, 1 some failed or diverged, 2 bad input (nothing run).");
+      "completed, 1 some failed or diverged, 2 bad input (nothing run), 130/143 stopped by "
+      "SIGINT/SIGTERM (running runs stop after their current step; rerunning resumes them).");
   options.add_options()("file", "sweep JSON file", cxxopts::value<std::string>())(
       "out", "sweep folder (default runs/<sweep file name>)", cxxopts::value<std::string>())(
       "jobs", "runs at once, each a separate process; CPU threads are split between them "
@@ -48,8 +50,9 @@ int cmd_sweep(int argc, char** argv) {
   sweep.dry_run = args.count("dry-run") > 0;
   sweep.force = args.count("force") > 0;
   std::cout.flush();
+  if (!sweep.dry_run) install_stop_handlers("stopping the running runs after their current step");
   const int status = run_sweep(sweep, stdout);
-  if (sweep.dry_run) return status;
+  if (sweep.dry_run || stop_signal()) return status;
   // The report comes last, so its path is the last line a sweep (and `make run`) prints. A report
   // that cannot be made does not change the sweep's outcome: its results are already on disk.
   ReportOptions report;

@@ -1,11 +1,13 @@
 // vitlab train: one run from a config file (or continue one with --resume DIR).
 #include "apps/cli.h"
 
+#include <csignal>
 #include <filesystem>
 #include <iostream>
 
 #include "apps/commands.h"
 #include "config/recipe.h"
+#include "core/interrupt.h"
 #include "train/trainer.h"
 
 namespace vitlab::app {
@@ -15,7 +17,9 @@ int cmd_train(int argc, char** argv) {
                                            "DIR/result.json and DIR/checkpoints/.\nData-parallel: "
                                            "torchrun --no-python --nproc_per_node N vitlab train ... "
                                            "(rank 0 writes the files).\nExit status: 0 "
-                                           "completed, 3 diverged, 1 failed, 2 bad input.");
+                                           "completed, 3 diverged, 1 failed, 2 bad input, 130/143 stopped by "
+                                           "SIGINT/SIGTERM (after the current step, with a checkpoint "
+                                           "that --resume continues).");
   options.add_options()("config", "config JSON file", cxxopts::value<std::string>())(
       "out", "run folder (default runs/<config name>)", cxxopts::value<std::string>())(
       "set", "override, key=value (repeatable)", cxxopts::value<std::vector<std::string>>())(
@@ -56,9 +60,14 @@ int cmd_train(int argc, char** argv) {
   train.dist = read_dist_env();
   train.source = config_file;
   const RunConfig config = load_run_config(config_file, sets);
+  install_stop_handlers("stopping after the current step, with a checkpoint to resume from");
   const Json result = train_run(config, train);
   const std::string status = result["status"].get<std::string>();
   if (status == "completed") return 0;
+  if (status == "interrupted") {
+    std::cerr << "vitlab train: " << result.value("error", std::string()) << "\n";
+    return stopped_exit_status(result.value("stopped_by", std::string()) == "SIGINT" ? SIGINT : SIGTERM);
+  }
   std::cerr << "vitlab train: run " << status << ": " << result.value("error", std::string()) << "\n";
   return status == "diverged" ? 3 : 1;
 }

@@ -4,6 +4,7 @@
 #include "apps/cli.h"
 #include <fmt/format.h>
 
+#include <csignal>
 #include <cstring>
 #include <iostream>
 
@@ -45,6 +46,9 @@ void print_usage() {
 int main(int argc, char** argv) {
   using namespace vitlab;
   install_model_part_checks();  // the model parts' rules into every config check
+  // A file over the size limit (ulimit -f) fails its write with EFBIG and a clear error, as a
+  // full disk does, instead of killing the program.
+  std::signal(SIGXFSZ, SIG_IGN);
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") ||
       !std::strcmp(argv[1], "help")) {
     app::print_usage();
@@ -67,7 +71,11 @@ int main(int argc, char** argv) {
       std::cerr << "vitlab " << c.name << ": error: " << e.what() << " (see --help)\n";
       return kExitUserError;
     } catch (const c10::Error& e) {
-      std::cerr << "vitlab " << c.name << ": internal error: " << e.what_without_backtrace() << "\n";
+      // Out of memory is the machine's limit, not a bug: said as such (a sweep records it).
+      const std::string what = e.what_without_backtrace();
+      const bool memory = what.find("can't allocate memory") != std::string::npos ||
+                          what.find("out of memory") != std::string::npos;
+      std::cerr << "vitlab " << c.name << (memory ? ": error: out of memory: " : ": internal error: ") << what << "\n";
       return kExitInternalError;
     } catch (const std::exception& e) {
       std::cerr << "vitlab " << c.name << ": internal error: " << e.what() << "\n";

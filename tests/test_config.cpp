@@ -125,6 +125,29 @@ TEST_CASE("overrides parse JSON values and reject malformed assignments", "[conf
   REQUIRE_THROWS_WITH_TYPE(apply_override(j, "train.epochs.x=3"), ConfigError, "train.epochs: cannot set a key inside a non-object");
 }
 
+TEST_CASE("an override value that is not UTF-8 is a ConfigError naming the key (found by fuzzing)",
+          "[config]") {
+  // A JSON file cannot hold such a string (the parser refuses it), but a --set bare word could,
+  // and the error message and the stored config then failed inside the JSON library.
+  Json j = base();
+  REQUIRE_THROWS_WITH_TYPE(apply_override(j, "train.lr=\xA0 0.01"), ConfigError,
+                           "--set: train.lr: the value is not valid UTF-8 text");
+  REQUIRE_THROWS_WITH_TYPE(apply_override(j, "description=caf\xE9"), ConfigError, "description");
+  CHECK(json_brief(Json(std::string("\xA0"))) == "\"\xEF\xBF\xBD\"");  // U+FFFD, not a throw
+}
+
+TEST_CASE(
+    "a number beyond double's range is a ConfigError, in a file or in --set (found by fuzzing)",
+    "[config]") {
+  TempDir dir;
+  vitlab::test::write_text(dir.file("big.json"), "{\"train\": {\"lr\": 1e999}}");
+  REQUIRE_THROWS_WITH_TYPE(read_json_file(dir.file("big.json")), ConfigError,
+                           "big.json: not valid JSON: [json.exception.out_of_range.406]");
+  // --set takes it as a bare word, which the strict reader then refuses as not a number.
+  REQUIRE_THROWS_WITH_TYPE(read_with({"train.lr=1e999"}), ConfigError,
+                           "train.lr: expected a number in [0, 100], got \"1e999\"");
+}
+
 TEST_CASE("config files: missing and malformed files name the file", "[config]") {
   TempDir dir;
   REQUIRE_THROWS_WITH_TYPE(read_json_file(dir.file("nope.json")), ConfigError, "nope.json: no such file");

@@ -222,6 +222,87 @@ TEST_CASE("ImageFolder reads, converts channels and resizes", "[data]") {
   }
 }
 
+TEST_CASE("image decoder refuses a JPEG Huffman table of over 256 symbols (found by fuzzing)",
+          "[data]") {
+  TempDir tmp("vitlab-test-data-jpeg");
+  // A valid JPEG (one DHT segment holding four tables) still decodes.
+  std::vector<uint8_t> pixels(8 * 6 * 3, 90);
+  REQUIRE(stbi_write_jpg((tmp / "ok.jpg").c_str(), 8, 6, 3, pixels.data(), 90) != 0);
+  CHECK(decode_image_file(tmp / "ok.jpg").sizes() == torch::IntArrayRef({3, 6, 8}));
+  // Debian's stb_image 2.27 writes past its table for this one (17 codes of each length).
+  Bytes jpeg = {0xFF, 0xD8, 0xFF, 0xC4, 0x01, 0x23, 0x00};  // SOI, DHT of 2 + 17 + 272 bytes
+  for (int length = 1; length <= 16; ++length) jpeg.push_back(17);
+  jpeg.insert(jpeg.end(), 272, 0);
+  write_bytes(tmp / "bad.jpg", jpeg);
+  require_data_error([&] { decode_image_file(tmp / "bad.jpg"); },
+                     {"bad.jpg", "corrupt or truncated JPEG", "Huffman table with 272 symbols"});
+  // The same with the file cut inside the table's counts, which stb reads on as zeros.
+  write_bytes(tmp / "cut.jpg", {0xFF, 0xD8, 0xFF, 0xC4, 0x00, 0x14, 0x00, 200, 200});
+  require_data_error([&] { decode_image_file(tmp / "cut.jpg"); },
+                     {"cut.jpg", "Huffman table with 400 symbols"});
+  // And with 0xFF fill bytes before the SOI marker, which stb skips.
+  jpeg.insert(jpeg.begin(), 5, 0xFF);
+  write_bytes(tmp / "fill.jpg", jpeg);
+  require_data_error([&] { decode_image_file(tmp / "fill.jpg"); },
+                     {"fill.jpg", "Huffman table with 272 symbols"});
+}
+
+TEST_CASE("image decoder refuses a JPEG scan with an undefined Huffman table (found by fuzzing)",
+          "[data]") {
+  // stb 2.27 decodes such a scan with uninitialised tables. SOI, a frame of 8x8 grey pixels, one
+  // DC table (class 0, slot 0) and a scan that also names AC table 0, which nothing defines.
+  TempDir tmp("vitlab-test-data-jpeg-scan");
+  Bytes jpeg = {0xFF, 0xD8, 0xFF, 0xC0, 0x00, 0x0B, 8, 0, 8, 0, 8, 1, 1, 0x11, 0};
+  const Bytes dht = {0xFF, 0xC4, 0x00, 0x14, 0x00, 1, 0, 0, 0, 0, 0,
+                     0,    0,    0,    0,    0,    0, 0, 0, 0, 0, 0};
+  jpeg.insert(jpeg.end(), dht.begin(), dht.end());
+  const Bytes sos = {0xFF, 0xDA, 0x00, 0x08, 1, 1, 0x00, 0, 63, 0, 0x00, 0xFF, 0xD9};
+  jpeg.insert(jpeg.end(), sos.begin(), sos.end());
+  write_bytes(tmp / "scan.jpg", jpeg);
+  require_data_error([&] { decode_image_file(tmp / "scan.jpg"); },
+                     {"scan.jpg", "a scan uses a Huffman table that the file does not define"});
+}
+
+TEST_CASE("image decoder refuses sizes that the file's bytes cannot hold (found by fuzzing)",
+          "[data]") {
+  // stb 2.27 allocates a PNG chunk's declared length before reading it, and inflates into a
+  // buffer of the declared image size.
+  TempDir tmp("vitlab-test-data-png-sizes");
+  Bytes png = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n', 0, 0, 0, 13, 'I', 'H', 'D', 'R'};
+  put_be32(png, 4);
+  put_be32(png, 4);
+  png.insert(png.end(), {8, 0, 0, 0, 0, 0, 0, 0, 0});  // 8-bit grey, CRC (stb does not check it)
+  Bytes idat = png;
+  put_be32(idat, 0x40000000);  // an IDAT chunk of 1 GiB in a 50-byte file
+  idat.insert(idat.end(), {'I', 'D', 'A', 'T', 0, 0});
+  write_bytes(tmp / "idat.png", idat);
+  require_data_error(
+      [&] { decode_image_file(tmp / "idat.png"); },
+      {"idat.png", "corrupt or truncated PNG", "chunk \"IDAT\" declares 1073741824"});
+  // 8000 x 8000 pixels from 10 compressed bytes: deflate cannot expand that far.
+  Bytes big = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n', 0, 0, 0, 13, 'I', 'H', 'D', 'R'};
+  put_be32(big, 8000);
+  put_be32(big, 8000);
+  big.insert(big.end(), {8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 10, 'I', 'D', 'A', 'T'});
+  big.insert(big.end(), 14, 0);  // 10 data bytes and a CRC
+  write_bytes(tmp / "big.png", big);
+  require_data_error([&] { decode_image_file(tmp / "big.png"); },
+                     {"big.png", "more than its 10 compressed bytes can hold"});
+  // A JPEG frame of 8000 x 8000 pixels in a 17-byte file.
+  const Bytes jpeg = {0xFF, 0xD8, 0xFF, 0xC0, 0x00, 0x0B, 8,    0x1F, 0x40,
+                      0x1F, 0x40, 1,    1,    0x11, 0,    0xFF, 0xD9};
+  write_bytes(tmp / "big.jpg", jpeg);
+  require_data_error([&] { decode_image_file(tmp / "big.jpg"); },
+                     {"big.jpg", "8000x8000 pixels cannot be coded in 17 bytes"});
+}
+
+TEST_CASE("image decoder reads PNG and JPEG only, whatever the content", "[data]") {
+  TempDir tmp("vitlab-test-data-bmp");
+  std::vector<uint8_t> pixels(4 * 4 * 3, 200);
+  REQUIRE(stbi_write_bmp((tmp / "bmp.png").c_str(), 4, 4, 3, pixels.data()) != 0);
+  require_data_error([&] { decode_image_file(tmp / "bmp.png"); }, {"bmp.png", "cannot decode"});
+}
+
 TEST_CASE("synthetic data is deterministic, balanced and class-dependent", "[data]") {
   SyntheticSpec spec;
   spec.num_classes = 4;

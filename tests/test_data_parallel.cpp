@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <future>
+#include <thread>
 
 #include "train/checkpoint.h"
 #include "train/data_parallel.h"
@@ -290,4 +291,57 @@ TEST_CASE("a sweep started under torchrun's variables trains each run as one pro
   CHECK(r.exit_code == 0);
   const Json summary = Json::parse(test::read_text(dir.file("out/summary.json")));
   CHECK(summary["runs"]["completed"] == 3);
+}
+
+TEST_CASE("a stop asked of one rank stops both at the same step, and they resume to the uninterrupted weights", "[dist][cli][interrupt]") {
+  TempDir dir;
+  const std::string config = dir.file("c.json");
+  Json c = dp_config(3);
+  c["data"]["synthetic_train"] = 2048;  // 64 steps an epoch: a stop lands inside one
+  c["model"]["dropout"] = 0.1;          // a random stream per rank, restored per rank
+  c["data"]["augment"] = {{"random_erasing", 0.25}};
+  test::write_text(config, c.dump());
+  const auto whole = run_two("train " + config + " --quiet --out " + dir.file("whole"),
+                             "train " + config + " --quiet --out " + dir.file("whole1"), free_port());
+  REQUIRE(whole.rank0.exit_code == 0);
+  REQUIRE(whole.rank1.exit_code == 0);
+
+  const int port = free_port();
+  for (const auto& [name, value] : std::map<std::string, std::string>{
+           {"RANK", "1"}, {"LOCAL_RANK", "1"}, {"WORLD_SIZE", "2"}, {"MASTER_ADDR", "127.0.0.1"},
+           {"MASTER_PORT", std::to_string(port)}})
+    setenv(name.c_str(), value.c_str(), 1);
+  const pid_t rank1 = test::spawn_vitlab({"train", config, "--quiet", "--out", dir.file("r1")}, dir.file("r1.log"));
+  for (const char* name : {"RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"}) unsetenv(name);
+  auto rank0 = std::async(std::launch::async, [&] {
+    return run_vitlab("train " + config + " --quiet --out " + dir.file("run"), rank_env(0, 2, port));
+  });
+  REQUIRE(test::wait_for_file(dir.file("run/config.json"), 120));
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  ::kill(rank1, SIGTERM);
+  CHECK(test::wait_exit_status(rank1) == 128 + SIGTERM);
+  const auto r0 = rank0.get();
+  INFO(r0.output << test::read_text(dir.file("r1.log")));
+  CHECK(r0.exit_code == 128 + SIGTERM);
+  const Json stopped = Json::parse(test::read_text(dir.file("run/result.json")));
+  REQUIRE(stopped["status"] == "interrupted");
+  const Checkpoint at = load_checkpoint(dir.file("run/checkpoints/last.pt"));
+  REQUIRE(at.epoch_position.is_object());
+  CHECK(at.epoch_position["ranks"].size() == 2);
+  CHECK(at.rng.size() == 2);  // each rank's CPU generator
+
+  const auto resumed = run_two("train --quiet --resume " + dir.file("run"), "train --quiet --resume " + dir.file("run"),
+                               free_port());
+  INFO(resumed.rank0.output << resumed.rank1.output);
+  REQUIRE(resumed.rank0.exit_code == 0);
+  REQUIRE(resumed.rank1.exit_code == 0);
+  const Checkpoint a = load_checkpoint(dir.file("whole/checkpoints/last.pt"));
+  const Checkpoint b = load_checkpoint(dir.file("run/checkpoints/last.pt"));
+  REQUIRE(a.model.size() == b.model.size());
+  for (size_t i = 0; i < a.model.size(); ++i) {
+    INFO(a.model[i].first);
+    CHECK(torch::equal(a.model[i].second, b.model[i].second));
+  }
+  CHECK(Json::parse(test::read_text(dir.file("whole/result.json")))["test_loss"] ==
+        Json::parse(test::read_text(dir.file("run/result.json")))["test_loss"]);
 }

@@ -59,9 +59,12 @@ CommandResult run_vitlab(const std::string& args, const std::string& environment
 // A shell command's exit status and output (stdout and stderr together).
 CommandResult run_command(const std::string& command);
 
-// Starts the vitlab program with `args` (no shell) in the background, its stdout sent to /dev/null;
-// for tests that kill a real process mid-run.
-pid_t spawn_vitlab(const std::vector<std::string>& args);
+// Starts the vitlab program with `args` (no shell) in the background, its stdout sent to /dev/null
+// (and stderr too, to the file `log` when one is named); for tests that kill or signal a real
+// process mid-run.
+pid_t spawn_vitlab(const std::vector<std::string>& args, const std::string& log = "");
+// Waits for the process and returns its exit status, or 128 + the signal that killed it.
+int wait_exit_status(pid_t pid);
 // Waits until `path` exists (true) or `seconds` pass (false).
 bool wait_for_file(const std::string& path, double seconds = 180);
 // SIGKILLs the process and reaps it; returns true when it died of the signal (had not finished).

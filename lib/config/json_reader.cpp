@@ -11,7 +11,8 @@
 namespace vitlab {
 
 std::string json_brief(const Json& value) {
-  std::string s = value.dump();
+  // Replacing bytes that are not UTF-8 (a string from --set or a binary file) keeps the message.
+  std::string s = value.dump(-1, ' ', false, Json::error_handler_t::replace);
   if (s.size() > 60) s = s.substr(0, 57) + "...";
   return s;
 }
@@ -206,6 +207,8 @@ Json read_json_file(const std::string& file) {
     return Json::parse(buffer.str());
   } catch (const Json::parse_error& e) {
     throw ConfigError(fmt::format("{}: not valid JSON at byte {}: {}", file, e.byte, e.what()));
+  } catch (const Json::exception& e) {  // a number beyond double's range (1e999) is out_of_range
+    throw ConfigError(fmt::format("{}: not valid JSON: {}", file, e.what()));
   }
 }
 

@@ -124,8 +124,13 @@ void apply_override(Json& json, const std::string& assignment, const std::string
   Json value;
   try {
     value = Json::parse(text);
-  } catch (const Json::parse_error&) {
+  } catch (const std::exception&) {  // parse_error, or out_of_range for a number like 1e999
     value = text;  // a bare word: a string
+    try {
+      value.dump();  // what the run folder and the checkpoint will store: must be UTF-8
+    } catch (const Json::type_error&) {
+      throw ConfigError(fmt::format("{}: {}: the value is not valid UTF-8 text", source, key));
+    }
   }
   Json* node = &json;
   std::string walked;

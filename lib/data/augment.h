@@ -2,10 +2,10 @@
 // are drawn on the CPU from AugmentRng and moved to the device as small tensors; the pixel work
 // is tensor ops on the whole batch.
 //
-// Exact resume needs no augmentation state in checkpoints: the trainer seeds a fresh AugmentRng
-// for every epoch from the run's seed and the epoch (train/trainer.h: epoch_seed), the epoch
-// order is the pure function epoch_permutation(seed, epoch, n), and checkpoints are written at
-// epoch boundaries only.
+// Exact resume at an epoch boundary needs no augmentation state: the trainer seeds a fresh
+// AugmentRng for every epoch from the run's seed and the epoch (train/trainer.h: epoch_seed), and
+// the epoch order is the pure function epoch_permutation(seed, epoch, n). A run stopped inside an
+// epoch keeps the generator's state in its checkpoint (train/checkpoint.h: epoch_position).
 #pragma once
 #include <torch/torch.h>
 
@@ -25,6 +25,7 @@ class AugmentRng {
   int64_t uniform_int(int64_t low, int64_t high);  // [low, high], inclusive
   double beta(double a, double b);
   std::mt19937_64& engine() { return engine_; }
+  const std::mt19937_64& engine() const { return engine_; }  // its state streams out as text
 
  private:
   std::mt19937_64 engine_;

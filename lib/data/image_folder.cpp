@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "data/file_bytes.h"
+#include "data/image_checks.h"
 #include "data/resize.h"
 
 namespace vitlab {
@@ -99,6 +100,7 @@ torch::Tensor decode_image_file(const std::string& path, int channels) {
   if (bytes.size() > static_cast<size_t>(INT32_MAX))
     fail<DataError>("{}: image file too large", path);
   const int length = static_cast<int>(bytes.size());
+  check_image_bytes(bytes, path);  // what stb 2.27 trusts
   int width = 0, height = 0, file_channels = 0;
   // Check the header's size before stb allocates anything.
   if (!stbi_info_from_memory(bytes.data(), length, &width, &height, &file_channels))

@@ -16,6 +16,7 @@
 
 #include "core/atomic_file.h"
 #include "core/duration.h"
+#include "core/interrupt.h"
 #include "experiment/run_folder.h"
 
 extern char** environ;
@@ -117,6 +118,7 @@ class Executor {
     std::vector<bool> slot_busy(std::max(1, opt_.jobs), false);
     auto last_draw = Clock::now() - std::chrono::seconds(10);
     while (!queue_.empty() || !active_.empty()) {
+      if (!stopping_ && stop_signal()) stop_runs();
       for (size_t slot = 0; slot < slot_busy.size() && !queue_.empty(); ++slot) {
         if (slot_busy[slot]) continue;
         const size_t r = queue_.front();
@@ -195,10 +197,28 @@ class Executor {
     active_.push_back({pid, r, s, slot});
   }
 
+  // Asks every running run to stop after its current step (they write a checkpoint first) and
+  // starts no more; the loop then waits for them.
+  void stop_runs() {
+    stopping_ = true;
+    for (const auto& a : active_) ::kill(a.pid, SIGTERM);
+    const std::string text = fmt::format("stopping: {} running run(s) asked to stop after their current step, "
+                                         "{} not started; rerun the sweep to resume them",
+                                         active_.size(), queue_.size());
+    queue_.clear();
+    if (opt_.live) std::fprintf(out_, "\r\033[K%s\n", text.c_str());
+    else std::fprintf(out_, "%s\n", text.c_str());
+    std::fflush(out_);
+  }
+
   void stage_ended(const Active& a, int status) {
     const PlannedStage& stage = plan_.runs[a.run].stages[a.stage];
     StageState state = stage_state(stage.dir);
-    if (state == StageState::kNew || state == StageState::kPartial) {
+    // Stopped on request, even one killed by the signal before its handler was installed: its
+    // folder resumes on the next sweep, so it is not recorded as failed.
+    const bool stopped = state == StageState::kInterrupted ||
+                         (stopping_ && (state == StageState::kNew || state == StageState::kPartial));
+    if (!stopped && (state == StageState::kNew || state == StageState::kPartial)) {
       std::string error = last_error_in_log((fs::path(stage.dir) / "train.log").string());
       if (error.empty() || WIFSIGNALED(status)) error = exit_description(status) + (error.empty() ? "" : ": " + error);
       try {
@@ -208,7 +228,7 @@ class Executor {
       }
       state = StageState::kFailed;
     }
-    if (state == StageState::kCompleted && a.stage + 1 < plan_.runs[a.run].stages.size()) {
+    if (state == StageState::kCompleted && a.stage + 1 < plan_.runs[a.run].stages.size() && !stopping_) {
       next_stage_[a.run] = a.stage + 1;
       queue_.push_front(a.run);  // the next stage now, while the checkpoint is fresh
       return;
@@ -232,6 +252,9 @@ class Executor {
       ++counts_.completed;
       finished_seconds_.push_back(wall);
       line = fmt::format("completed, test accuracy {:.2f}%", 100.0 * o.result.value("test_accuracy", 0.0));
+    } else if (o.status == "interrupted" || o.status == "pending") {
+      ++counts_.interrupted;
+      line = "interrupted: the next sweep resumes it";
     } else {
       ++(o.status == "diverged" ? counts_.diverged : counts_.failed);
       line = o.status + (o.error.empty() ? "" : ": " + o.error);
@@ -287,6 +310,7 @@ class Executor {
   std::vector<double> finished_seconds_;
   ExecutionCounts counts_;
   size_t total_ = 0, done_ = 0;
+  bool stopping_ = false;
 };
 }  // namespace
 

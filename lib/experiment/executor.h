@@ -34,11 +34,14 @@ struct ExecutionCounts {
   int completed = 0;
   int diverged = 0;
   int failed = 0;
+  int interrupted = 0;  // stopped by SIGINT/SIGTERM to the sweep: the next sweep resumes them
 };
 
 // Runs `todo` (indices into plan.runs) and reports each run as it finishes on `out`.
 // A failure to start or a child that dies without a result.json is recorded as failed in the
-// stage's result.json; the other runs go on.
+// stage's result.json; the other runs go on. A stop asked of the sweep (core/interrupt.h) starts
+// no more runs and passes SIGTERM to the running ones, which stop after their current step with
+// a checkpoint; they are counted as interrupted, and rerunning the sweep resumes them.
 ExecutionCounts execute_runs(const SweepPlan& plan, const std::vector<size_t>& todo,
                              const ExecutorOptions& options, std::FILE* out);
 

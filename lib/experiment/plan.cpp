@@ -133,7 +133,8 @@ std::string origin_hint(const std::string& message, const std::vector<Override>&
 
 // The expected values name rows of the summary: each must be one, with a Δ for diff_pts.
 void check_expected_rows(const SweepSpec& spec, const std::vector<Variant>& variants) {
-  for (const auto& [row, value] : spec.expected.values) {
+  for (const auto& expected : spec.expected.values) {
+    const std::string& row = expected.first;  // C++17 lambdas cannot capture a structured binding
     const std::string at = fmt::format("expected.values[\"{}\"]", row);
     const auto it = std::find_if(variants.begin(), variants.end(), [&](const Variant& v) { return v.key == row; });
     if (it == variants.end()) {

@@ -30,6 +30,7 @@ StageState stage_state(const std::string& stage_dir) {
     const std::string status = r.is_object() ? r.value("status", std::string()) : "";
     if (status == "completed") return StageState::kCompleted;
     if (status == "diverged") return StageState::kDiverged;
+    if (status == "interrupted") return StageState::kInterrupted;
     return StageState::kFailed;
   }
   if (fs::exists(dir / "config.json", ec) || fs::exists(dir / "checkpoints" / "last.pt", ec))
@@ -137,9 +138,9 @@ RunOutcome read_run_outcome(const std::string& run_dir, const std::vector<std::s
     const fs::path dir = name.empty() ? fs::path(run_dir) : fs::path(run_dir) / name;
     const std::string prefix = name.empty() ? "" : "stage " + name + ": ";
     const StageState state = stage_state(dir.string());
-    if (state == StageState::kNew || state == StageState::kPartial) {
+    if (state == StageState::kNew || state == StageState::kPartial || state == StageState::kInterrupted) {
       // An earlier stage finished but this one has not started: the run is under way.
-      const bool started = state == StageState::kPartial || name != names.front();
+      const bool started = state != StageState::kNew || name != names.front();
       out.status = started ? "interrupted" : "pending";
       out.result = Json();
       return out;

@@ -11,7 +11,8 @@ namespace vitlab {
 
 enum class StageState {
   kNew,        // nothing there yet
-  kPartial,    // started, no result.json (interrupted): resumed from checkpoints/last.pt
+  kPartial,    // started, no result.json (killed): resumed from checkpoints/last.pt
+  kInterrupted,  // stopped by SIGINT/SIGTERM after a step, result.json says so: resumed likewise
   kCompleted,  // final
   kDiverged,   // final: divergence is a result of the config, rerunning gives the same
   kFailed,     // retried on the next sweep (it may have been out of memory or killed)

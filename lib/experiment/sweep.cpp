@@ -5,12 +5,14 @@
 #include <torch/cuda.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <filesystem>
 #include <set>
 #include <sstream>
 
 #include "config/run_config.h"
 #include "core/atomic_file.h"
+#include "core/interrupt.h"
 #include "experiment/executor.h"
 #include "experiment/manifest.h"
 #include "experiment/plan.h"
@@ -222,6 +224,11 @@ int run_sweep(const SweepOptions& options, std::FILE* out) {
   ::close(lock_fd);
   std::fprintf(out, "\n%s\nsummary: %s/summary.md (and .json, .csv)\n", summary_table(summary).c_str(),
                out_dir.c_str());
+  if (stop_signal()) {
+    std::fprintf(out, "sweep stopped by %s: rerun the same command to resume its runs\n",
+                 stop_signal() == SIGINT ? "SIGINT" : "SIGTERM");
+    return stopped_exit_status(stop_signal());
+  }
   const Json& counts = summary["runs"];
   return counts["completed"] == counts["planned"] ? 0 : 1;
 }

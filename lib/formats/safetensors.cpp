@@ -348,7 +348,10 @@ void write_safetensors(const std::string& path,
   };
   std::vector<Item> items;
   std::set<std::string> names;
-  for (const auto& [name, tensor] : tensors) {
+  for (const auto& entry : tensors) {
+    // Not a structured binding: C++17 lambdas cannot capture those (clang refuses; gcc allows).
+    const std::string& name = entry.first;
+    const torch::Tensor& tensor = entry.second;
     const auto bad = [&](const std::string& what) {
       return IoError(fmt::format("{}: cannot write tensor {}: {}", path, quoted(name), what));
     };

@@ -55,12 +55,21 @@ void save_checkpoint(const std::string& path, const Checkpoint& c) {
                      {"best_epoch", c.best_epoch},
                      {"train_seconds", c.train_seconds},
                      {"world_size", c.world_size},
-                     {"history", c.history}};
+                     {"history", c.history},
+                     {"epoch_position", c.epoch_position}};
   archive.write("config", c10::IValue(c.config.dump()));
   archive.write("meta", c10::IValue(meta.dump()));
   write_group(archive, "model", c.model);
   write_group(archive, "optimizer", c.optimizer);
-  write_atomic_with(path, [&](const std::string& tmp) { archive.save_to(tmp); });
+  if (!c.rng.empty()) write_group(archive, "rng", c.rng);
+  write_atomic_with(path, [&](const std::string& tmp) {
+    write_through_sink(tmp, path, [&](const ByteSink& sink) {
+      archive.save_to([&](const void* data, size_t size) {
+        sink(data, size);
+        return size;
+      });
+    });
+  });
 }
 
 Checkpoint load_checkpoint(const std::string& path) {
@@ -89,6 +98,9 @@ Checkpoint load_checkpoint(const std::string& path) {
     c.history = meta.at("history");
     c.model = read_group(archive, "model");
     c.optimizer = read_group(archive, "optimizer");
+    c.epoch_position = meta.value("epoch_position", Json());  // absent: at an epoch boundary
+    c10::IValue rng_names;
+    if (archive.try_read("rng_names", rng_names)) c.rng = read_group(archive, "rng");
   } catch (const IoError&) {
     throw;
   } catch (const c10::Error& e) {
@@ -102,7 +114,7 @@ Checkpoint load_checkpoint(const std::string& path) {
 
 Checkpoint host_copy(const Checkpoint& state) {
   Checkpoint copy = state;
-  for (auto* tensors : {&copy.model, &copy.optimizer})
+  for (auto* tensors : {&copy.model, &copy.optimizer, &copy.rng})
     for (auto& [name, t] : *tensors) t = t.detach().to(torch::kCPU, /*non_blocking=*/false, /*copy=*/true);
   return copy;
 }

@@ -26,6 +26,11 @@ struct Checkpoint {
   double train_seconds = 0;  // training time so far (resume adds to it)
   int64_t world_size = 1;    // processes that trained it (data-parallel); resume needs as many
   Json history = Json::array();  // metrics records so far (to rebuild metrics.jsonl)
+  // A run stopped inside an epoch (Ctrl-C, SIGTERM) continues that epoch exactly: where it
+  // stopped and what the epoch had summed (lib/train/epoch_progress.h), and the random
+  // generators' states, as "rank<r>.cpu" and "rank<r>.cuda". Null and empty at an epoch boundary.
+  Json epoch_position;
+  NamedTensors rng;
 };
 
 // Writes atomically (temporary file + rename). IoError naming the path on failure.

@@ -32,6 +32,24 @@ struct Diverged : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// A run stopped by SIGINT or SIGTERM after its current step (core/interrupt.h), its checkpoint
+// written.
+struct Interrupted : std::runtime_error {
+  Interrupted(int signal, const std::string& what) : std::runtime_error(what), signal(signal) {}
+  int signal;
+};
+
+// An epoch under way: its random streams and what it has summed. A run stopped inside an epoch
+// keeps them in its checkpoint (Checkpoint::epoch_position and rng), and the resumed run goes on
+// from the next step exactly as an uninterrupted run would (train_interrupt.cpp).
+struct EpochProgress {
+  int64_t epoch = 0;
+  int64_t next_step = 0;      // the first step not yet trained
+  AugmentRng rng;             // augmentation draws: one stream, the same on every rank
+  torch::Tensor loss_sum, correct, scored;  // this rank's sums so far, on the device
+  double seconds_before = 0;  // what the epoch took in the process that was stopped
+};
+
 // The files of a run folder (trainer.h describes them).
 struct RunFiles {
   std::filesystem::path dir;
@@ -70,6 +88,10 @@ class TrainRun {
   EvalResult reduced(EvalResult r);
 
   EpochStats train_epoch(int64_t epoch);
+  EpochProgress begin_epoch(int64_t epoch);
+  bool stop_asked();
+  [[noreturn]] void stop_inside_epoch(const EpochProgress& p, double seconds);
+  Json gather_epoch_position(const EpochProgress& p, double seconds);
   void report_step(int64_t epoch, int64_t i, const torch::Tensor& loss, double lr,
                    Clock::time_point epoch_start);
   EvalResult validate();

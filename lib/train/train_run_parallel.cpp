@@ -67,12 +67,23 @@ void TrainRun::share_state_from_main() {
   for (const auto& named : optimizer_state) tensors.push_back(named.second);
   dp_->broadcast_from_main(tensors);
   if (!main_) training_.optimizer->load_state(optimizer_state);
+  Json rng_sizes = Json::array();  // a run stopped inside an epoch: its generators' states
+  for (const auto& [name, t] : state_.rng) rng_sizes.push_back({name, t.numel()});
   const Json position = Json::parse(dp_->share_from_main(
       "position", Json{{"epochs_done", state_.epochs_done}, {"steps_done", state_.steps_done},
-                       {"train_seconds", state_.train_seconds}}.dump()));
+                       {"train_seconds", state_.train_seconds}, {"epoch_position", state_.epoch_position},
+                       {"rng", rng_sizes}}.dump()));
   state_.epochs_done = position["epochs_done"].get<int64_t>();
   state_.steps_done = position["steps_done"].get<int64_t>();
   state_.train_seconds = position["train_seconds"].get<double>();
+  state_.epoch_position = position["epoch_position"];
+  if (!main_)
+    for (const auto& entry : position["rng"])
+      state_.rng.emplace_back(entry[0].get<std::string>(), torch::zeros({entry[1].get<int64_t>()}, torch::kByte));
+  std::vector<torch::Tensor> rng;
+  for (auto& [name, t] : state_.rng) rng.push_back(t = t.to(torch::kInt));  // a dtype every backend carries
+  dp_->broadcast_from_main(rng);
+  for (auto& [name, t] : state_.rng) t = t.to(torch::kByte);
   std::vector<torch::Tensor> params;
   for (const auto& p : training_.optimizer->params()) params.push_back(p.param);
   grad_sync_ = dp_->gradient_sync(params);

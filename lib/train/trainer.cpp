@@ -2,6 +2,7 @@
 // ranks need.
 #include "train/trainer.h"
 
+#include <csignal>
 #include <cmath>
 #include <limits>
 
@@ -105,6 +106,9 @@ void TrainRun::prepare_own_folder() {
   }
   ensure_writable_dir(files_.dir.string());
   ensure_writable_dir((files_.dir / "checkpoints").string());
+  // A process killed while writing leaves its temporary file; the file it was replacing is intact.
+  if (opt_.resume)
+    for (const auto& dir : {files_.dir, files_.dir / "checkpoints"}) remove_write_leftovers(dir.string());
   write_json_file_atomic(files_.config, resolved_);
 }
 
@@ -156,22 +160,22 @@ void TrainRun::prepare_data_and_result() {
   else if (!cfg_.init_from.empty()) result_["init_from"] = Json{{"source", cfg_.init_from}, {"resumed", true}};
 }
 
-// One pass over the training set. Diverged when the loss stops being finite.
+// One pass over the training set, or the rest of one that a stopped run began. Diverged when the
+// loss stops being finite; Interrupted after the current step when a stop was asked for.
 EpochStats TrainRun::train_epoch(int64_t epoch) {
   training_.model->train();
-  // Dropout, stochastic depth, masked patches: a stream per rank (rank 0's is one process's).
-  const uint64_t rank = dp_ ? uint64_t(dp_->rank()) : 0;
-  torch::manual_seed(epoch_seed(cfg_.seed, epoch, 1) + rank * 0x9E3779B97F4A7C15ull);
-  AugmentRng rng(epoch_seed(cfg_.seed, epoch, 2));
+  EpochProgress p = begin_epoch(epoch);
   EpochBatches batches(train_set_, cfg_.train.batch_size, true, true, epoch_seed(cfg_.seed, 0, 3), epoch);
-  auto loss_sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat).device(device_));
-  auto correct = torch::zeros({}, torch::TensorOptions().dtype(torch::kLong).device(device_));
-  auto scored = torch::zeros({}, torch::TensorOptions().dtype(torch::kLong).device(device_));
+  const int64_t first_step = p.next_step;
   const auto epoch_start = Clock::now();
   EpochStats stats;
-  for (int64_t i = 0; i < steps_per_epoch_; ++i) {
+  for (int64_t i = first_step; i < steps_per_epoch_; ++i) {
+    if (stop_asked()) {
+      p.next_step = i;
+      stop_inside_epoch(p, seconds_since(epoch_start));
+    }
     Batch b = batches.batch(i);
-    Mixed m = augment_batch(b, cfg_.data.augment, normalize_, data_.num_classes, rng);
+    Mixed m = augment_batch(b, cfg_.data.augment, normalize_, data_.num_classes, p.rng);
     if (dp_) {  // this rank's share of the global batch, augmented as one process would
       const int64_t share = cfg_.train.batch_size / dp_->world_size(), start = dp_->rank() * share;
       m.images = m.images.narrow(0, start, share);
@@ -181,30 +185,31 @@ EpochStats TrainRun::train_epoch(int64_t epoch) {
     stats.lr = (*schedule_)(state_.steps_done);
     const StepOutput out = training_.step->run(m.images, m.targets, stats.lr);
     ++state_.steps_done;
-    loss_sum += out.loss;
+    p.loss_sum += out.loss;
     if (out.correct.defined()) {  // the objective scores itself (masked patches)
-      correct += out.correct;
-      scored += out.scored;
+      p.correct += out.correct;
+      p.scored += out.scored;
     } else if (out.logits.defined()) {
-      correct += out.logits.argmax(1).eq(b.labels).sum();
-      scored += b.labels.size(0);
+      p.correct += out.logits.argmax(1).eq(b.labels).sum();
+      p.scored += b.labels.size(0);
     }
     report_step(epoch, i, out.loss, stats.lr, epoch_start);
   }
   if (dp_) {  // the epoch's numbers over every rank: the mean of equal shares' means
-    dp_->all_reduce_sum({loss_sum, correct, scored});
-    loss_sum /= dp_->world_size();
+    dp_->all_reduce_sum({p.loss_sum, p.correct, p.scored});
+    p.loss_sum /= dp_->world_size();
   }
-  stats.mean_loss = loss_sum.item<double>() / double(steps_per_epoch_);
+  stats.mean_loss = p.loss_sum.item<double>() / double(steps_per_epoch_);
   if (!std::isfinite(stats.mean_loss))
     throw Diverged(fmt::format("mean training loss {} in epoch {}", stats.mean_loss, epoch + 1));
-  stats.seconds = seconds_since(epoch_start);
+  const double seconds_now = seconds_since(epoch_start);
+  stats.seconds = p.seconds_before + seconds_now;
   stats.images = steps_per_epoch_ * cfg_.train.batch_size;
   stats.train_accuracy = objective_->has_accuracy()
-                             ? double(correct.item<int64_t>()) / double(std::max<int64_t>(scored.item<int64_t>(), 1))
+                             ? double(p.correct.item<int64_t>()) / double(std::max<int64_t>(p.scored.item<int64_t>(), 1))
                              : std::numeric_limits<double>::quiet_NaN();
-  images_trained_ += stats.images;
-  train_seconds_now_ += stats.seconds;
+  images_trained_ += (steps_per_epoch_ - first_step) * cfg_.train.batch_size;
+  train_seconds_now_ += seconds_now;
   state_.train_seconds += stats.seconds;
   return stats;
 }
@@ -345,6 +350,10 @@ Json TrainRun::run() {
       progress_->epoch_done(epoch_line(epoch, stats, val));
     }
     finish();
+  } catch (const Interrupted& e) {
+    result_["status"] = "interrupted";
+    result_["stopped_by"] = e.signal == SIGINT ? "SIGINT" : "SIGTERM";
+    result_["error"] = e.what();
   } catch (const Diverged& e) {
     if (pending_best_ && main_) save_checkpoint(files_.best, *pending_best_);  // the weights before it diverged
     result_["status"] = "diverged";

@@ -1,0 +1,24 @@
+// Feeds the image-folder decoder (stb_image through decode_image_file): the first byte picks the
+// channel count asked for (the file's own, 1 or 3, as read_image_folder asks), the rest is one
+// .png/.jpg file. stb is C code that trusts headers, so this is where sizes and truncation are
+// most likely to go wrong. Anything else than a vitlab::UserError is a bug.
+#include "data/image_folder.h"
+#include "fuzz_util.h"
+
+using namespace vitlab;
+
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+  fuzz::quiet_torch();
+  return 0;
+}
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  if (size == 0) return 0;
+  const int channels[] = {0, 1, 3};
+  const std::string path = fuzz::write_file("image.png", fuzz::as_string(data + 1, size - 1));
+  try {
+    decode_image_file(path, channels[data[0] % 3]);
+  } catch (const UserError&) {
+  }
+  return 0;
+}
