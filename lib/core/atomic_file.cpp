@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include <c10/util/Exception.h>
+#include <torch/serialize/output-archive.h>
 
 #include "core/error.h"
 
@@ -52,11 +53,12 @@ std::string write_failure(const std::string& path, const std::string& reason, in
   return fmt::format("{}: cannot write: {}{}", path, reason, full ? " (" + cause + "is the disk full?)" : "");
 }
 
-void fsync_path(const std::string& path) {
+// Whether the data reached the disk: some file systems (NFS, quotas) report a full disk only here.
+bool fsync_path(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY);
-  if (fd < 0) return;
-  ::fsync(fd);
-  ::close(fd);
+  if (fd < 0) return false;
+  const bool ok = ::fsync(fd) == 0;
+  return ::close(fd) == 0 && ok;
 }
 }  // namespace
 
@@ -81,7 +83,7 @@ void write_atomic_with(const std::string& path,
       throw IoError(write_failure(path, e.what(), errno));
     }
     maybe_killed_while_writing(path, tmp);
-    fsync_path(tmp);
+    if (!fsync_path(tmp)) throw IoError(write_failure(path, std::strerror(errno), errno));
     if (std::rename(tmp.c_str(), path.c_str()) != 0)
       throw IoError(fmt::format("{}: cannot write: {}", path, std::strerror(errno)));
     if (target.has_parent_path()) fsync_path(target.parent_path().string());
@@ -112,6 +114,17 @@ void write_through_sink(const std::string& file, const std::string& name,
   });
   if (::close(fd) != 0 && error == 0) error = errno;
   if (error != 0) throw IoError(write_failure(name, std::strerror(error), error));
+}
+
+void write_archive_atomic(const std::string& path, torch::serialize::OutputArchive& archive) {
+  write_atomic_with(path, [&](const std::string& tmp) {
+    write_through_sink(tmp, path, [&](const ByteSink& sink) {
+      archive.save_to([&](const void* data, size_t size) {
+        sink(data, size);
+        return size;  // a failed write is the sink's to report, after the archive is done
+      });
+    });
+  });
 }
 
 void write_file_atomic(const std::string& path, const std::string& content) {

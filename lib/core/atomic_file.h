@@ -4,6 +4,10 @@
 #include <functional>
 #include <string>
 
+namespace torch::serialize {
+class OutputArchive;
+}
+
 namespace vitlab {
 
 // Writes into `file` (e.g. write_atomic_with's temporary file) the bytes `produce` hands to the
@@ -13,6 +17,10 @@ namespace vitlab {
 using ByteSink = std::function<void(const void* data, size_t size)>;
 void write_through_sink(const std::string& file, const std::string& name,
                         const std::function<void(const ByteSink&)>& produce);
+
+// Writes a LibTorch archive to `path` atomically, through write_through_sink: LibTorch's own file
+// writer ends the program when a write fails (its destructor throws), a full disk included.
+void write_archive_atomic(const std::string& path, torch::serialize::OutputArchive& archive);
 
 // Writes `content` to `path` atomically. Throws IoError naming the path on failure.
 void write_file_atomic(const std::string& path, const std::string& content);

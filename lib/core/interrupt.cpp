@@ -3,13 +3,16 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstring>
 
 namespace vitlab {
 
 namespace {
 
-volatile sig_atomic_t g_stop_signal = 0;
+// Lock-free, so the handler may store it whichever thread the signal lands on (Gloo, OpenMP).
+std::atomic<int> g_stop_signal{0};
+static_assert(std::atomic<int>::is_always_lock_free);
 char g_message[256] = "";  // filled before the handlers exist: the handler only reads it
 
 // Async-signal-safe: an atomic store and write(2) of prepared text.

@@ -69,9 +69,21 @@ pid_t start_child(ChildCommand& cmd, const std::string& log_file) {
   if (log_fd < 0) throw IoError(fmt::format("{}: cannot open: {}", log_file, std::strerror(errno)));
   const int null_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   cmd.seal();
+  // Until execve the child would run the sweep's stop handler, and a stop meant for the run would
+  // be lost with it: stop signals wait (blocked) and the child takes the default handlers first.
+  sigset_t stops, before;
+  sigemptyset(&stops);
+  sigaddset(&stops, SIGINT);
+  sigaddset(&stops, SIGTERM);
+  ::sigprocmask(SIG_BLOCK, &stops, &before);
   const pid_t parent = ::getpid();
   const pid_t pid = ::fork();
   if (pid == 0) {
+    struct sigaction default_action {};
+    default_action.sa_handler = SIG_DFL;
+    ::sigaction(SIGINT, &default_action, nullptr);
+    ::sigaction(SIGTERM, &default_action, nullptr);
+    ::sigprocmask(SIG_SETMASK, &before, nullptr);
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (::getppid() != parent) ::_exit(127);  // the sweep died before prctl took effect
     if (null_fd >= 0) ::dup2(null_fd, 0);
@@ -81,6 +93,7 @@ pid_t start_child(ChildCommand& cmd, const std::string& log_file) {
     ::_exit(127);
   }
   const int fork_errno = errno;
+  ::sigprocmask(SIG_SETMASK, &before, nullptr);
   ::close(log_fd);
   if (null_fd >= 0) ::close(null_fd);
   if (pid < 0) throw IoError(fmt::format("cannot start a run: fork failed: {}", std::strerror(fork_errno)));
@@ -217,7 +230,7 @@ class Executor {
     // Stopped on request, even one killed by the signal before its handler was installed: its
     // folder resumes on the next sweep, so it is not recorded as failed.
     const bool stopped = state == StageState::kInterrupted ||
-                         (stopping_ && (state == StageState::kNew || state == StageState::kPartial));
+                         ((stopping_ || stop_signal()) && (state == StageState::kNew || state == StageState::kPartial));
     if (!stopped && (state == StageState::kNew || state == StageState::kPartial)) {
       std::string error = last_error_in_log((fs::path(stage.dir) / "train.log").string());
       if (error.empty() || WIFSIGNALED(status)) error = exit_description(status) + (error.empty() ? "" : ": " + error);

@@ -48,7 +48,8 @@ std::string read_string(torch::serialize::InputArchive& archive, const std::stri
 
 void save_checkpoint(const std::string& path, const Checkpoint& c) {
   torch::serialize::OutputArchive archive;
-  archive.write("vitlab_format_version", c10::IValue(c.format_version));
+  const int64_t version = c.epoch_position.is_null() ? kCheckpointFormatVersion : kCheckpointInsideEpochVersion;
+  archive.write("vitlab_format_version", c10::IValue(version));
   const Json meta = {{"epochs_done", c.epochs_done},
                      {"steps_done", c.steps_done},
                      {"best_val_accuracy", c.best_val_accuracy},
@@ -62,14 +63,7 @@ void save_checkpoint(const std::string& path, const Checkpoint& c) {
   write_group(archive, "model", c.model);
   write_group(archive, "optimizer", c.optimizer);
   if (!c.rng.empty()) write_group(archive, "rng", c.rng);
-  write_atomic_with(path, [&](const std::string& tmp) {
-    write_through_sink(tmp, path, [&](const ByteSink& sink) {
-      archive.save_to([&](const void* data, size_t size) {
-        sink(data, size);
-        return size;
-      });
-    });
-  });
+  write_archive_atomic(path, archive);
 }
 
 Checkpoint load_checkpoint(const std::string& path) {
@@ -82,11 +76,12 @@ Checkpoint load_checkpoint(const std::string& path) {
     if (!archive.try_read("vitlab_format_version", version))
       throw IoError(fmt::format("{}: not a vitlab checkpoint (no format version)", path));
     c.format_version = version.toInt();
-    if (c.format_version != kCheckpointFormatVersion)
+    if (c.format_version != kCheckpointFormatVersion && c.format_version != kCheckpointInsideEpochVersion)
       throw IoError(fmt::format(
-          "{}: checkpoint format version {}, this vitlab reads version {}; load it with the vitlab "
-          "that wrote it and `vitlab export --format safetensors`, then `vitlab import`",
-          path, c.format_version, kCheckpointFormatVersion));
+          "{}: checkpoint format version {}, this vitlab reads versions {} and {}; load it with the "
+          "vitlab that wrote it and `vitlab export --format safetensors`, then `vitlab import`",
+          path, c.format_version, kCheckpointFormatVersion, kCheckpointInsideEpochVersion));
+    c.format_version = kCheckpointFormatVersion;  // what a save writes again, unless inside an epoch
     c.config = Json::parse(read_string(archive, "config"));
     const Json meta = Json::parse(read_string(archive, "meta"));
     c.epochs_done = meta.at("epochs_done").get<int64_t>();

@@ -11,8 +11,11 @@
 
 namespace vitlab {
 
-// Bump when the layout changes; loading another version fails with a hint.
+// Bump when the layout changes; loading another version fails with a hint. Version 2 is a run
+// stopped inside an epoch (epoch_position): a reader of version 1 would restart that epoch with
+// its steps already counted, so it must refuse the file. Checkpoints at epoch boundaries stay 1.
 constexpr int64_t kCheckpointFormatVersion = 1;
+constexpr int64_t kCheckpointInsideEpochVersion = 2;
 
 struct Checkpoint {
   int64_t format_version = kCheckpointFormatVersion;
@@ -27,7 +30,7 @@ struct Checkpoint {
   int64_t world_size = 1;    // processes that trained it (data-parallel); resume needs as many
   Json history = Json::array();  // metrics records so far (to rebuild metrics.jsonl)
   // A run stopped inside an epoch (Ctrl-C, SIGTERM) continues that epoch exactly: where it
-  // stopped and what the epoch had summed (lib/train/epoch_progress.h), and the random
+  // stopped and what the epoch had summed (train_run.h: EpochProgress), and the random
   // generators' states, as "rank<r>.cpu" and "rank<r>.cuda". Null and empty at an epoch boundary.
   Json epoch_position;
   NamedTensors rng;

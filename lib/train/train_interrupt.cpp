@@ -63,8 +63,16 @@ EpochProgress TrainRun::begin_epoch(int64_t epoch) {
   p.scored.fill_(mine.at("scored").get<int64_t>());
   std::istringstream(at.at("augment_rng").get<std::string>()) >> p.rng.engine();
   set_generator_state(torch::kCPU, named(state_.rng, fmt::format("rank{}.cpu", rank)), "CPU");
-  if (device_.is_cuda())
-    set_generator_state(device_, named(state_.rng, fmt::format("rank{}.cuda", rank)), "CUDA");
+  const torch::Tensor cuda_state = named(state_.rng, fmt::format("rank{}.cuda", rank));
+  if (device_.is_cuda() && cuda_state.defined()) {
+    set_generator_state(device_, cuda_state, "CUDA");
+  } else if (device_.is_cuda()) {
+    // Stopped on the CPU, resumed on a GPU: another device draws other numbers anyway.
+    at::Generator gen = default_generator(device_);
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    gen.set_current_seed(epoch_seed(cfg_.seed, epoch, 1) + uint64_t(rank) * 0x9E3779B97F4A7C15ull);
+    progress_->message("resumed on a GPU inside an epoch stopped on the CPU: its random draws continue from a new seed");
+  }
   state_.epoch_position = Json();
   state_.rng.clear();
   return p;
@@ -74,11 +82,13 @@ EpochProgress TrainRun::begin_epoch(int64_t epoch) {
 // rank stops all of them at the same step): torchrun passes a signal to every rank, but they
 // need not see it at the same step.
 bool TrainRun::stop_asked() {
-  const bool here = stop_signal() != 0;
-  if (!dp_) return here;
-  auto any = torch::full({1}, here ? 1.0 : 0.0, torch::kDouble);
-  dp_->all_reduce_sum({any});
-  return any.item<double>() > 0;
+  stop_signal_ = stop_signal();
+  if (!dp_) return stop_signal_ != 0;
+  // How many ranks were asked, and how many of them by Ctrl-C: the run reports SIGINT if any was.
+  auto asked = torch::tensor({stop_signal_ != 0 ? 1.0 : 0.0, stop_signal_ == SIGINT ? 1.0 : 0.0}, torch::kDouble);
+  dp_->all_reduce_sum({asked});
+  if (asked[0].item<double>() > 0) stop_signal_ = asked[1].item<double>() > 0 ? SIGINT : SIGTERM;
+  return stop_signal_ != 0;
 }
 
 // The epoch's position, each rank's sums and generator states (rank 0 gathers them: every rank
@@ -123,7 +133,7 @@ void TrainRun::stop_inside_epoch(const EpochProgress& p, double seconds) {
     state_.optimizer = training_.optimizer->state();
     save_checkpoint(files_.last, state_);
   });
-  const int sig = stop_signal() ? stop_signal() : SIGTERM;  // a rank stopped by another's signal
+  const int sig = stop_signal_ ? stop_signal_ : SIGTERM;
   throw Interrupted(sig, fmt::format("stopped by {} before step {} of epoch {}; `vitlab train --resume {}` "
                                      "continues from there", sig == SIGINT ? "SIGINT" : "SIGTERM",
                                      p.next_step + 1, p.epoch + 1, files_.dir.string()));

@@ -92,7 +92,7 @@ class TrainRun {
   bool stop_asked();
   [[noreturn]] void stop_inside_epoch(const EpochProgress& p, double seconds);
   Json gather_epoch_position(const EpochProgress& p, double seconds);
-  void report_step(int64_t epoch, int64_t i, const torch::Tensor& loss, double lr,
+  void report_step(int64_t epoch, int64_t i, int64_t first_step, const torch::Tensor& loss, double lr,
                    Clock::time_point epoch_start);
   EvalResult validate();
   FewShotOptions fewshot_options() const;
@@ -132,6 +132,7 @@ class TrainRun {
   std::unique_ptr<DataParallel> dp_;
   std::unique_ptr<GradientSync> grad_sync_;
   bool main_ = true;
+  int stop_signal_ = 0;  // the signal that stops this run (any rank's, data-parallel)
 };
 
 }  // namespace vitlab::training

@@ -109,6 +109,11 @@ void TrainRun::prepare_own_folder() {
   // A process killed while writing leaves its temporary file; the file it was replacing is intact.
   if (opt_.resume)
     for (const auto& dir : {files_.dir, files_.dir / "checkpoints"}) remove_write_leftovers(dir.string());
+  // The result of the stop this run continues from is no longer true; left in place, a crash of
+  // the resumed run would read as another stop (experiment/run_folder.h).
+  if (resume_from_ && fs::exists(files_.result) &&
+      Json::parse(read_file(files_.result)).value("status", std::string()) == "interrupted")
+    fs::remove(files_.result);
   write_json_file_atomic(files_.config, resolved_);
 }
 
@@ -145,7 +150,10 @@ void TrainRun::prepare_data_and_result() {
   normalize_ = Normalizer(data_.mean, data_.std, device_);
   const int64_t params_count = count_parameters(*training_.model);
   progress_.emplace(cfg_.train.epochs, steps_per_epoch_, cfg_.train.log_every, opt_.quiet || !main_);
-  if (resume_from_)
+  if (resume_from_ && state_.epoch_position.is_object())
+    progress_->message(fmt::format("resuming {} in epoch {} at step {}", files_.dir.string(), state_.epochs_done + 1,
+                                   state_.epoch_position.at("step").get<int64_t>() + 1));
+  else if (resume_from_)
     progress_->message(fmt::format("resuming {} after epoch {}", files_.dir.string(), state_.epochs_done));
   if (init_report_) progress_->message("init_from " + init_report_->summary());
 
@@ -193,7 +201,7 @@ EpochStats TrainRun::train_epoch(int64_t epoch) {
       p.correct += out.logits.argmax(1).eq(b.labels).sum();
       p.scored += b.labels.size(0);
     }
-    report_step(epoch, i, out.loss, stats.lr, epoch_start);
+    report_step(epoch, i, first_step, out.loss, stats.lr, epoch_start);
   }
   if (dp_) {  // the epoch's numbers over every rank: the mean of equal shares' means
     dp_->all_reduce_sum({p.loss_sum, p.correct, p.scored});
@@ -215,8 +223,8 @@ EpochStats TrainRun::train_epoch(int64_t epoch) {
 }
 
 // The NaN check and the progress line, where they are due (a check syncs the device).
-void TrainRun::report_step(int64_t epoch, int64_t i, const torch::Tensor& loss, double lr,
-                           Clock::time_point epoch_start) {
+void TrainRun::report_step(int64_t epoch, int64_t i, int64_t first_step, const torch::Tensor& loss,
+                           double lr, Clock::time_point epoch_start) {
   const int64_t check_every = dev_.cuda ? 50 : 1;
   if (!((i + 1) % check_every == 0 || i + 1 == steps_per_epoch_ || progress_->live() ||
         cfg_.train.log_every > 0))
@@ -226,7 +234,7 @@ void TrainRun::report_step(int64_t epoch, int64_t i, const torch::Tensor& loss, 
   if (!std::isfinite(value) && !dp_)
     throw Diverged(fmt::format("loss became {} at epoch {} step {}", value, epoch + 1, i + 1));
   const double elapsed = seconds_since(epoch_start);
-  const double ips = double((i + 1) * cfg_.train.batch_size) / std::max(elapsed, 1e-9);
+  const double ips = double((i + 1 - first_step) * cfg_.train.batch_size) / std::max(elapsed, 1e-9);
   const double remaining_steps =
       double(steps_per_epoch_ - i - 1) + double(cfg_.train.epochs - epoch - 1) * steps_per_epoch_;
   progress_->step(int(epoch), i, value, lr, ips, remaining_steps * cfg_.train.batch_size / ips);

@@ -56,7 +56,7 @@ ExportResult export_weights(const ImageClassifierImpl& model, const std::string&
     torch::serialize::OutputArchive archive;
     model.save(archive);
     result.tensors = static_cast<int64_t>(module_state(model).size());
-    write_atomic_with(path, [&](const std::string& tmp) { archive.save_to(tmp); });
+    write_archive_atomic(path, archive);
   }
 
   Json sidecar = {{"vitlab_version", version()},
