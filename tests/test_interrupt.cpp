@@ -223,7 +223,7 @@ std::string stoppable_sweep(const TempDir& dir) {
 }
 }  // namespace
 
-TEST_CASE("SIGINT to vitlab sweep stops its runs after their current step; rerunning resumes them", "[interrupt][cli][sweep]") {
+TEST_CASE("SIGINT to vitlab sweep stops its runs after their current step, and rerunning resumes them", "[interrupt][cli][sweep]") {
   TempDir dir;
   const std::string file = stoppable_sweep(dir);
   REQUIRE(run_vitlab("sweep " + file + " --jobs 2 --out " + dir.file("whole")).exit_code == 0);

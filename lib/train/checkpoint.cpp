@@ -75,13 +75,12 @@ Checkpoint load_checkpoint(const std::string& path) {
     c10::IValue version;
     if (!archive.try_read("vitlab_format_version", version))
       throw IoError(fmt::format("{}: not a vitlab checkpoint (no format version)", path));
-    c.format_version = version.toInt();
-    if (c.format_version != kCheckpointFormatVersion && c.format_version != kCheckpointInsideEpochVersion)
+    const int64_t format_version = version.toInt();
+    if (format_version != kCheckpointFormatVersion && format_version != kCheckpointInsideEpochVersion)
       throw IoError(fmt::format(
           "{}: checkpoint format version {}, this vitlab reads versions {} and {}; load it with the "
           "vitlab that wrote it and `vitlab export --format safetensors`, then `vitlab import`",
-          path, c.format_version, kCheckpointFormatVersion, kCheckpointInsideEpochVersion));
-    c.format_version = kCheckpointFormatVersion;  // what a save writes again, unless inside an epoch
+          path, format_version, kCheckpointFormatVersion, kCheckpointInsideEpochVersion));
     c.config = Json::parse(read_string(archive, "config"));
     const Json meta = Json::parse(read_string(archive, "meta"));
     c.epochs_done = meta.at("epochs_done").get<int64_t>();

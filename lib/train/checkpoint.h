@@ -18,7 +18,6 @@ constexpr int64_t kCheckpointFormatVersion = 1;
 constexpr int64_t kCheckpointInsideEpochVersion = 2;
 
 struct Checkpoint {
-  int64_t format_version = kCheckpointFormatVersion;
   Json config;               // the run's resolved config (RunConfig::to_json)
   NamedTensors model;        // parameters and buffers, by module path
   NamedTensors optimizer;    // Optimizer::state()
