@@ -119,7 +119,7 @@ TEST_CASE("checkpoints: round trip, version check, corrupt files, model mismatch
   REQUIRE_THROWS_WITH_TYPE(load_checkpoint(dir.file("v99.pt")), IoError,
                            "checkpoint format version 99, this vitlab reads versions 1 and 2");
   test::write_text(dir.file("junk.pt"), "not a zip archive at all");
-  REQUIRE_THROWS_WITH_TYPE(load_checkpoint(dir.file("junk.pt")), IoError, "junk.pt: not a readable vitlab checkpoint");
+  REQUIRE_THROWS_WITH_TYPE(load_checkpoint(dir.file("junk.pt")), IoError, "junk.pt: not a valid LibTorch archive");
   REQUIRE_THROWS_WITH_TYPE(load_checkpoint(dir.file("none.pt")), IoError, "none.pt: no such checkpoint");
   // Truncated: the first half of a real checkpoint.
   std::string bytes = test::read_text(dir.file("a.pt"));

@@ -109,7 +109,8 @@ std::string data_size_section(const Json& summary, const std::vector<RunFiles>& 
   c.y_label = "test accuracy % (mean over seeds)";
   c.log_x = true;
   c.width = 640;
-  for (auto& [key, s] : lines) {
+  for (auto& entry : lines) {
+    const Series& s = entry.second;  // a named reference: C++17 lambdas cannot capture bindings
     // Join the points left to right.
     std::vector<size_t> order(s.x.size());
     for (size_t i = 0; i < order.size(); ++i) order[i] = i;

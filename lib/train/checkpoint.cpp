@@ -4,6 +4,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "formats/torch_archive.h"
 
 namespace vitlab {
 namespace {
@@ -70,6 +71,8 @@ Checkpoint load_checkpoint(const std::string& path) {
   if (!std::filesystem::exists(path)) throw IoError(fmt::format("{}: no such checkpoint", path));
   Checkpoint c;
   try {
+    // LibTorch's reader trusts the sizes a file declares (formats/torch_archive.h).
+    check_torch_archive(path);
     torch::serialize::InputArchive archive;
     archive.load_from(path);
     c10::IValue version;
