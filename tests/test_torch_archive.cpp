@@ -30,9 +30,11 @@ size_t find(const std::string& haystack, const std::string& needle) {
 // A one-entry stored zip in the zip64 layout LibTorch's writer uses for large archives: the
 // directory's sizes and offset saturated with their values in a zip64 extra field, and a zip64
 // end record with its locator. `crc_change` is xor-ed into the CRC-32 of `data`.
-std::string zip64_archive(const std::string& name, const std::string& data, uint32_t crc_change = 0) {
-  const uint32_t crc = static_cast<uint32_t>(
-      crc32(0L, reinterpret_cast<const Bytef*>(data.data()), static_cast<uInt>(data.size()))) ^ crc_change;
+std::string zip64_archive(const std::string& name, const std::string& data,
+                          uint32_t crc_change = 0) {
+  const uint32_t crc = static_cast<uint32_t>(crc32(0L, reinterpret_cast<const Bytef*>(data.data()),
+                                                   static_cast<uInt>(data.size()))) ^
+                       crc_change;
   const auto u16 = [](uint64_t v) { return le_bytes(v, 2); };
   const auto u32 = [](uint64_t v) { return le_bytes(v, 4); };
   const auto u64 = [](uint64_t v) { return le_bytes(v, 8); };
@@ -76,7 +78,8 @@ TEST_CASE("LibTorch archive check: real checkpoints pass, broken records are nam
   // Cut anywhere: the end record is gone, or it points past the end.
   for (size_t keep : {size_t(0), size_t(10), good.size() / 2, good.size() - 1}) {
     test::write_text(dir.file("cut.pt"), good.substr(0, keep));
-    REQUIRE_THROWS_WITH_TYPE(check_torch_archive(dir.file("cut.pt")), IoError, "cut.pt: not a valid LibTorch archive");
+    REQUIRE_THROWS_WITH_TYPE(check_torch_archive(dir.file("cut.pt")), IoError,
+                             "cut.pt: not a valid LibTorch archive");
   }
   // The directory moved past the end of the file.
   std::string moved = good;
@@ -85,48 +88,67 @@ TEST_CASE("LibTorch archive check: real checkpoints pass, broken records are nam
   test::write_text(dir.file("moved.pt"), moved);
   REQUIRE_THROWS_WITH_TYPE(check_torch_archive(dir.file("moved.pt")), IoError,
                            "does not end at the end record");
-  REQUIRE_THROWS_WITH_TYPE(check_torch_archive(dir.file("none.pt")), IoError, "none.pt: cannot open");
+  REQUIRE_THROWS_WITH_TYPE(check_torch_archive(dir.file("none.pt")), IoError,
+                           "none.pt: cannot open");
 }
 
-TEST_CASE("LibTorch archive check: zip64 directories, compression methods, pickles inside", "[io]") {
+TEST_CASE("LibTorch archive check: zip64 directories, compression methods, pickles inside",
+          "[io]") {
   test::TempDir dir;
   const std::string data = "\x80\x02K\x05.";  // a pickle: PROTO 2, BININT1 5, STOP
   test::write_text(dir.file("z64.pt"), zip64_archive("a/data.pkl", data));
   check_torch_archive(dir.file("z64.pt"));
   test::write_text(dir.file("crc.pt"), zip64_archive("a/data.pkl", data, 1));
-  REQUIRE_THROWS_WITH_TYPE(check_torch_archive(dir.file("crc.pt")), IoError, "entry \"a/data.pkl\": CRC-32 mismatch");
-  // The same bytes marked deflated (the method at byte 10 of the directory entry): not deflate data.
+  REQUIRE_THROWS_WITH_TYPE(check_torch_archive(dir.file("crc.pt")), IoError,
+                           "entry \"a/data.pkl\": CRC-32 mismatch");
+  // The same bytes marked deflated (the method at byte 10 of the directory entry): not deflate
+  // data.
   std::string deflated = zip64_archive("a/data.pkl", data);
   deflated[find(deflated, std::string("PK\x01\x02", 4)) + 10] = 8;
   test::write_text(dir.file("deflate.pt"), deflated);
-  REQUIRE_THROWS_WITH_TYPE(check_torch_archive(dir.file("deflate.pt")), IoError, "corrupt deflate data");
+  REQUIRE_THROWS_WITH_TYPE(check_torch_archive(dir.file("deflate.pt")), IoError,
+                           "corrupt deflate data");
   deflated[find(deflated, std::string("PK\x01\x02", 4)) + 10] = 12;  // bzip2
   test::write_text(dir.file("bzip2.pt"), deflated);
-  REQUIRE_THROWS_WITH_TYPE(check_torch_archive(dir.file("bzip2.pt")), IoError, "uses compression method 12");
+  REQUIRE_THROWS_WITH_TYPE(check_torch_archive(dir.file("bzip2.pt")), IoError,
+                           "uses compression method 12");
   // A pickle inside that declares more than it holds.
   const std::string big = std::string("\x80\x02X", 3) + le_bytes(704'000'000, 4) + "abc.";
   test::write_text(dir.file("big.pt"), zip64_archive("a/data.pkl", big));
-  REQUIRE_THROWS_WITH_TYPE(check_torch_archive(dir.file("big.pt")), IoError,
-                           "pickle \"a/data.pkl\": a length of 704000000 with 4 bytes left at byte 2");
+  REQUIRE_THROWS_WITH_TYPE(
+      check_torch_archive(dir.file("big.pt")), IoError,
+      "pickle \"a/data.pkl\": a length of 704000000 with 4 bytes left at byte 2");
 }
 
-TEST_CASE("pickle check: lengths and memo indices bounded by the bytes, known opcodes, STOP", "[io]") {
+TEST_CASE("pickle check: lengths and memo indices bounded by the bytes, known opcodes, STOP",
+          "[io]") {
   const auto check = [](const std::string& bytes) { check_pickle(bytes, "p"); };
   check(std::string("\x80\x02K\x05.", 5));
   // BINPUT 0, BINGET 0, MEMOIZE, then LONG_BINGET 1: every index names a filled slot.
   check(std::string("\x80\x02K\x05q\x00h\x00\x94j\x01\x00\x00\x00.", 15));
   // GLOBAL's two lines, a SHORT_BINUNICODE, a FRAME that fits.
-  check(std::string("\x80\x04\x95\x0a\x00\x00\x00\x00\x00\x00\x00" "cm\nf\n\x8c\x02hi.", 21));
-  REQUIRE_THROWS_WITH_TYPE(check(std::string("\x80\x02X\x00\x00\xf0\x2a" "abc.", 11)), IoError,
-                           "p: a length of 720371712 with 4 bytes left at byte 2");
+  check(
+      std::string("\x80\x04\x95\x0a\x00\x00\x00\x00\x00\x00\x00"
+                  "cm\nf\n\x8c\x02hi.",
+                  21));
+  REQUIRE_THROWS_WITH_TYPE(check(std::string("\x80\x02X\x00\x00\xf0\x2a"
+                                             "abc.",
+                                             11)),
+                           IoError, "p: a length of 720371712 with 4 bytes left at byte 2");
   REQUIRE_THROWS_WITH_TYPE(check(std::string("\x80\x02K\x05r\x00\x00\x00\x40.", 10)), IoError,
                            "memo index 1073741824 with 0 filled at byte 4");
-  REQUIRE_THROWS_WITH_TYPE(check(std::string("\x80\x02h\x00.", 5)), IoError, "memo index 0 with 0 filled");
-  REQUIRE_THROWS_WITH_TYPE(check(std::string("\x80\x02\xff.", 4)), IoError, "unknown opcode 0xff at byte 2");
-  REQUIRE_THROWS_WITH_TYPE(check(std::string("\x80\x02K\x05", 4)), IoError, "no STOP opcode at byte 4");
-  REQUIRE_THROWS_WITH_TYPE(check(std::string("\x80\x02J\x05", 4)), IoError, "an operand past the end");
-  REQUIRE_THROWS_WITH_TYPE(check(std::string("\x80\x02" "cmod\nname.", 12)), IoError,
-                           "a line operand without its newline");
+  REQUIRE_THROWS_WITH_TYPE(check(std::string("\x80\x02h\x00.", 5)), IoError,
+                           "memo index 0 with 0 filled");
+  REQUIRE_THROWS_WITH_TYPE(check(std::string("\x80\x02\xff.", 4)), IoError,
+                           "unknown opcode 0xff at byte 2");
+  REQUIRE_THROWS_WITH_TYPE(check(std::string("\x80\x02K\x05", 4)), IoError,
+                           "no STOP opcode at byte 4");
+  REQUIRE_THROWS_WITH_TYPE(check(std::string("\x80\x02J\x05", 4)), IoError,
+                           "an operand past the end");
+  REQUIRE_THROWS_WITH_TYPE(check(std::string("\x80\x02"
+                                             "cmod\nname.",
+                                             12)),
+                           IoError, "a line operand without its newline");
   REQUIRE_THROWS_WITH_TYPE(check(std::string("\x80\x04\x95\xff\x00\x00\x00\x00\x00\x00\x00.", 12)),
                            IoError, "a frame of 255 with 1 bytes left");
 }

@@ -36,7 +36,8 @@ class ArchiveFile {
   uint64_t size() const { return size_; }
 
   [[noreturn]] void bad(const std::string& what) const {
-    throw IoError(fmt::format("{}: not a valid LibTorch archive (corrupt or truncated?): {}", path_, what));
+    throw IoError(
+        fmt::format("{}: not a valid LibTorch archive (corrupt or truncated?): {}", path_, what));
   }
 
   std::vector<unsigned char> read(uint64_t offset, uint64_t bytes, const char* what) {
@@ -93,22 +94,26 @@ Directory find_directory(ArchiveFile& file) {
     // replace the saturated fields.
     uint64_t end_at = file.size() - tail + i;
     const bool saturated = d.entries == 0xffff || d.offset == 0xffffffff || d.bytes == 0xffffffff;
-    const bool has_zip64 = end_at >= kLocator64Bytes &&
+    const bool has_zip64 =
+        end_at >= kLocator64Bytes &&
         le(file.read(end_at - kLocator64Bytes, 4, "the zip64 locator").data(), 4) == kLocator64Sig;
     if (saturated && !has_zip64) file.bad("a zip64 end record without its locator");
     if (has_zip64) {
       const auto loc = file.read(end_at - kLocator64Bytes, kLocator64Bytes, "the zip64 locator");
       end_at = le(loc.data() + 8, 8);
       const auto end64 = file.read(end_at, kEnd64Bytes, "the zip64 end record");
-      if (le(end64.data(), 4) != kEnd64Sig) file.bad("the zip64 locator points at no zip64 end record");
+      if (le(end64.data(), 4) != kEnd64Sig)
+        file.bad("the zip64 locator points at no zip64 end record");
       if (le(end64.data() + 24, 8) != le(end64.data() + 32, 8))
         file.bad("a multi-disk zip (or a broken zip64 end record)");
-      if (saturated) d = Directory{le(end64.data() + 32, 8), le(end64.data() + 48, 8), le(end64.data() + 40, 8)};
+      if (saturated)
+        d = Directory{le(end64.data() + 32, 8), le(end64.data() + 48, 8), le(end64.data() + 40, 8)};
     }
     if (d.entries == 0) file.bad("no entries");
     if (d.offset > end_at || d.bytes != end_at - d.offset)
-      file.bad(fmt::format("the central directory ({} bytes at {}) does not end at the end record ({})",
-                           d.bytes, d.offset, end_at));
+      file.bad(
+          fmt::format("the central directory ({} bytes at {}) does not end at the end record ({})",
+                      d.bytes, d.offset, end_at));
     return d;
   }
   file.bad("no zip end record");
@@ -124,7 +129,8 @@ struct Entry {
 void apply_zip64(const unsigned char* extra, uint64_t length, Entry& e, ArchiveFile& file) {
   for (uint64_t at = 0; at + 4 <= length;) {
     const uint64_t id = le(extra + at, 2), n = le(extra + at + 2, 2);
-    if (at + 4 + n > length) file.bad(fmt::format("entry \"{}\": an extra field past its end", e.name));
+    if (at + 4 + n > length)
+      file.bad(fmt::format("entry \"{}\": an extra field past its end", e.name));
     if (id == 1) {
       uint64_t* fields[] = {&e.size, &e.packed, &e.local};
       uint64_t used = 0;
@@ -140,7 +146,8 @@ void apply_zip64(const unsigned char* extra, uint64_t length, Entry& e, ArchiveF
 }
 
 std::vector<Entry> read_directory(ArchiveFile& file, const Directory& d) {
-  if (d.entries > d.bytes / kCentralBytes) file.bad("more directory entries than fit the directory");
+  if (d.entries > d.bytes / kCentralBytes)
+    file.bad("more directory entries than fit the directory");
   const auto dir = file.read(d.offset, d.bytes, "the central directory");
   std::vector<Entry> entries;
   uint64_t at = 0;
@@ -152,12 +159,17 @@ std::vector<Entry> read_directory(ArchiveFile& file, const Directory& d) {
     if (d.bytes - at - kCentralBytes < name + extra + comment)
       file.bad(fmt::format("directory entry {} runs past the directory", i));
     Entry e{std::string(reinterpret_cast<const char*>(p + kCentralBytes), name),
-            le(p + 10, 2), le(p + 16, 4), le(p + 20, 4), le(p + 24, 4), le(p + 42, 4)};
+            le(p + 10, 2),
+            le(p + 16, 4),
+            le(p + 20, 4),
+            le(p + 24, 4),
+            le(p + 42, 4)};
     apply_zip64(p + kCentralBytes + name, extra, e, file);
     entries.push_back(std::move(e));
     at += kCentralBytes + name + extra + comment;
   }
-  if (at != d.bytes) file.bad(fmt::format("{} bytes after the directory's {} entries", d.bytes - at, d.entries));
+  if (at != d.bytes)
+    file.bad(fmt::format("{} bytes after the directory's {} entries", d.bytes - at, d.entries));
   return entries;
 }
 
@@ -170,7 +182,8 @@ void check_content(ArchiveFile& file, const Entry& e, uint64_t data, std::string
   uint64_t produced = 0;
   auto emit = [&](const unsigned char* bytes, uint64_t n) {
     produced += n;
-    if (produced > e.size) file.bad(fmt::format("entry \"{}\" holds more than its {} bytes", e.name, e.size));
+    if (produced > e.size)
+      file.bad(fmt::format("entry \"{}\" holds more than its {} bytes", e.name, e.size));
     crc = crc32(crc, bytes, static_cast<uInt>(n));
     if (out != nullptr) out->append(reinterpret_cast<const char*>(bytes), n);
   };
@@ -211,21 +224,26 @@ void check_content(ArchiveFile& file, const Entry& e, uint64_t data, std::string
     if (rc != Z_STREAM_END) file.bad(fmt::format("entry \"{}\": corrupt deflate data", e.name));
   }
   if (produced != e.size)
-    file.bad(fmt::format("entry \"{}\" holds {} bytes, not the {} declared", e.name, produced, e.size));
-  if (static_cast<uint32_t>(crc) != e.crc) file.bad(fmt::format("entry \"{}\": CRC-32 mismatch", e.name));
+    file.bad(
+        fmt::format("entry \"{}\" holds {} bytes, not the {} declared", e.name, produced, e.size));
+  if (static_cast<uint32_t>(crc) != e.crc)
+    file.bad(fmt::format("entry \"{}\": CRC-32 mismatch", e.name));
 }
 
 // Where an entry's data starts, after its local header; the data must end before the directory.
 uint64_t check_local(ArchiveFile& file, const Entry& e, uint64_t directory_offset) {
-  const auto h = file.read(e.local, kLocalBytes, fmt::format("entry \"{}\"'s header", e.name).c_str());
-  if (le(h.data(), 4) != kLocalSig) file.bad(fmt::format("entry \"{}\" has no local header", e.name));
+  const auto h =
+      file.read(e.local, kLocalBytes, fmt::format("entry \"{}\"'s header", e.name).c_str());
+  if (le(h.data(), 4) != kLocalSig)
+    file.bad(fmt::format("entry \"{}\" has no local header", e.name));
   const uint64_t name = le(h.data() + 26, 2), extra = le(h.data() + 28, 2);
   const auto stored = file.read(e.local + kLocalBytes, name, "an entry name");
   if (std::string(stored.begin(), stored.end()) != e.name)
     file.bad(fmt::format("entry \"{}\": local and directory names differ", e.name));
   const uint64_t data = e.local + kLocalBytes + name + extra;
   if (data > directory_offset || e.packed > directory_offset - data)
-    file.bad(fmt::format("entry \"{}\" ({} bytes) overruns the central directory", e.name, e.packed));
+    file.bad(
+        fmt::format("entry \"{}\" ({} bytes) overruns the central directory", e.name, e.packed));
   return data;
 }
 
@@ -243,7 +261,11 @@ void check_torch_archive(const std::string& path) {
                                                e.name.compare(e.name.size() - 4, 4, "_pkl") == 0);
     std::string bytes;
     check_content(file, e, data, pickle ? &bytes : nullptr);
-    if (pickle) check_pickle(bytes, fmt::format("{}: not a valid LibTorch archive (corrupt or truncated?): pickle \"{}\"", path, e.name));
+    if (pickle)
+      check_pickle(
+          bytes,
+          fmt::format("{}: not a valid LibTorch archive (corrupt or truncated?): pickle \"{}\"",
+                      path, e.name));
   }
 }
 
