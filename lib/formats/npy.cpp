@@ -11,6 +11,7 @@
 #include <limits>
 
 #include "core/error.h"
+#include "formats/little_endian.h"
 
 // .npy data is read into tensors byte for byte, which is only right on a little-endian host.
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
@@ -253,8 +254,7 @@ torch::Tensor read_npy(const NpyReadFn& read, uint64_t entry_size, const std::st
   if (entry_size < 8 + len_bytes)
     throw IoError(fmt::format("{}: {} bytes is too short to be a .npy array", where, entry_size));
   read_exact(read, pre + 8, len_bytes, where, "the header length");
-  uint64_t header_len = uint64_t(pre[8]) | uint64_t(pre[9]) << 8;
-  if (len_bytes == 4) header_len |= uint64_t(pre[10]) << 16 | uint64_t(pre[11]) << 24;
+  const uint64_t header_len = read_le(pre + 8, static_cast<int>(len_bytes));
   if (header_len > kNpyMaxHeaderBytes)
     throw IoError(fmt::format("{}: .npy header length {} exceeds the {}-byte limit", where,
                               header_len, kNpyMaxHeaderBytes));

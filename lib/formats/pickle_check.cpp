@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "core/error.h"
+#include "formats/little_endian.h"
 #include "formats/torch_archive.h"
 
 namespace vitlab {
@@ -82,12 +83,6 @@ struct Table {
 
 constexpr Table kTable;
 
-uint64_t le(const unsigned char* p, int bytes) {
-  uint64_t v = 0;
-  for (int i = bytes - 1; i >= 0; --i) v = (v << 8) | p[i];
-  return v;
-}
-
 }  // namespace
 
 void check_pickle(std::string_view bytes, const std::string& where) {
@@ -104,7 +99,7 @@ void check_pickle(std::string_view bytes, const std::string& where) {
     if (!o.known) bad(start, fmt::format("unknown opcode 0x{:02x}", p[start]));
     if (o.arg == Arg::kStop) return;
     if (o.size > 0 && n - at < static_cast<uint64_t>(o.size)) bad(start, "an operand past the end");
-    const uint64_t value = o.size > 0 ? le(p + at, o.size) : 0;
+    const uint64_t value = o.size > 0 ? read_le(p + at, o.size) : 0;
     at += static_cast<uint64_t>(o.size);
     switch (o.arg) {
       case Arg::kCounted:

@@ -13,6 +13,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "formats/little_endian.h"
 
 // The format is little-endian; reading raw bytes into tensors is only right on such a host.
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
@@ -259,12 +260,6 @@ class HeaderParser {
   size_t array_len_ = 0;
 };
 
-uint64_t read_u64_le(const unsigned char* p) {
-  uint64_t v = 0;
-  for (int i = 7; i >= 0; --i) v = (v << 8) | p[i];
-  return v;
-}
-
 }  // namespace
 
 const torch::Tensor* SafetensorsFile::find(const std::string& name) const {
@@ -290,7 +285,7 @@ SafetensorsFile read_safetensors(const std::string& path) {
   unsigned char len_bytes[8];
   in.read(reinterpret_cast<char*>(len_bytes), 8);
   if (in.gcount() != 8) throw IoError(fmt::format("{}: cannot read the header length", path));
-  const uint64_t n = read_u64_le(len_bytes);
+  const uint64_t n = read_le(len_bytes, 8);
   if (n > kSafetensorsMaxHeaderBytes)
     throw IoError(fmt::format("{}: header length {} exceeds the {}-byte limit (corrupt file?)",
                               path, n, kSafetensorsMaxHeaderBytes));

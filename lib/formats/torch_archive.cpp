@@ -4,11 +4,11 @@
 #include <zlib.h>
 
 #include <algorithm>
-#include <array>
 #include <fstream>
 #include <vector>
 
 #include "core/error.h"
+#include "formats/little_endian.h"
 
 namespace vitlab {
 namespace {
@@ -18,12 +18,6 @@ constexpr uint32_t kLocalSig = 0x04034b50, kCentralSig = 0x02014b50, kEndSig = 0
 constexpr uint32_t kEnd64Sig = 0x06064b50, kLocator64Sig = 0x07064b50;
 constexpr size_t kLocalBytes = 30, kCentralBytes = 46, kEndBytes = 22, kLocator64Bytes = 20;
 constexpr size_t kEnd64Bytes = 56, kMaxComment = 65535;
-
-uint64_t le(const unsigned char* p, int bytes) {
-  uint64_t v = 0;
-  for (int i = bytes - 1; i >= 0; --i) v = (v << 8) | p[i];
-  return v;
-}
 
 // The file, read by position; every read is checked against its size first.
 class ArchiveFile {
@@ -35,10 +29,11 @@ class ArchiveFile {
   }
   uint64_t size() const { return size_; }
 
-  [[noreturn]] void bad(const std::string& what) const {
-    throw IoError(
-        fmt::format("{}: not a valid LibTorch archive (corrupt or truncated?): {}", path_, what));
+  // What every complaint about this file starts with.
+  std::string invalid() const {
+    return path_ + ": not a valid LibTorch archive (corrupt or truncated?)";
   }
+  [[noreturn]] void bad(const std::string& what) const { throw IoError(invalid() + ": " + what); }
 
   std::vector<unsigned char> read(uint64_t offset, uint64_t bytes, const char* what) {
     if (offset > size_ || bytes > size_ - offset)
@@ -84,30 +79,30 @@ Directory find_directory(ArchiveFile& file) {
   const auto bytes = file.read(file.size() - tail, tail, "the zip end record");
   for (uint64_t i = tail - kEndBytes + 1; i-- > 0;) {
     const unsigned char* p = bytes.data() + i;
-    if (le(p, 4) != kEndSig || i + kEndBytes + le(p + 20, 2) != tail) continue;
+    if (read_le(p, 4) != kEndSig || i + kEndBytes + read_le(p + 20, 2) != tail) continue;
     // The entry counts of this disk and in all agree (one disk), and the directory ends where
     // the end record starts, as every writer lays them out.
-    Directory d{le(p + 10, 2), le(p + 16, 4), le(p + 12, 4)};
-    if (le(p + 4, 2) != 0 || le(p + 6, 2) != 0 || le(p + 8, 2) != d.entries)
+    Directory d{read_le(p + 10, 2), read_le(p + 16, 4), read_le(p + 12, 4)};
+    if (read_le(p + 4, 2) != 0 || read_le(p + 6, 2) != 0 || read_le(p + 8, 2) != d.entries)
       file.bad("a multi-disk zip (or a broken end record)");
     // LibTorch's writer (miniz) always adds a zip64 end record and its locator; their values
     // replace the saturated fields.
     uint64_t end_at = file.size() - tail + i;
     const bool saturated = d.entries == 0xffff || d.offset == 0xffffffff || d.bytes == 0xffffffff;
-    const bool has_zip64 =
-        end_at >= kLocator64Bytes &&
-        le(file.read(end_at - kLocator64Bytes, 4, "the zip64 locator").data(), 4) == kLocator64Sig;
+    const auto loc = end_at >= kLocator64Bytes
+                         ? file.read(end_at - kLocator64Bytes, kLocator64Bytes, "the zip64 locator")
+                         : std::vector<unsigned char>();
+    const bool has_zip64 = !loc.empty() && read_le(loc.data(), 4) == kLocator64Sig;
     if (saturated && !has_zip64) file.bad("a zip64 end record without its locator");
     if (has_zip64) {
-      const auto loc = file.read(end_at - kLocator64Bytes, kLocator64Bytes, "the zip64 locator");
-      end_at = le(loc.data() + 8, 8);
+      end_at = read_le(loc.data() + 8, 8);
       const auto end64 = file.read(end_at, kEnd64Bytes, "the zip64 end record");
-      if (le(end64.data(), 4) != kEnd64Sig)
+      if (read_le(end64.data(), 4) != kEnd64Sig)
         file.bad("the zip64 locator points at no zip64 end record");
-      if (le(end64.data() + 24, 8) != le(end64.data() + 32, 8))
+      if (read_le(end64.data() + 24, 8) != read_le(end64.data() + 32, 8))
         file.bad("a multi-disk zip (or a broken zip64 end record)");
       if (saturated)
-        d = Directory{le(end64.data() + 32, 8), le(end64.data() + 48, 8), le(end64.data() + 40, 8)};
+        d = Directory{read_le(end64.data() + 32, 8), read_le(end64.data() + 48, 8), read_le(end64.data() + 40, 8)};
     }
     if (d.entries == 0) file.bad("no entries");
     if (d.offset > end_at || d.bytes != end_at - d.offset)
@@ -128,7 +123,7 @@ struct Entry {
 // is saturated: size, packed size, local header offset.
 void apply_zip64(const unsigned char* extra, uint64_t length, Entry& e, ArchiveFile& file) {
   for (uint64_t at = 0; at + 4 <= length;) {
-    const uint64_t id = le(extra + at, 2), n = le(extra + at + 2, 2);
+    const uint64_t id = read_le(extra + at, 2), n = read_le(extra + at + 2, 2);
     if (at + 4 + n > length)
       file.bad(fmt::format("entry \"{}\": an extra field past its end", e.name));
     if (id == 1) {
@@ -137,7 +132,7 @@ void apply_zip64(const unsigned char* extra, uint64_t length, Entry& e, ArchiveF
       for (uint64_t* f : fields) {
         if (*f != 0xffffffff) continue;
         if (used + 8 > n) file.bad(fmt::format("entry \"{}\": a short zip64 field", e.name));
-        *f = le(extra + at + 4 + used, 8);
+        *f = read_le(extra + at + 4 + used, 8);
         used += 8;
       }
     }
@@ -152,18 +147,18 @@ std::vector<Entry> read_directory(ArchiveFile& file, const Directory& d) {
   std::vector<Entry> entries;
   uint64_t at = 0;
   for (uint64_t i = 0; i < d.entries; ++i) {
-    if (d.bytes - at < kCentralBytes || le(dir.data() + at, 4) != kCentralSig)
+    if (d.bytes - at < kCentralBytes || read_le(dir.data() + at, 4) != kCentralSig)
       file.bad(fmt::format("directory entry {} is not one", i));
     const unsigned char* p = dir.data() + at;
-    const uint64_t name = le(p + 28, 2), extra = le(p + 30, 2), comment = le(p + 32, 2);
+    const uint64_t name = read_le(p + 28, 2), extra = read_le(p + 30, 2), comment = read_le(p + 32, 2);
     if (d.bytes - at - kCentralBytes < name + extra + comment)
       file.bad(fmt::format("directory entry {} runs past the directory", i));
     Entry e{std::string(reinterpret_cast<const char*>(p + kCentralBytes), name),
-            le(p + 10, 2),
-            le(p + 16, 4),
-            le(p + 20, 4),
-            le(p + 24, 4),
-            le(p + 42, 4)};
+            read_le(p + 10, 2),
+            read_le(p + 16, 4),
+            read_le(p + 20, 4),
+            read_le(p + 24, 4),
+            read_le(p + 42, 4)};
     apply_zip64(p + kCentralBytes + name, extra, e, file);
     entries.push_back(std::move(e));
     at += kCentralBytes + name + extra + comment;
@@ -234,9 +229,9 @@ void check_content(ArchiveFile& file, const Entry& e, uint64_t data, std::string
 uint64_t check_local(ArchiveFile& file, const Entry& e, uint64_t directory_offset) {
   const auto h =
       file.read(e.local, kLocalBytes, fmt::format("entry \"{}\"'s header", e.name).c_str());
-  if (le(h.data(), 4) != kLocalSig)
+  if (read_le(h.data(), 4) != kLocalSig)
     file.bad(fmt::format("entry \"{}\" has no local header", e.name));
-  const uint64_t name = le(h.data() + 26, 2), extra = le(h.data() + 28, 2);
+  const uint64_t name = read_le(h.data() + 26, 2), extra = read_le(h.data() + 28, 2);
   const auto stored = file.read(e.local + kLocalBytes, name, "an entry name");
   if (std::string(stored.begin(), stored.end()) != e.name)
     file.bad(fmt::format("entry \"{}\": local and directory names differ", e.name));
@@ -262,10 +257,7 @@ void check_torch_archive(const std::string& path) {
     std::string bytes;
     check_content(file, e, data, pickle ? &bytes : nullptr);
     if (pickle)
-      check_pickle(
-          bytes,
-          fmt::format("{}: not a valid LibTorch archive (corrupt or truncated?): pickle \"{}\"",
-                      path, e.name));
+      check_pickle(bytes, fmt::format("{}: pickle \"{}\"", file.invalid(), e.name));
   }
 }
 

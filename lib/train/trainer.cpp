@@ -6,6 +6,7 @@
 #include <cmath>
 #include <limits>
 
+#include "config/json_reader.h"
 #include "core/atomic_file.h"
 #include "core/build_info.h"
 #include "core/compat.h"
@@ -112,7 +113,7 @@ void TrainRun::prepare_own_folder() {
   // The result of the stop this run continues from is no longer true; left in place, a crash of
   // the resumed run would read as another stop (experiment/run_folder.h).
   if (resume_from_ && fs::exists(files_.result) &&
-      Json::parse(read_file(files_.result)).value("status", std::string()) == "interrupted")
+      read_json_file(files_.result).value("status", std::string()) == "interrupted")
     fs::remove(files_.result);
   write_json_file_atomic(files_.config, resolved_);
 }
