@@ -102,7 +102,8 @@ Directory find_directory(ArchiveFile& file) {
       if (read_le(end64.data() + 24, 8) != read_le(end64.data() + 32, 8))
         file.bad("a multi-disk zip (or a broken zip64 end record)");
       if (saturated)
-        d = Directory{read_le(end64.data() + 32, 8), read_le(end64.data() + 48, 8), read_le(end64.data() + 40, 8)};
+        d = Directory{read_le(end64.data() + 32, 8), read_le(end64.data() + 48, 8),
+                      read_le(end64.data() + 40, 8)};
     }
     if (d.entries == 0) file.bad("no entries");
     if (d.offset > end_at || d.bytes != end_at - d.offset)
@@ -150,7 +151,8 @@ std::vector<Entry> read_directory(ArchiveFile& file, const Directory& d) {
     if (d.bytes - at < kCentralBytes || read_le(dir.data() + at, 4) != kCentralSig)
       file.bad(fmt::format("directory entry {} is not one", i));
     const unsigned char* p = dir.data() + at;
-    const uint64_t name = read_le(p + 28, 2), extra = read_le(p + 30, 2), comment = read_le(p + 32, 2);
+    const uint64_t name = read_le(p + 28, 2), extra = read_le(p + 30, 2),
+                   comment = read_le(p + 32, 2);
     if (d.bytes - at - kCentralBytes < name + extra + comment)
       file.bad(fmt::format("directory entry {} runs past the directory", i));
     Entry e{std::string(reinterpret_cast<const char*>(p + kCentralBytes), name),
@@ -256,8 +258,7 @@ void check_torch_archive(const std::string& path) {
                                                e.name.compare(e.name.size() - 4, 4, "_pkl") == 0);
     std::string bytes;
     check_content(file, e, data, pickle ? &bytes : nullptr);
-    if (pickle)
-      check_pickle(bytes, fmt::format("{}: pickle \"{}\"", file.invalid(), e.name));
+    if (pickle) check_pickle(bytes, fmt::format("{}: pickle \"{}\"", file.invalid(), e.name));
   }
 }
 
