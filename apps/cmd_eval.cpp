@@ -71,7 +71,7 @@ int cmd_eval(int argc, char** argv) {
   const CheckpointModel loaded = load_model_from_checkpoint(path);
   const RunConfig& config = loaded.config;
   const DeviceChoice dev = parse_device(args["device"].as<std::string>(), "--device");
-  const torch::Device device = dev.cuda ? torch::Device(torch::kCUDA, dev.index) : torch::Device(torch::kCPU);
+  const torch::Device device = dev.use();
 
   if (!dev.cuda) configure_cpu_threads(config.train.threads);  // as the run trained (train.threads)
   ImageClassifier model = loaded.model;

@@ -11,6 +11,7 @@
 #include "apps/commands.h"
 #include "core/build_info.h"
 #include "models/parts.h"
+#include "train/data_parallel.h"
 #include "core/cpu_runtime.h"
 #include "core/error.h"
 
@@ -56,7 +57,7 @@ int main(int argc, char** argv) {
   }
   if (!std::strcmp(argv[1], "--version")) {
     std::cout << "vitlab " << version() << " (" << git_commit() << "), LibTorch " << torch_version()
-              << "\n";
+              << ", data-parallel: " << data_parallel_backends() << "\n";
     return 0;
   }
   for (const auto& c : app::commands()) {

@@ -11,6 +11,7 @@ part of `make test`.
     scripts/benchmarks.py add train RUN_DIR --card CARD [--wall-s S] [--command CMD]
     scripts/benchmarks.py add tests LOG --card CARD --commit C [--command CMD]
     scripts/benchmarks.py add ab OUT --card CARD --commit B --note "A = ..."  after scripts/gpu_ab.sh
+    scripts/benchmarks.py add scaling OUT --card CARD --commit C         after scripts/gpu_dp.sh OUT
     scripts/benchmarks.py table                             rewrite the tables in benchmarks/README.md
     scripts/benchmarks.py check                             every line valid, ids unique, raw files there
 
@@ -34,7 +35,7 @@ BENCH = ROOT / "benchmarks"
 LOG = BENCH / "records.jsonl"
 RAW = BENCH / "raw"
 README = BENCH / "README.md"
-KINDS = ("compare", "bench", "profile", "train", "tests", "cpu", "parity", "ab")
+KINDS = ("compare", "bench", "profile", "train", "tests", "cpu", "parity", "ab", "scaling")
 FIELDS = ("id", "kind", "card", "commit", "date", "command", "figures", "sources", "raw", "note")
 
 # vitlab bench record name prefix -> (timm workload, table label)
@@ -209,6 +210,27 @@ def folder_files(folder, skip=(".trace.json", ".json.gz")):
             if p.is_file() and not any(s in p.name for s in skip)]
 
 
+def scaling_figures(src):
+    """scripts/gpu_dp.sh's dp.json: each run's warm img/s (epochs after the first), test accuracy,
+    world size and whether its step was a captured graph; the 2-GPU speed-ups."""
+    d = json.loads((Path(src) / "dp.json").read_text())
+    runs = {Path(k).name: v for k, v in d["runs"].items()}
+    figures = {}
+    for name, r in runs.items():
+        figures[name] = {"world_size": r["world_size"], "warm_img_s": round(r["warm_images_per_second"] or 0),
+                         "test_accuracy_pct": round(100 * r["test_accuracy"], 2) if r.get("test_accuracy") is not None else None,
+                         "cuda_graph": r.get("cuda_graph")}
+        wall = d["steps"].get(name, {}).get("wall_s")
+        if wall:
+            figures[name]["wall_s"] = wall
+    for two, one, key in (("vit_b16_2gpu", "vit_b16_1gpu", "vit_b16_x2_per_gpu_batch"),
+                          ("vit_b16_2gpu_b256", "vit_b16_1gpu", "vit_b16_x2_same_global_batch"),
+                          ("fmnist_2gpu", "fmnist_1gpu", "fmnist_x2_same_global_batch")):
+        if two in figures and one in figures and figures[one]["warm_img_s"]:
+            figures[key] = round(figures[two]["warm_img_s"] / figures[one]["warm_img_s"], 3)
+    return figures
+
+
 def append(record):
     missing = [k for k in ("id", "kind", "card", "commit", "date", "command", "figures") if not record.get(k)]
     if missing:
@@ -248,6 +270,10 @@ def add(args):
         figures, card, commit = ab_figures(src), args.card, args.commit
         files = [(n, p) for n, p in folder_files(src) if "checkpoints/" not in n]
         command = args.command or "A_COMMIT=.. B_COMMIT=.. scripts/gpu_ab.sh A_TREE B_TREE OUT 2"
+    elif args.kind == "scaling":
+        figures, card, commit = scaling_figures(src), args.card, args.commit
+        files = [(n, src / n) for n in ("dp.json", "dp.log", "dp-runs.tgz", "sweep.tgz") if (src / n).exists()]
+        command = args.command or "scripts/gpu_dp.sh OUT"
     elif args.kind == "profile":
         files = folder_files(src)
         card = commit = model = None
@@ -359,7 +385,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="action", required=True)
     a = sub.add_parser("add", help="append one record (and its raw archive)")
-    a.add_argument("kind", choices=("compare", "bench", "profile", "train", "tests", "ab"))
+    a.add_argument("kind", choices=("compare", "bench", "profile", "train", "tests", "ab", "scaling"))
     a.add_argument("source", help="the OUT folder, run folder or log file")
     for flag in ("--id", "--card", "--commit", "--date", "--command", "--note"):
         a.add_argument(flag)

@@ -1,7 +1,8 @@
 // Data-parallel training on CPU (Gloo), with processes started the way torchrun starts them (the
 // rendezvous variables in the environment): two ranks train the same weights as one process on
 // the combined batch; bad rendezvous input, mismatched configs and a batch that does not split
-// exit with status 2 within the timeout; a rank killed mid-run stops the other with an error.
+// exit with status 2 within the timeout; a rank killed mid-run stops the other with an error. The
+// rank monitor that does this on GPUs (NCCL collectives wait forever) is tested in one process.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -10,11 +11,15 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <atomic>
 #include <future>
+#include <mutex>
 #include <thread>
 
 #include "train/checkpoint.h"
 #include "train/data_parallel.h"
+#include "train/process_group.h"
+#include "train/rank_monitor.h"
 #include "test_helpers.h"
 
 using namespace vitlab;
@@ -344,4 +349,51 @@ TEST_CASE("a stop asked of one rank stops both at the same step, and they resume
   }
   CHECK(Json::parse(test::read_text(dir.file("whole/result.json")))["test_loss"] ==
         Json::parse(test::read_text(dir.file("run/result.json")))["test_loss"]);
+}
+
+TEST_CASE("the rank monitor stays quiet while every rank beats, and names the one that stopped", "[dist]") {
+  using namespace std::chrono_literals;
+  DistEnv base;
+  base.world_size = 3;
+  base.master_addr = "127.0.0.1";
+  base.master_port = free_port();
+  base.store_prefix = "monitor/";
+  const auto timeout = 600ms;
+  auto server = connect_store(base, /*serve=*/true, 5000ms);
+  std::mutex mutex;
+  std::vector<std::string> reports(3);
+  std::atomic<int> reported{0};
+  const auto monitor = [&](int rank) {
+    DistEnv env = base;
+    env.rank = env.local_rank = rank;
+    return std::make_unique<RankMonitor>(env, timeout, [&, rank](const std::string& message) {
+      std::lock_guard<std::mutex> lock(mutex);
+      reports[size_t(rank)] = message;
+      ++reported;
+    });
+  };
+  const auto wait_for_reports = [&](int n) {
+    const auto start = std::chrono::steady_clock::now();
+    while (reported < n && std::chrono::steady_clock::now() - start < 10s) std::this_thread::sleep_for(20ms);
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  };
+  auto m0 = monitor(0), m1 = monitor(1), m2 = monitor(2);
+  std::this_thread::sleep_for(3 * timeout);  // beats keep everyone heard
+  CHECK(reported == 0);
+
+  SECTION("a rank that stops is reported by the others within about the timeout") {
+    m2.reset();
+    const double seconds = wait_for_reports(2);
+    CHECK(reported == 2);
+    CHECK(seconds < 3 * 0.6);
+    for (int r : {0, 1}) CHECK(reports[size_t(r)].find("rank 2 has not been heard from") != std::string::npos);
+    CHECK(reports[0].find("--resume") != std::string::npos);
+    CHECK(reports[2].empty());
+  }
+  SECTION("the store going away (rank 0's process ended) is reported too") {
+    server.reset();
+    wait_for_reports(3);
+    CHECK(reported == 3);
+    for (const auto& report : reports) CHECK(report.find("has not been heard from") != std::string::npos);
+  }
 }

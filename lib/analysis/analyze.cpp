@@ -195,7 +195,7 @@ Json analyze_checkpoint(const AnalyzeOptions& o) {
                     skipped.begin().value().get<std::string>());
   ensure_writable_dir(o.out_dir);
   const DeviceChoice dev = parse_device(o.device, "--device");
-  const torch::Device device = dev.cuda ? torch::Device(torch::kCUDA, dev.index) : torch::Device(torch::kCPU);
+  const torch::Device device = dev.use();
   auto& vit = dynamic_cast<ViTImpl&>(*loaded.model);
   vit.to(device);
   vit.eval();

@@ -1,5 +1,7 @@
 #include "config/run_config.h"
 
+#include "core/cuda_util.h"
+
 #include <torch/torch.h>
 
 namespace vitlab {
@@ -157,6 +159,13 @@ void apply_override(Json& json, const std::string& assignment, const std::string
 Json with_overrides(Json json, const std::vector<std::string>& assignments, const std::string& source) {
   for (const auto& a : assignments) apply_override(json, a, source);
   return json;
+}
+
+torch::Device DeviceChoice::use() const {
+  if (!cuda) return torch::Device(torch::kCPU);
+  const torch::Device device(torch::kCUDA, static_cast<c10::DeviceIndex>(index));
+  cuda::set_device(device);
+  return device;
 }
 
 DeviceChoice parse_device(const std::string& text, const std::string& key) {

@@ -63,6 +63,10 @@ struct DeviceChoice {
   bool cuda = false;
   int index = 0;
   std::string str() const { return cuda ? "cuda:" + std::to_string(index) : "cpu"; }
+  // The device, made the process's current CUDA device when it is one: the fast path's
+  // hand-written kernels launch on the current device (on cuda:1 they would otherwise run on
+  // cuda:0 with cuda:1's memory: an illegal address, seen in a 2-GPU sweep).
+  torch::Device use() const;
 };
 bool is_device_string(const std::string& text);
 DeviceChoice parse_device(const std::string& text, const std::string& key = "device");

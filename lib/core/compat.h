@@ -15,7 +15,21 @@
 // (what CUDA-graph replays need).
 #define VITLAB_HAS_FUSED_OPTIMIZERS VITLAB_TORCH_AT_LEAST(2, 4)
 
+// c10d's process groups (data-parallel training): in 1.13 Gloo and NCCL derive from
+// c10d::ProcessGroup; from 2.0 from c10d::Backend, which a ProcessGroup wraps. Both declare the
+// same collectives (allreduce, broadcast) that vitlab calls.
+namespace c10d {
+class ProcessGroup;
+class Backend;
+}  // namespace c10d
+
 namespace vitlab::compat {
+
+#if VITLAB_TORCH_AT_LEAST(2, 0)
+using DistBackend = c10d::Backend;
+#else
+using DistBackend = c10d::ProcessGroup;
+#endif
 
 // softmax(q k^T * scale + bias) v, for q/k/v of shape (B, H, N, d). `bias` broadcasts to
 // (B, H, N, N) or is undefined. Uses the fused kernel where LibTorch has it, the explicit

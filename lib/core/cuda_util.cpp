@@ -6,6 +6,7 @@
 #include <ATen/cuda/CUDAContext.h>
 #include <ATen/cuda/CUDAGraph.h>
 #include <c10/cuda/CUDACachingAllocator.h>
+#include <c10/cuda/CUDAFunctions.h>
 #include <c10/cuda/CUDAGuard.h>
 
 #include <optional>
@@ -42,6 +43,10 @@ void reset_peak_memory(const torch::Device& device) {
     c10::cuda::CUDACachingAllocator::resetPeakStats(device.index() < 0 ? 0 : device.index());
 }
 
+void set_device(const torch::Device& device) {
+  if (device.is_cuda()) c10::cuda::set_device(device.index() < 0 ? 0 : device.index());
+}
+
 struct Graph::Impl {
   at::cuda::CUDAGraph graph;
   std::optional<c10::cuda::CUDAStream> stream;
@@ -61,7 +66,8 @@ struct Graph::Impl {
   }
 };
 
-Graph::Graph() : impl_(std::make_unique<Impl>()) {}
+Graph::Graph(bool thread_local_capture)
+    : impl_(std::make_unique<Impl>()), thread_local_capture_(thread_local_capture) {}
 Graph::~Graph() = default;
 
 void Graph::warm_up(const torch::Device& device, const std::function<void()>& work) {
@@ -70,7 +76,8 @@ void Graph::warm_up(const torch::Device& device, const std::function<void()>& wo
 
 void Graph::capture(const torch::Device& device, const std::function<void()>& work) {
   impl_->run_on_side_stream(device, [&] {
-    impl_->graph.capture_begin();
+    impl_->graph.capture_begin({0, 0}, thread_local_capture_ ? cudaStreamCaptureModeThreadLocal
+                                                             : cudaStreamCaptureModeGlobal);
     work();
     impl_->graph.capture_end();
   });
@@ -92,8 +99,11 @@ int64_t peak_memory_bytes(const torch::Device&) {
   return 0;
 }
 void reset_peak_memory(const torch::Device&) {}
+void set_device(const torch::Device& device) {
+  if (device.is_cuda()) throw UserError("this vitlab was built without CUDA");
+}
 struct Graph::Impl {};
-Graph::Graph() = default;
+Graph::Graph(bool thread_local_capture) : thread_local_capture_(thread_local_capture) {}
 Graph::~Graph() = default;
 void Graph::capture(const torch::Device&, const std::function<void()>&) {
   throw UserError("CUDA graphs need a CUDA build of vitlab");

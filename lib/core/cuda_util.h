@@ -14,11 +14,16 @@ void synchronize(const torch::Device& device);
 std::string device_name(const torch::Device& device);    // "NVIDIA H200", or "cpu"
 int64_t peak_memory_bytes(const torch::Device& device);  // caching allocator's peak allocation
 void reset_peak_memory(const torch::Device& device);
+// Makes `device` the process's current CUDA device (NCCL and new streams use it).
+void set_device(const torch::Device& device);
 
 // A captured CUDA graph of some work; replay() reruns it on the same (static) tensors.
 class Graph {
  public:
-  Graph();
+  // `thread_local_capture`: capture in cudaStreamCaptureModeThreadLocal, so that other threads
+  // may query CUDA events meanwhile (the NCCL process group's watchdog does); the default global
+  // mode makes such a query fail while any capture runs.
+  explicit Graph(bool thread_local_capture = false);
   ~Graph();
   // Runs `work` eagerly on the graph's side stream and waits for it: the warm-up that capture
   // needs (cuBLAS workspaces and allocator pools set up on the stream that will be captured).
@@ -31,6 +36,7 @@ class Graph {
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
+  bool thread_local_capture_ = false;
   bool captured_ = false;
 };
 

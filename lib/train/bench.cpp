@@ -95,7 +95,7 @@ std::vector<double> timed_windows(const BenchOptions& o, const std::function<voi
 
 Json run_benchmark(const BenchOptions& o) {
   const DeviceChoice dev = check_bench_options(o);
-  const torch::Device device = dev.cuda ? torch::Device(torch::kCUDA, dev.index) : torch::Device(torch::kCPU);
+  const torch::Device device = dev.use();
   const bool bf16 = o.train.precision == Precision::kBf16;
   const int cpu_threads = configure_cpu_threads(o.train.threads);
 

@@ -1,19 +1,12 @@
 #include "train/data_parallel.h"
 
-// c10d's Gloo group needs Gloo's headers too (Debian: libgloo-dev). A LibTorch without them
-// builds without data-parallel training, and says so when it is asked for.
-// ProcessGroupGloo.hpp declares the group only under USE_C10D_GLOO, which Torch's CMake package
-// defines when its LibTorch was built with Gloo.
-#if defined(USE_C10D_GLOO) && __has_include(<gloo/algorithm.h>) && \
-    __has_include(<torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>)
-#define VITLAB_HAVE_GLOO 1
-#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
-#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
-#include <torch/csrc/distributed/c10d/TCPStore.hpp>
-#endif
+#include "train/process_group.h"
+#include "train/rank_monitor.h"
 
 #include <cstdlib>
 #include <map>
+
+#include <fmt/ranges.h>
 
 #include "core/error.h"
 
@@ -59,7 +52,7 @@ DistEnv read_dist_env(const std::function<const char*(const char*)>& get) {
 
 DistEnv read_dist_env() { return read_dist_env([](const char* name) { return std::getenv(name); }); }
 
-#ifdef VITLAB_HAVE_GLOO
+#ifdef VITLAB_HAVE_C10D
 
 namespace {
 
@@ -74,7 +67,8 @@ void wait_for(const c10::intrusive_ptr<c10d::Work>& work) {
   } catch (const std::exception& e) {
     throw std::runtime_error(fmt::format(
         "a data-parallel collective failed: another rank stopped or cannot be reached (resume the run "
-        "on every rank with --resume): {}", e.what()));
+        "on every rank with --resume): {}",
+        e.what()));
   }
 }
 
@@ -83,7 +77,8 @@ void wait_for(const c10::intrusive_ptr<c10d::Work>& work) {
 struct DataParallel::Impl {
   int rank = 0;
   c10::intrusive_ptr<c10d::Store> store;
-  c10::intrusive_ptr<c10d::ProcessGroupGloo> group;
+  ProcessGroup pg;
+  std::unique_ptr<RankMonitor> monitor;  // GPUs: NCCL waits for a lost rank forever
   std::chrono::milliseconds timeout;
 
   // A value another rank sets; the store's timeout bounds the wait.
@@ -97,21 +92,22 @@ struct DataParallel::Impl {
     }
   }
 
-  // Gloo takes one tensor per collective: tensors of one dtype travel as one flat buffer.
+  // Gloo takes one tensor per collective: tensors of one dtype travel as one flat buffer, on the
+  // group's device (NCCL: the rank's GPU, whatever device the tensors are on).
   void flat_collective(const std::vector<torch::Tensor>& tensors,
                        const std::function<void(torch::Tensor&)>& collective) {
     std::map<torch::ScalarType, std::vector<torch::Tensor>> by_dtype;
     for (const auto& t : tensors) by_dtype[t.scalar_type()].push_back(t);
     for (auto& [dtype, group_tensors] : by_dtype) {
       std::vector<torch::Tensor> flat_parts;
-      for (const auto& t : group_tensors) flat_parts.push_back(t.reshape(-1));
+      for (const auto& t : group_tensors) flat_parts.push_back(t.reshape(-1).to(pg.device));
       torch::Tensor flat = torch::cat(flat_parts);
       collective(flat);
       int64_t offset = 0;
       for (auto& t : group_tensors) {
         const int64_t n = t.numel();
         torch::NoGradGuard no_grad;
-        t.copy_(flat.narrow(0, offset, n).view_as(t));
+        t.copy_(flat.narrow(0, offset, n).view_as(t).to(t.device()));
         offset += n;
       }
     }
@@ -120,37 +116,41 @@ struct DataParallel::Impl {
 
 DataParallel::DataParallel(const DistEnv& env, torch::Device device, std::chrono::milliseconds timeout)
     : env_(env), impl_(std::make_unique<Impl>()) {
-  if (device.is_cuda())
-    throw UserError("data-parallel training runs on CPU (Gloo) in this version; set device to \"cpu\"");
   impl_->timeout = timeout;
   impl_->rank = env.rank;
   const double seconds = double(timeout.count()) / 1000.0;
+  const bool serve = env.rank == 0 && !env.agent_store;
   try {
-    c10d::TCPStoreOptions options;
-    options.port = uint16_t(env.master_port);
-    options.isServer = env.rank == 0 && !env.agent_store;
-    if (options.isServer) options.numWorkers = size_t(env.world_size);
-    options.waitWorkers = false;
-    options.timeout = timeout;
-    auto tcp = c10::make_intrusive<c10d::TCPStore>(env.master_addr, options);
-    impl_->store = c10::make_intrusive<c10d::PrefixStore>(env.store_prefix, tcp);
+    impl_->store = connect_store(env, serve, timeout);
   } catch (const std::exception& e) {
     throw UserError(fmt::format("rank {}: could not {} the rendezvous store at {}:{} within {} s "
                                 "(MASTER_ADDR, MASTER_PORT): {}",
-                                env.rank, env.rank == 0 && !env.agent_store ? "serve" : "reach",
-                                env.master_addr, env.master_port, seconds, e.what()));
+                                env.rank, serve ? "serve" : "reach", env.master_addr, env.master_port,
+                                seconds, e.what()));
   }
   try {
-    auto options = c10d::ProcessGroupGloo::Options::create(timeout);
-    options->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
-    impl_->group = c10::make_intrusive<c10d::ProcessGroupGloo>(impl_->store, env.rank, env.world_size, options);
+    impl_->pg = make_process_group(impl_->store, env, device, timeout);
+  } catch (const UserError&) {
+    throw;
   } catch (const std::exception& e) {
     throw UserError(fmt::format("rank {}: the {} processes of WORLD_SIZE did not all join within {} s: {}",
                                 env.rank, env.world_size, seconds, e.what()));
   }
+  if (device.is_cuda()) impl_->monitor = std::make_unique<RankMonitor>(env, timeout);
 }
 
-DataParallel::~DataParallel() = default;
+DataParallel::~DataParallel() {
+  if (!impl_) return;
+  impl_->monitor.reset();
+  if (impl_->pg.shut_down) {
+    try {
+      impl_->pg.shut_down(std::uncaught_exceptions() == 0);
+    } catch (const std::exception&) {
+      // Leaving anyway; NCCL's own destructor cleans up what is left.
+    }
+  }
+}
+
 
 void DataParallel::check_same_on_all_ranks(const std::string& what, const std::string& text) {
   const std::string key = "same/" + what + "/";
@@ -202,34 +202,37 @@ void DataParallel::broadcast_from_main(const std::vector<torch::Tensor>& tensors
     std::vector<torch::Tensor> one{flat};
     c10d::BroadcastOptions options;
     options.rootRank = 0;
-    wait_for(impl_->group->broadcast(one, options));
+    wait_for(impl_->pg.group->broadcast(one, options));
   });
 }
 
 void DataParallel::all_reduce_sum(const std::vector<torch::Tensor>& tensors) {
   impl_->flat_collective(tensors, [&](torch::Tensor& flat) {
     std::vector<torch::Tensor> one{flat};
-    wait_for(impl_->group->allreduce(one));
+    wait_for(impl_->pg.group->allreduce(one));
   });
 }
 
 bool DataParallel::same_on_all_ranks(double value) {
   // max(v) and max(-v) = -min(v) in one all-reduce.
-  std::vector<torch::Tensor> one{torch::tensor({value, -value}, torch::kDouble)};
+  std::vector<torch::Tensor> one{torch::tensor({value, -value}, torch::kDouble).to(impl_->pg.device)};
   c10d::AllreduceOptions options;
   options.reduceOp = c10d::ReduceOp::MAX;
-  wait_for(impl_->group->allreduce(one, options));
-  return one[0][0].item<double>() == -one[0][1].item<double>();
+  wait_for(impl_->pg.group->allreduce(one, options));
+  const torch::Tensor both = one[0].cpu();
+  return both[0].item<double>() == -both[1].item<double>();
 }
 
 namespace {
 
 // DataParallel::gradient_sync's buckets (data_parallel.h describes the scheme). Buckets start
 // their all-reduce in bucket order only, so that every rank issues its collectives in one order
-// (Gloo matches them by sequence), whatever order the gradients arrive in.
+// (Gloo and NCCL match them by sequence), whatever order the gradients arrive in. On GPUs the
+// hooks run once, while the step is captured as a CUDA graph; the graph replays the copies and
+// NCCL's all-reduce kernels (on NCCL's stream, joined back before the update).
 class BucketSync : public GradientSync {
  public:
-  BucketSync(c10::intrusive_ptr<c10d::ProcessGroupGloo> group, int world_size,
+  BucketSync(c10::intrusive_ptr<compat::DistBackend> group, int world_size,
              const std::vector<torch::Tensor>& params, int64_t bucket_bytes)
       : group_(std::move(group)), world_size_(world_size), params_(params), slot_(params.size()),
         got_(params.size(), false) {
@@ -248,6 +251,8 @@ class BucketSync : public GradientSync {
     for (size_t k = 0; k < params.size(); ++k)
       hooks_.push_back(params_[k].register_hook([this, k](const torch::Tensor& grad) { on_grad(k, grad); }));
   }
+
+  bool capturable() const override { return params_.front().is_cuda(); }
 
   ~BucketSync() override {
     for (size_t k = 0; k < params_.size(); ++k) params_[k].remove_hook(unsigned(hooks_[k]));
@@ -322,7 +327,7 @@ class BucketSync : public GradientSync {
     }
   }
 
-  c10::intrusive_ptr<c10d::ProcessGroupGloo> group_;
+  c10::intrusive_ptr<compat::DistBackend> group_;
   int world_size_;
   std::vector<torch::Tensor> params_;
   std::vector<Slot> slot_;
@@ -337,16 +342,16 @@ class BucketSync : public GradientSync {
 
 std::unique_ptr<GradientSync> DataParallel::gradient_sync(const std::vector<torch::Tensor>& params,
                                                           int64_t bucket_bytes) {
-  return std::make_unique<BucketSync>(impl_->group, world_size(), params, bucket_bytes);
+  return std::make_unique<BucketSync>(impl_->pg.group, world_size(), params, bucket_bytes);
 }
 
-#else  // no Gloo
+#else  // no c10d
 
 struct DataParallel::Impl {};
 
 DataParallel::DataParallel(const DistEnv& env, torch::Device, std::chrono::milliseconds) : env_(env) {
-  throw UserError("this vitlab was built against a LibTorch without c10d's Gloo headers, so it cannot "
-                  "train data-parallel; rebuild where they exist (Debian: libgloo-dev)");
+  throw UserError("this vitlab was built against a LibTorch without c10d (torch/csrc/distributed), so it "
+                  "cannot train data-parallel");
 }
 DataParallel::~DataParallel() = default;
 void DataParallel::check_same_on_all_ranks(const std::string&, const std::string&) {}
@@ -360,6 +365,6 @@ std::unique_ptr<GradientSync> DataParallel::gradient_sync(const std::vector<torc
   return nullptr;
 }
 
-#endif  // VITLAB_HAVE_GLOO
+#endif  // VITLAB_HAVE_C10D
 
 }  // namespace vitlab

@@ -39,6 +39,10 @@ DistEnv read_dist_env();
 // The same from a lookup function (tests).
 DistEnv read_dist_env(const std::function<const char*(const char*)>& getenv_fn);
 
+// The backends this build can train data-parallel with (`vitlab --version`): "gloo, nccl",
+// "gloo", "nccl" or "none".
+std::string data_parallel_backends();
+
 // Averages gradients across ranks during the backward pass: parameters are packed, last layers
 // first (the order their gradients appear in), into buckets of about `bucket_bytes`; a hook on
 // each parameter copies its gradient into its bucket, and a full bucket starts its all-reduce at
@@ -49,13 +53,17 @@ class GradientSync {
   virtual ~GradientSync() = default;
   virtual void begin_backward() = 0;   // before loss.backward()
   virtual void finish_backward() = 0;  // after it, before clipping and the update
+  // Whether the backward pass with its collectives may be captured in a CUDA graph (NCCL).
+  virtual bool capturable() const { return false; }
 };
 
 class DataParallel {
  public:
   // Joins the process group: connects to (rank 0: serves) the store at MASTER_ADDR:MASTER_PORT
-  // and creates the Gloo group (CPU tensors). Every blocking call fails after `timeout` instead of
-  // hanging: an unreachable master, a rank that died. UserError for what the user can fix.
+  // and creates the group for `device`: Gloo on the CPU, NCCL on this rank's GPU (process_group.h).
+  // Every blocking call fails after `timeout` instead of hanging: an unreachable master, a rank
+  // that died (on GPUs the rank monitor, rank_monitor.h, sees that). UserError for what the user
+  // can fix.
   DataParallel(const DistEnv& env, torch::Device device, std::chrono::milliseconds timeout);
   ~DataParallel();
 

@@ -80,10 +80,13 @@ EpochProgress TrainRun::begin_epoch(int64_t epoch) {
 
 // Whether to stop before the next step. Data-parallel ranks decide together (a stop asked of any
 // rank stops all of them at the same step): torchrun passes a signal to every rank, but they
-// need not see it at the same step.
-bool TrainRun::stop_asked() {
+// need not see it at the same step. On GPUs they ask each other every 50 steps only: each
+// question is a collective read back by the host, which would otherwise stall the device queue
+// every step (the stop then comes up to 50 steps later; a signal is never lost).
+bool TrainRun::stop_asked(int64_t step) {
   stop_signal_ = stop_signal();
   if (!dp_) return stop_signal_ != 0;
+  if (dev_.cuda && step % 50 != 0) return false;
   // How many ranks were asked, and how many of them by Ctrl-C: the run reports SIGINT if any was.
   auto asked = torch::tensor({stop_signal_ != 0 ? 1.0 : 0.0, stop_signal_ == SIGINT ? 1.0 : 0.0}, torch::kDouble);
   dp_->all_reduce_sum({asked});

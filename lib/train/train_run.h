@@ -82,6 +82,7 @@ class TrainRun {
   void prepare_folder();
   void prepare_own_folder();
   void build_model_and_state();
+  void use_local_gpu();
   void share_state_from_main();
   void prepare_data_and_result();
   Dataset rank_share(const Dataset& data) const;
@@ -89,7 +90,7 @@ class TrainRun {
 
   EpochStats train_epoch(int64_t epoch);
   EpochProgress begin_epoch(int64_t epoch);
-  bool stop_asked();
+  bool stop_asked(int64_t step);
   [[noreturn]] void stop_inside_epoch(const EpochProgress& p, double seconds);
   Json gather_epoch_position(const EpochProgress& p, double seconds);
   void report_step(int64_t epoch, int64_t i, int64_t first_step, const torch::Tensor& loss, double lr,
@@ -109,6 +110,10 @@ class TrainRun {
   const std::string& source_;
   DeviceChoice dev_;
   torch::Device device_{torch::kCPU};
+  // Data-parallel (train/data_parallel.h): the group, and whether this process writes the files.
+  // Declared before the train step so that it is destroyed after it: NCCL's shutdown waits until
+  // the CUDA graph that captured its collectives is released (seen hanging the other way round).
+  std::unique_ptr<DataParallel> dp_;
   bool bf16_ = false;
   int cpu_threads_ = 0;
   DataBundle data_;
@@ -128,9 +133,7 @@ class TrainRun {
   int64_t images_trained_ = 0;
   double train_seconds_now_ = 0;
   std::optional<Checkpoint> pending_best_;  // a best state not yet written (checkpoint_every > 1)
-  // Data-parallel (train/data_parallel.h): the group, and whether this process writes the files.
-  std::unique_ptr<DataParallel> dp_;
-  std::unique_ptr<GradientSync> grad_sync_;
+  std::unique_ptr<GradientSync> grad_sync_;  // data-parallel gradient averaging (dp_ below)
   bool main_ = true;
   int stop_signal_ = 0;  // the signal that stops this run (any rank's, data-parallel)
 };

@@ -20,6 +20,22 @@ double weights_checksum(torch::nn::Module& model) {
 
 }  // namespace
 
+// torchrun's convention: the ranks of a node use its GPUs 0..N-1 in LOCAL_RANK order. The config
+// is the same on every rank, so it names no GPU of its own.
+void TrainRun::use_local_gpu() {
+  const std::string text = opt_.device.empty() ? cfg_.device : opt_.device;
+  if (text.find(':') != std::string::npos)
+    throw UserError(fmt::format("{} is \"{}\": under torchrun each rank trains on cuda:LOCAL_RANK; set "
+                                "\"cuda\" (or \"auto\") and choose GPUs with CUDA_VISIBLE_DEVICES",
+                                opt_.device.empty() ? "device" : "--device", text));
+  const int64_t gpus = int64_t(torch::cuda::device_count());
+  if (opt_.dist.local_rank >= gpus)
+    throw UserError(fmt::format("LOCAL_RANK {} has no GPU: this node has {} (start at most {} processes "
+                                "per node: torchrun --nproc_per_node {})",
+                                opt_.dist.local_rank, gpus, gpus, gpus));
+  dev_.index = opt_.dist.local_rank;
+}
+
 // Data-parallel: every rank trains an equal share of each global batch, from the same config.
 void TrainRun::join_group() {
   const int world = opt_.dist.world_size;

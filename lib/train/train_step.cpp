@@ -54,6 +54,19 @@ TrainStep::TrainStep(ImageClassifier model, Optimizer& optimizer, const TrainCon
   if (use_graph_) graph_ = std::make_unique<cuda::Graph>();
 }
 
+void TrainStep::set_gradient_sync(GradientSync* sync) {
+  sync_ = sync;
+  if (!sync || !use_graph_) return;
+  if (!sync->capturable()) {
+    use_graph_ = false;
+    graph_.reset();
+    return;
+  }
+  // NCCL's watchdog thread queries its events while the step is captured: capture in
+  // thread-local mode, where that is allowed.
+  graph_ = std::make_unique<cuda::Graph>(/*thread_local_capture=*/true);
+}
+
 torch::Tensor TrainStep::graph_input_buffer(const torch::Tensor& images) const {
   if (config_.precision != Precision::kBf16 || images.dim() != 4) return images.clone();
   // Under bf16 autocast the first layer (a convolution or the patch matmul) casts the images to

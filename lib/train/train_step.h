@@ -35,12 +35,9 @@ class TrainStep {
   // masked-patch objective).
   StepOutput run(const torch::Tensor& images, const torch::Tensor& targets, double lr);
   bool graphed() const { return graph_ && graph_->captured(); }
-  // Data-parallel: gradients are averaged across ranks during each backward pass. The step then
-  // runs eagerly (the graph path is not yet checked with collectives inside).
-  void set_gradient_sync(GradientSync* sync) {
-    sync_ = sync;
-    if (sync) use_graph_ = false;
-  }
+  // Data-parallel: gradients are averaged across ranks during each backward pass. Before the
+  // first step. NCCL's collectives are captured with the rest of the step; Gloo's run eagerly.
+  void set_gradient_sync(GradientSync* sync);
   bool fast_kernels() const { return fast_kernels_ != nullptr; }
 
  private:

@@ -64,7 +64,8 @@ TrainRun::TrainRun(const RunConfig& cfg, const TrainOptions& opt)
 void TrainRun::check_input() {
   dev_ = parse_device(opt_.device.empty() ? cfg_.device : opt_.device,
                       opt_.device.empty() ? "device" : "--device");
-  device_ = dev_.cuda ? torch::Device(torch::kCUDA, dev_.index) : torch::Device(torch::kCPU);
+  if (opt_.dist.distributed() && dev_.cuda) use_local_gpu();
+  device_ = dev_.use();
   bf16_ = cfg_.train.precision == Precision::kBf16;
   if (bf16_ && !dev_.cuda)
     config_error(source_, "train.precision", "\"bf16\" needs a CUDA device; CPU runs use \"fp32\"");
@@ -179,7 +180,7 @@ EpochStats TrainRun::train_epoch(int64_t epoch) {
   const auto epoch_start = Clock::now();
   EpochStats stats;
   for (int64_t i = first_step; i < steps_per_epoch_; ++i) {
-    if (stop_asked()) {
+    if (stop_asked(i)) {
       p.next_step = i;
       stop_inside_epoch(p, seconds_since(epoch_start));
     }
@@ -388,6 +389,7 @@ Json TrainRun::write_result() {
   result_["train_seconds"] = state_.train_seconds;
   result_["images_per_second"] =
       train_seconds_now_ > 0 ? double(images_trained_) / train_seconds_now_ : 0.0;
+  result_["cuda_graph"] = training_.step && training_.step->graphed();  // the step replayed as one captured graph
   if (!main_) return result_;  // rank 0 writes result.json
   write_json_file_atomic(files_.result, result_);
   std::string outcome;
