@@ -19,6 +19,7 @@ cd "$(dirname "$0")/.."
 out=${1:?usage: scripts/gpu_dp.sh OUT [PART ...]}
 shift
 parts=${*:-smoke fmnist vit_b16 kill sweep}
+rm -rf dp  # this call's runs only (dp/ is ignored by git)
 mkdir -p "$out" dp
 # NVLink multicast stays off on shared hosts (device KINDS.md).
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
@@ -61,10 +62,10 @@ for part in $parts; do
       port=29611
       envs="WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=$port"
       args="train experiments/fmnist_reference.json --out dp/kill --dist-timeout 20 --quiet"
-      env $envs RANK=1 LOCAL_RANK=1 $vitlab $args > dp/kill_rank1.out 2>&1 & pid1=$!
-      env $envs RANK=0 LOCAL_RANK=0 $vitlab $args > dp/kill_rank0.out 2>&1 & pid0=$!
+      env $envs RANK=1 LOCAL_RANK=1 timeout -k 5 120 $vitlab $args > dp/kill_rank1.out 2>&1 & pid1=$!
+      env $envs RANK=0 LOCAL_RANK=0 timeout -k 5 120 $vitlab $args > dp/kill_rank0.out 2>&1 & pid0=$!
       sleep 12
-      kill -9 $pid1
+      pkill -9 -P $pid1  # the rank itself, under its timeout
       killed=$(date +%s%N)
       wait $pid0; rc0=$?
       echo "== kill: rank 0 exited with $rc0, $(( ($(date +%s%N) - killed) / 1000000 )) ms after rank 1 was killed" >> "$log"

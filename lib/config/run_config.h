@@ -64,8 +64,8 @@ struct DeviceChoice {
   int index = 0;
   std::string str() const { return cuda ? "cuda:" + std::to_string(index) : "cpu"; }
   // The device, made the process's current CUDA device when it is one: the fast path's
-  // hand-written kernels launch on the current device (on cuda:1 they would otherwise run on
-  // cuda:0 with cuda:1's memory: an illegal address, seen in a 2-GPU sweep).
+  // hand-written kernels launch on the current device (a run on cuda:1 would otherwise launch
+  // them on cuda:0 with cuda:1's memory: an illegal address).
   torch::Device use() const;
 };
 bool is_device_string(const std::string& text);

@@ -1,5 +1,6 @@
 #include "core/cuda_util.h"
 
+#include "core/compat.h"
 #include "core/error.h"
 
 #if VITLAB_WITH_CUDA
@@ -76,8 +77,12 @@ void Graph::warm_up(const torch::Device& device, const std::function<void()>& wo
 
 void Graph::capture(const torch::Device& device, const std::function<void()>& work) {
   impl_->run_on_side_stream(device, [&] {
+#if VITLAB_TORCH_AT_LEAST(2, 1)
     impl_->graph.capture_begin({0, 0}, thread_local_capture_ ? cudaStreamCaptureModeThreadLocal
                                                              : cudaStreamCaptureModeGlobal);
+#else
+    impl_->graph.capture_begin();  // global mode only
+#endif
     work();
     impl_->graph.capture_end();
   });

@@ -5,6 +5,7 @@
 
 #include <cstdlib>
 #include <map>
+#include <utility>
 
 #include <fmt/ranges.h>
 
@@ -107,7 +108,7 @@ struct DataParallel::Impl {
       for (auto& t : group_tensors) {
         const int64_t n = t.numel();
         torch::NoGradGuard no_grad;
-        t.copy_(flat.narrow(0, offset, n).view_as(t).to(t.device()));
+        t.copy_(flat.narrow(0, offset, n).view_as(t));  // back to the tensor's device
         offset += n;
       }
     }
@@ -140,17 +141,22 @@ DataParallel::DataParallel(const DistEnv& env, torch::Device device, std::chrono
 }
 
 DataParallel::~DataParallel() {
-  if (!impl_) return;
-  impl_->monitor.reset();
-  if (impl_->pg.shut_down) {
+  if (impl_ && impl_->pg.shut_down) finish(false);
+}
+
+void DataParallel::finish(bool ended_well) {
+  if (impl_->monitor) impl_->monitor->mark_done();
+  // The monitor keeps watching while NCCL shuts down: if that waits on a rank that died, the
+  // monitor still ends this process.
+  if (auto shut_down = std::exchange(impl_->pg.shut_down, nullptr)) {
     try {
-      impl_->pg.shut_down(std::uncaught_exceptions() == 0);
+      shut_down(ended_well);
     } catch (const std::exception&) {
       // Leaving anyway; NCCL's own destructor cleans up what is left.
     }
   }
+  impl_->monitor.reset();
 }
-
 
 void DataParallel::check_same_on_all_ranks(const std::string& what, const std::string& text) {
   const std::string key = "same/" + what + "/";
@@ -252,7 +258,7 @@ class BucketSync : public GradientSync {
       hooks_.push_back(params_[k].register_hook([this, k](const torch::Tensor& grad) { on_grad(k, grad); }));
   }
 
-  bool capturable() const override { return params_.front().is_cuda(); }
+  bool capturable() const override { return !params_.empty() && params_.front().is_cuda(); }
 
   ~BucketSync() override {
     for (size_t k = 0; k < params_.size(); ++k) params_[k].remove_hook(unsigned(hooks_[k]));
@@ -358,6 +364,7 @@ void DataParallel::check_same_on_all_ranks(const std::string&, const std::string
 std::string DataParallel::share_from_main(const std::string&, const std::string& value) { return value; }
 void DataParallel::wait_for_readers(const std::string&) {}
 std::string DataParallel::share_error_from_main(const std::string&, const std::string& error) { return error; }
+void DataParallel::finish(bool) {}
 void DataParallel::broadcast_from_main(const std::vector<torch::Tensor>&) {}
 void DataParallel::all_reduce_sum(const std::vector<torch::Tensor>&) {}
 bool DataParallel::same_on_all_ranks(double) { return true; }

@@ -65,7 +65,14 @@ class DataParallel {
   // that died (on GPUs the rank monitor, rank_monitor.h, sees that). UserError for what the user
   // can fix.
   DataParallel(const DistEnv& env, torch::Device device, std::chrono::milliseconds timeout);
+  // Without finish(): leaves as after a failure (NCCL's communicators aborted, not drained).
   ~DataParallel();
+
+  // After this rank's last collective. `ended_well` (a completed, interrupted or diverged run:
+  // every rank left the training loop together): NCCL shuts down cleanly; otherwise (a failure,
+  // perhaps inside a collective the others never joined) it aborts, which cannot wait forever.
+  // Either way the other ranks stop watching for this one.
+  void finish(bool ended_well);
 
   int rank() const { return env_.rank; }
   int world_size() const { return env_.world_size; }

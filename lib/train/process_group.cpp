@@ -2,6 +2,8 @@
 
 #include <fmt/ranges.h>
 
+#include <algorithm>
+
 #include "core/cuda_util.h"
 #include "core/error.h"
 
@@ -52,9 +54,11 @@ ProcessGroup make_process_group(const c10::intrusive_ptr<c10d::Store>& store, co
 #ifdef VITLAB_HAVE_NCCL
     cuda::set_device(device);  // NCCL's communicator and streams belong to this rank's GPU
     auto options = c10d::ProcessGroupNCCL::Options::create();
-    // NCCL's watchdog ends a collective that waits longer than this. A rank that died is
-    // reported sooner, and more clearly, by the rank monitor (rank_monitor.h) after `timeout`.
-    options->timeout = 2 * timeout;
+    // NCCL's watchdog ends the process (SIGABRT) when a collective waits longer than this. A rank
+    // that died is reported sooner, and clearly, by the rank monitor (rank_monitor.h) after
+    // `timeout`; this bound is for a rank that lives but hangs, and must not catch a slow one
+    // (rank 0 writing a large checkpoint while the others wait): at least 30 minutes.
+    options->timeout = std::max<std::chrono::milliseconds>(2 * timeout, std::chrono::minutes(30));
     auto nccl =
         c10::make_intrusive<c10d::ProcessGroupNCCL>(store, env.rank, env.world_size, options);
     return {nccl, device, [nccl](bool clean) { clean ? nccl->shutdown() : nccl->abort(); }};

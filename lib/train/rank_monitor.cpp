@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <iostream>
 
+#include "core/error.h"
 #include "train/process_group.h"
 
 namespace vitlab {
@@ -12,10 +13,14 @@ namespace vitlab {
 #ifdef VITLAB_HAVE_C10D
 
 struct RankMonitor::Impl {
+  using Clock = std::chrono::steady_clock;
   DistEnv env;
   std::chrono::milliseconds timeout;
   LostFn on_lost;
   c10::intrusive_ptr<c10d::Store> store;
+  std::vector<int64_t> beats;            // each rank's counter when last read
+  std::vector<Clock::time_point> heard;  // when it last moved
+  std::vector<bool> done;                // ranks that said they are done
 };
 
 std::chrono::milliseconds RankMonitor::period_for(std::chrono::milliseconds timeout) {
@@ -31,9 +36,19 @@ RankMonitor::RankMonitor(const DistEnv& env, std::chrono::milliseconds timeout, 
     std::fflush(nullptr);
     std::_Exit(1);  // the main thread may be blocked in a CUDA wait that never returns
   };
-  // Each store call waits at most one period; the verdict comes from how long beats are missing.
-  impl_->store =
-      connect_store(env, /*serve=*/false, std::max(timeout, std::chrono::milliseconds(30000)));
+  const auto world = size_t(env.world_size);
+  impl_->beats.assign(world, 0);
+  impl_->heard.assign(world, Impl::Clock::now());
+  impl_->done.assign(world, false);
+  try {
+    impl_->store =
+        connect_store(env, /*serve=*/false, std::max(timeout, std::chrono::milliseconds(30000)));
+  } catch (const std::exception& e) {
+    throw UserError(
+        fmt::format("rank {}: the rank monitor could not reach the rendezvous store at {}:{}: {}",
+                    env.rank, env.master_addr, env.master_port, e.what()));
+  }
+  // Waits for keys end after one period; the verdict comes from how long beats are missing.
   impl_->store->setTimeout(period_for(timeout));
   thread_ = std::thread([this] { run(); });
 }
@@ -47,40 +62,58 @@ RankMonitor::~RankMonitor() {
   if (thread_.joinable()) thread_.join();
 }
 
+void RankMonitor::mark_done() {
+  try {
+    impl_->store->set(fmt::format("done/{}", impl_->env.rank), std::vector<uint8_t>{1});
+  } catch (const std::exception&) {
+    // The store is gone with rank 0: nobody is left to wait for this rank.
+  }
+}
+
 void RankMonitor::run() {
-  using Clock = std::chrono::steady_clock;
-  const DistEnv& env = impl_->env;
   const auto period = period_for(impl_->timeout);
-  std::vector<int64_t> beats(size_t(env.world_size), -1);
-  std::vector<Clock::time_point> heard(size_t(env.world_size), Clock::now());
-  std::unique_lock<std::mutex> lock(mutex_);
-  while (!wake_.wait_for(lock, period, [this] { return stop_; })) {
-    const auto now = Clock::now();
+  while (!beat_and_judge()) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    if (wake_.wait_for(lock, period, [this] { return stop_; })) return;
+  }
+}
+
+bool RankMonitor::beat_and_judge() {
+  Impl& m = *impl_;
+  const DistEnv& env = m.env;
+  const auto now = Impl::Clock::now();
+  bool reachable = true;
+  try {
+    m.store->add(fmt::format("alive/{}", env.rank), 1);
+    for (int r = 0; r < env.world_size; ++r) {
+      // Reading with add(0) creates a missing counter at 0: only a beat (>= 1) is news.
+      const int64_t beat = r == env.rank ? 0 : m.store->add(fmt::format("alive/{}", r), 0);
+      if (beat > m.beats[size_t(r)]) {
+        m.beats[size_t(r)] = beat;
+        m.heard[size_t(r)] = now;
+      }
+    }
+  } catch (const std::exception&) {
+    reachable = false;  // the store is unreachable: nobody is heard from this round
+  }
+  for (int r = 0; r < env.world_size; ++r) {
+    const double silent = std::chrono::duration<double>(now - m.heard[size_t(r)]).count();
+    if (r == env.rank || m.done[size_t(r)] || silent * 1000.0 < double(m.timeout.count())) continue;
     try {
-      impl_->store->add(fmt::format("alive/{}", env.rank), 1);
-      for (int r = 0; r < env.world_size; ++r) {
-        if (r == env.rank) continue;
-        const int64_t beat = impl_->store->add(fmt::format("alive/{}", r), 0);
-        if (beat != beats[size_t(r)]) {
-          beats[size_t(r)] = beat;
-          heard[size_t(r)] = now;
-        }
+      if (reachable && m.store->check({fmt::format("done/{}", r)})) {
+        m.done[size_t(r)] = true;
+        continue;
       }
     } catch (const std::exception&) {
-      // The store is unreachable: nobody is heard from this round.
     }
-    for (int r = 0; r < env.world_size; ++r) {
-      const double silent = std::chrono::duration<double>(now - heard[size_t(r)]).count();
-      if (r == env.rank || silent * 1000.0 < double(impl_->timeout.count())) continue;
-      impl_->on_lost(fmt::format(
-          "vitlab train: error: rank {}: rank {} has not been heard from for {:.0f} s (it stopped, "
-          "or "
-          "the store at {}:{} that rank 0 serves is gone); stopping too. The last checkpoint is "
-          "intact: rerun every rank with --resume",
-          env.rank, r, silent, env.master_addr, env.master_port));
-      return;
-    }
+    m.on_lost(
+        fmt::format("vitlab train: error: rank {}: rank {} has not been heard from for {:.0f} s "
+                    "(it stopped, or the store at {}:{} is gone with the rank that served it); "
+                    "stopping too. The last checkpoint is intact: rerun every rank with --resume",
+                    env.rank, r, silent, env.master_addr, env.master_port));
+    return true;
   }
+  return false;
 }
 
 #else
@@ -91,7 +124,11 @@ std::chrono::milliseconds RankMonitor::period_for(std::chrono::milliseconds time
 }
 RankMonitor::RankMonitor(const DistEnv&, std::chrono::milliseconds, LostFn) {}
 RankMonitor::~RankMonitor() = default;
+void RankMonitor::mark_done() {}
 void RankMonitor::run() {}
+bool RankMonitor::beat_and_judge() {
+  return true;
+}
 
 #endif  // VITLAB_HAVE_C10D
 

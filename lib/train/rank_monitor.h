@@ -21,10 +21,15 @@ class RankMonitor {
  public:
   using LostFn = std::function<void(const std::string& message)>;
   // Connects its own store client (a thread blocked in the store must not hold up the beats).
+  // UserError when the store cannot be reached.
   RankMonitor(const DistEnv& env, std::chrono::milliseconds timeout, LostFn on_lost = {});
-  ~RankMonitor();  // stops the thread
+  ~RankMonitor();  // stops beating and watching
   RankMonitor(const RankMonitor&) = delete;
   RankMonitor& operator=(const RankMonitor&) = delete;
+
+  // This rank is done with the others (its run ended, whatever the outcome): they stop waiting
+  // for its beats, so a rank still writing its files is not told that this one was lost.
+  void mark_done();
 
   // The beat interval for a timeout: often enough that a lost rank is seen within about 1.2x the
   // timeout, rarely enough to cost nothing (a store round trip takes ~0.2 ms to 0.2 s).
@@ -32,10 +37,12 @@ class RankMonitor {
 
  private:
   void run();
+  // One round: beat, read the others' beats; whether to stop (a rank was reported lost).
+  bool beat_and_judge();
 
   struct Impl;
   std::unique_ptr<Impl> impl_;
-  std::mutex mutex_;
+  std::mutex mutex_;  // guards stop_ only: store calls run without it
   std::condition_variable wake_;
   bool stop_ = false;
   std::thread thread_;

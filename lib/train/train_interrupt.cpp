@@ -82,7 +82,8 @@ EpochProgress TrainRun::begin_epoch(int64_t epoch) {
 // rank stops all of them at the same step): torchrun passes a signal to every rank, but they
 // need not see it at the same step. On GPUs they ask each other every 50 steps only: each
 // question is a collective read back by the host, which would otherwise stall the device queue
-// every step (the stop then comes up to 50 steps later; a signal is never lost).
+// every step (the stop then comes up to 50 steps later; a signal in the last steps of the last
+// epoch lets the run complete).
 bool TrainRun::stop_asked(int64_t step) {
   stop_signal_ = stop_signal();
   if (!dp_) return stop_signal_ != 0;

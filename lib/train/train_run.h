@@ -112,7 +112,7 @@ class TrainRun {
   torch::Device device_{torch::kCPU};
   // Data-parallel (train/data_parallel.h): the group, and whether this process writes the files.
   // Declared before the train step so that it is destroyed after it: NCCL's shutdown waits until
-  // the CUDA graph that captured its collectives is released (seen hanging the other way round).
+  // the CUDA graph that captured its collectives is released.
   std::unique_ptr<DataParallel> dp_;
   bool bf16_ = false;
   int cpu_threads_ = 0;
@@ -133,7 +133,7 @@ class TrainRun {
   int64_t images_trained_ = 0;
   double train_seconds_now_ = 0;
   std::optional<Checkpoint> pending_best_;  // a best state not yet written (checkpoint_every > 1)
-  std::unique_ptr<GradientSync> grad_sync_;  // data-parallel gradient averaging (dp_ below)
+  std::unique_ptr<GradientSync> grad_sync_;  // data-parallel gradient averaging (dp_ above)
   bool main_ = true;
   int stop_signal_ = 0;  // the signal that stops this run (any rank's, data-parallel)
 };

@@ -377,6 +377,7 @@ Json TrainRun::run() {
     result_["status"] = "failed";
     result_["error"] = e.what();
   }
+  if (dp_) dp_->finish(result_["status"] != "failed");  // only rank 0's file writing is left
   return write_result();
 }
 
