@@ -161,7 +161,7 @@ Json with_overrides(Json json, const std::vector<std::string>& assignments, cons
   return json;
 }
 
-torch::Device DeviceChoice::use() const {
+c10::Device DeviceChoice::use() const {
   if (!cuda) return torch::Device(torch::kCPU);
   const torch::Device device(torch::kCUDA, static_cast<c10::DeviceIndex>(index));
   cuda::set_device(device);

@@ -1,6 +1,8 @@
 // One training run's complete settings: what `vitlab train` reads, what every run folder and
 // checkpoint stores in resolved form (all defaults filled).
 #pragma once
+#include <c10/core/Device.h>
+
 #include <string>
 #include <vector>
 
@@ -66,7 +68,7 @@ struct DeviceChoice {
   // The device, made the process's current CUDA device when it is one: the fast path's
   // hand-written kernels launch on the current device (a run on cuda:1 would otherwise launch
   // them on cuda:0 with cuda:1's memory: an illegal address).
-  torch::Device use() const;
+  c10::Device use() const;  // torch::Device
 };
 bool is_device_string(const std::string& text);
 DeviceChoice parse_device(const std::string& text, const std::string& key = "device");
