@@ -351,6 +351,17 @@ TEST_CASE("a stop asked of one rank stops both at the same step, and they resume
         Json::parse(test::read_text(dir.file("run/result.json")))["test_loss"]);
 }
 
+TEST_CASE("vitlab --version names the data-parallel backends of this build", "[dist][cli]") {
+  const std::string backends = data_parallel_backends();
+  CHECK((backends == "gloo, nccl" || backends == "gloo" || backends == "nccl" || backends == "none"));
+#if VITLAB_WITH_CUDA == 0 && defined(USE_C10D_GLOO)
+  CHECK(backends == "gloo");  // Debian's LibTorch: Gloo, no CUDA
+#endif
+  const auto r = run_vitlab("--version");
+  CHECK(r.exit_code == 0);
+  CHECK(r.output.find(", data-parallel: " + backends + "\n") != std::string::npos);
+}
+
 #ifdef VITLAB_HAVE_C10D
 TEST_CASE("the rank monitor stays quiet while every rank beats, and names the one that stopped", "[dist]") {
   using namespace std::chrono_literals;
