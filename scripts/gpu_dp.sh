@@ -3,12 +3,15 @@
 # that README "Scaling" records. Needs build-gpu/vitlab (scripts/gpu_build.sh) and the staged
 # Fashion-MNIST data (third_party/staged).
 #
-#   scripts/gpu_dp.sh OUT [PART ...]      PART: smoke fmnist vit_b16 kill sweep (default: all)
+#   scripts/gpu_dp.sh OUT [PART ...]      PART: smoke fmnist vit_b16 engines kill sweep (default: all)
 #
 # smoke:   train_tiny on 2 GPUs under torchrun (NCCL, the captured step), and on 1 GPU.
 # fmnist:  the Fashion-MNIST reference recipe on 1 GPU and on 2 GPUs at the same global batch.
 # vit_b16: ViT-B/16 on synthetic 224 px images: 1 GPU at batch 256; 2 GPUs at 256 each (512);
 #          2 GPUs at 256 in all.
+# engines: the gradient-averaging engines (VITLAB_GRADIENT_SYNC) on vit_b16's 2-GPU run at 256
+#          each: vitlab's buckets and c10d's Reducer, each graph-captured and eager; and the
+#          Fashion-MNIST recipe on 2 GPUs with the Reducer (the same accuracy as the buckets).
 # kill:    rank 1 of a 2-GPU run is killed (SIGKILL); rank 0 must stop within --dist-timeout
 #          with an error naming rank 1, and both must resume to the end.
 # sweep:   a sweep with --jobs 2 --devices cuda:0,cuda:1 places its runs on both GPUs.
@@ -18,7 +21,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${1:?usage: scripts/gpu_dp.sh OUT [PART ...]}
 shift
-parts=${*:-smoke fmnist vit_b16 kill sweep}
+parts=${*:-smoke fmnist vit_b16 engines kill sweep}
 rm -rf dp  # this call's runs only (dp/ is ignored by git)
 mkdir -p "$out" dp
 # NVLink multicast stays off on shared hosts (device KINDS.md).
@@ -56,6 +59,14 @@ for part in $parts; do
       step vit_b16_1gpu $vitlab train $cfg --out dp/vit_b16_1gpu --quiet
       step vit_b16_2gpu $two train $cfg --set train.batch_size=512 --out dp/vit_b16_2gpu --quiet
       step vit_b16_2gpu_b256 $two train $cfg --out dp/vit_b16_2gpu_b256 --quiet ;;
+    engines)
+      cfg=benchmarks/configs/vit_b16_synthetic.json
+      for sync in buckets-eager reducer reducer-eager; do
+        step "vit_b16_2gpu_$sync" env VITLAB_GRADIENT_SYNC=$sync $two train $cfg --set train.batch_size=512 \
+             --out "dp/vit_b16_2gpu_$sync" --quiet
+      done
+      step fmnist_2gpu_reducer env VITLAB_GRADIENT_SYNC=reducer $two train experiments/fmnist_reference.json \
+           --out dp/fmnist_2gpu_reducer --quiet ;;
     kill)
       # Ranks started as torchrun starts them, but without torchrun's agent (it would stop the
       # other rank itself): what a rank sees when its peer dies on another node.
@@ -86,7 +97,8 @@ for result in sorted(glob.glob("dp/**/result.json", recursive=True)):
     epochs = [e for e in epochs if "images_per_second" in e]
     warm = [e["images_per_second"] for e in epochs[1:]] or [r.get("images_per_second")]
     runs[folder] = {k: r.get(k) for k in ("status", "device", "world_size", "test_accuracy", "test_loss",
-                                          "images_per_second", "train_seconds", "cuda_graph", "git_commit")}
+                                          "images_per_second", "train_seconds", "cuda_graph", "gradient_sync",
+                                          "git_commit")}
     runs[folder]["warm_images_per_second"] = sum(warm) / len(warm) if warm and warm[0] else None
 walls = {}
 if os.path.exists("dp/walls.txt"):

@@ -18,6 +18,7 @@
 
 #include "train/checkpoint.h"
 #include "train/data_parallel.h"
+#include "train/gradient_sync.h"
 #include "train/process_group.h"
 #include "train/rank_monitor.h"
 #include "test_helpers.h"
@@ -126,6 +127,19 @@ TEST_CASE("torchrun's variables: alone without them, errors naming the one that 
   vars = good;
   vars["WORLD_SIZE"] = "0";
   fails_naming(vars, "WORLD_SIZE");
+
+  // The gradient-averaging engine (for measuring one against the other).
+  CHECK(read_dist_env(env(good)).gradient_sync == "buckets");
+  vars = good;
+  vars["VITLAB_GRADIENT_SYNC"] = "buckets-eager";
+  CHECK(read_dist_env(env(vars)).gradient_sync == "buckets-eager");
+  for (const char* wrong : {"ddp", "buckets-eagerly", "reducer-", "-eager"}) {
+    vars["VITLAB_GRADIENT_SYNC"] = wrong;
+    fails_naming(vars, "VITLAB_GRADIENT_SYNC");
+  }
+  vars["VITLAB_GRADIENT_SYNC"] = "reducer";
+  if (reducer_available()) CHECK(read_dist_env(env(vars)).gradient_sync == "reducer");
+  else fails_naming(vars, "VITLAB_GRADIENT_SYNC=reducer");  // Debian's headers lack what it needs
 }
 
 TEST_CASE("two Gloo ranks train the weights one process trains on the combined batch", "[dist][cli]") {

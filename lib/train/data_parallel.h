@@ -29,12 +29,19 @@ struct DistEnv {
   // a client. Otherwise rank 0 serves it.
   bool agent_store = false;
   std::string store_prefix;  // per restart of torchrun's workers, so old keys do not leak in
+  // The engine that averages gradients (VITLAB_GRADIENT_SYNC, for measuring one against the
+  // other; README "Scaling" has the figures): "buckets" (the default: vitlab's buckets, filled
+  // from gradient hooks) or "reducer" (c10d::Reducer, PyTorch DistributedDataParallel's engine).
+  // On GPUs the step with its all-reduces is captured as a CUDA graph; "-eager" (buckets-eager,
+  // reducer-eager) keeps it eager.
+  std::string gradient_sync = "buckets";
 
   bool distributed() const { return world_size > 1; }
 };
 
-// Reads RANK, LOCAL_RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT. UserError naming the variable
-// when one is missing, not a number, or inconsistent (RANK outside 0..WORLD_SIZE-1, say).
+// Reads RANK, LOCAL_RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT and VITLAB_GRADIENT_SYNC. UserError
+// naming the variable when one is missing, not a number, not a known name, or inconsistent (RANK
+// outside 0..WORLD_SIZE-1, say).
 DistEnv read_dist_env();
 // The same from a lookup function (tests).
 DistEnv read_dist_env(const std::function<const char*(const char*)>& getenv_fn);
@@ -44,10 +51,10 @@ DistEnv read_dist_env(const std::function<const char*(const char*)>& getenv_fn);
 std::string data_parallel_backends();
 
 // Averages gradients across ranks during the backward pass: parameters are packed, last layers
-// first (the order their gradients appear in), into buckets of about `bucket_bytes`; a hook on
-// each parameter copies its gradient into its bucket, and a full bucket starts its all-reduce at
-// once, while the rest of the backward pass runs. finish() waits for the reductions and writes
-// the mean gradients back. A parameter that got no gradient in the step keeps none.
+// first (the order their gradients appear in), into buckets of about `bucket_bytes`; as the
+// backward pass produces a parameter's gradient it is copied into its bucket, and a full bucket
+// starts its all-reduce at once, while the rest of the backward pass runs. After
+// finish_backward() the parameters hold the mean gradients. gradient_sync.h has the engines.
 class GradientSync {
  public:
   virtual ~GradientSync() = default;

@@ -81,6 +81,17 @@ ProcessGroup make_process_group(const c10::intrusive_ptr<c10d::Store>& store, co
 #endif
 }
 
+void wait_for_collective(const c10::intrusive_ptr<c10d::Work>& work) {
+  try {
+    work->wait();
+  } catch (const std::exception& e) {
+    throw std::runtime_error(fmt::format(
+        "a data-parallel collective failed: another rank stopped or cannot be reached (resume the run "
+        "on every rank with --resume): {}",
+        e.what()));
+  }
+}
+
 #endif  // VITLAB_HAVE_C10D
 
 }  // namespace vitlab

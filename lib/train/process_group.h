@@ -41,6 +41,10 @@ c10::intrusive_ptr<c10d::Store> connect_store(const DistEnv& env, bool serve,
 ProcessGroup make_process_group(const c10::intrusive_ptr<c10d::Store>& store, const DistEnv& env,
                                 torch::Device device, std::chrono::milliseconds timeout);
 
+// Waits for a collective. One that fails has lost a rank (it stopped, or the network between
+// them failed): std::runtime_error saying so, and what to do, around the backend's message.
+void wait_for_collective(const c10::intrusive_ptr<c10d::Work>& work);
+
 #endif  // VITLAB_HAVE_C10D
 
 }  // namespace vitlab

@@ -166,6 +166,7 @@ void TrainRun::prepare_data_and_result() {
              {"world_size", dp_ ? dp_->world_size() : 1}, {"config", resolved_}};
   // What init_from did (resized position embeddings, a re-initialised head). A resumed run took
   // its weights from its own checkpoint; the report of its first start is in that start's log.
+  if (dp_) result_["gradient_sync"] = opt_.dist.gradient_sync;  // the engine (data_parallel.h)
   if (init_report_) result_["init_from"] = init_report_->to_json();
   else if (!cfg_.init_from.empty()) result_["init_from"] = Json{{"source", cfg_.init_from}, {"resumed", true}};
 }
