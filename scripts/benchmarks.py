@@ -220,6 +220,8 @@ def scaling_figures(src):
         figures[name] = {"world_size": r["world_size"], "warm_img_s": round(r["warm_images_per_second"] or 0),
                          "test_accuracy_pct": round(100 * r["test_accuracy"], 2) if r.get("test_accuracy") is not None else None,
                          "cuda_graph": r.get("cuda_graph")}
+        if r.get("gradient_sync"):
+            figures[name]["gradient_sync"] = r["gradient_sync"]
         wall = d["steps"].get(name, {}).get("wall_s")
         if wall:
             figures[name]["wall_s"] = wall
