@@ -315,8 +315,11 @@ TEST_CASE("a sweep started under torchrun's variables trains each run as one pro
 TEST_CASE("a stop asked of one rank stops both at the same step, and they resume to the uninterrupted weights", "[dist][cli][interrupt]") {
   TempDir dir;
   const std::string config = dir.file("c.json");
-  Json c = dp_config(3);
-  c["data"]["synthetic_train"] = 2048;  // 64 steps an epoch: a stop lands inside one
+  // 8 epochs of 64 steps; the stop is asked for once the first epoch is recorded, so that it lands
+  // inside a later epoch however fast the machine (3 epochs here ended in 1.5 s, before a stop
+  // asked for 1.5 s after the start).
+  Json c = dp_config(8);
+  c["data"]["synthetic_train"] = 2048;
   c["model"]["dropout"] = 0.1;          // a random stream per rank, restored per rank
   c["data"]["augment"] = {{"random_erasing", 0.25}};
   test::write_text(config, c.dump());
@@ -335,8 +338,7 @@ TEST_CASE("a stop asked of one rank stops both at the same step, and they resume
   auto rank0 = std::async(std::launch::async, [&] {
     return run_vitlab("train " + config + " --quiet --out " + dir.file("run"), rank_env(0, 2, port));
   });
-  REQUIRE(test::wait_for_file(dir.file("run/config.json"), 120));
-  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  REQUIRE(test::wait_for_file(dir.file("run/metrics.jsonl"), 120));
   ::kill(rank1, SIGTERM);
   CHECK(test::wait_exit_status(rank1) == 128 + SIGTERM);
   const auto r0 = rank0.get();
