@@ -1,5 +1,6 @@
 // Training: optimiser and schedule against independent references, loss, checkpoints, errors.
 #include "config/model_presets.h"
+#include "data/synthetic.h"
 #include "models/factory.h"
 #include "test_helpers.h"
 #include "train/checkpoint.h"
@@ -86,6 +87,32 @@ TEST_CASE("soft cross-entropy equals PyTorch's label-smoothed cross-entropy", "[
   auto reference = torch::nn::functional::cross_entropy(
       logits, labels, torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(0.1));
   CHECK(soft_cross_entropy(logits, targets, 0.1).item<double>() == Approx(reference.item<double>()));
+}
+
+TEST_CASE("evaluation on the CPU runs in forwards of at most 64 images, with the same result", "[train]") {
+  CHECK(forward_batch_size(torch::kCPU, 512) == 64);
+  CHECK(forward_batch_size(torch::kCPU, 10) == 10);
+  CHECK(forward_batch_size(torch::Device(torch::kCUDA, 0), 512) == 512);  // GPUs take the batch asked for
+  ModelConfig c = find_model_preset("vit_tiny_p4_28").config;
+  c.width = 16;
+  c.depth = 1;
+  c.heads = 2;
+  c.mlp_dim = 32;
+  const ImageClassifier model = test::random_model(c, 3);
+  SyntheticSpec spec;
+  spec.test_size = 150;  // 64 + 64 + 22
+  const DeviceDataset data(make_synthetic(spec).test, torch::kCPU);
+  const Normalizer normalize({0.5}, {0.25}, torch::kCPU);
+  const EvalResult whole = evaluate(*model, data, normalize, 512, false);
+  const EvalResult small = evaluate(*model, data, normalize, 7, false);
+  CHECK(whole.count == 150);
+  CHECK(whole.accuracy == small.accuracy);
+  CHECK(whole.loss == Approx(small.loss).epsilon(1e-6));
+  // The sums are over every image: the loss is the mean over all 150, not over the last forward.
+  torch::NoGradGuard no_grad;
+  model->eval();
+  const auto logits = model->forward(normalize(data.images()));
+  CHECK(whole.loss == Approx(torch::nn::functional::cross_entropy(logits, data.labels()).item<double>()).epsilon(1e-5));
 }
 
 TEST_CASE("checkpoints: round trip, version check, corrupt files, model mismatch", "[train]") {

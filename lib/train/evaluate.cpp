@@ -1,5 +1,7 @@
 #include "train/evaluate.h"
 
+#include <algorithm>
+
 #include "core/compat.h"
 
 namespace vitlab {
@@ -12,6 +14,11 @@ torch::Tensor soft_cross_entropy(const torch::Tensor& logits, const torch::Tenso
   return -(t * log_probs).sum(1).mean();
 }
 
+int64_t forward_batch_size(const torch::Device& device, int64_t batch_size) {
+  constexpr int64_t kCpuForwardBatch = 64;
+  return device.is_cpu() ? std::min(batch_size, kCpuForwardBatch) : batch_size;
+}
+
 EvalResult evaluate(ImageClassifierImpl& model, const DeviceDataset& data, const Normalizer& normalize,
                     int64_t batch_size, bool bf16_autocast) {
   EvalResult r;
@@ -21,7 +28,8 @@ EvalResult evaluate(ImageClassifierImpl& model, const DeviceDataset& data, const
   torch::NoGradGuard no_grad;
   auto loss_sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kDouble).device(data.device()));
   auto correct = torch::zeros({}, torch::TensorOptions().dtype(torch::kLong).device(data.device()));
-  EpochBatches batches(data, batch_size, /*shuffle=*/false, /*drop_last=*/false);
+  EpochBatches batches(data, forward_batch_size(data.device(), batch_size), /*shuffle=*/false,
+                       /*drop_last=*/false);
   for (const Batch& b : batches) {
     torch::Tensor logits;
     {

@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "data/random.h"
 #include "data/subset.h"
+#include "train/evaluate.h"
 
 namespace vitlab {
 namespace {
@@ -133,8 +134,9 @@ torch::Tensor features_of(ImageClassifierImpl& model, const DeviceDataset& data,
                           const Normalizer& normalize, const FewShotOptions& o) {
   std::vector<torch::Tensor> parts;
   const auto idx = indices.to(data.device());
-  for (int64_t start = 0; start < idx.size(0); start += o.batch_size) {
-    const Batch b = data.gather(idx.slice(0, start, std::min(start + o.batch_size, idx.size(0))));
+  const int64_t batch = forward_batch_size(data.device(), o.batch_size);
+  for (int64_t start = 0; start < idx.size(0); start += batch) {
+    const Batch b = data.gather(idx.slice(0, start, std::min(start + batch, idx.size(0))));
     compat::CudaAutocast autocast(o.bf16);
     parts.push_back(model.features(normalize(b.images)).to(torch::kFloat).cpu());
   }
