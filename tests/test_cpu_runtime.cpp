@@ -3,10 +3,14 @@
 #include <ATen/Parallel.h>
 #include <catch2/catch.hpp>
 #include <dlfcn.h>
+#include <sys/resource.h>
+#include <torch/torch.h>
+#include <c10/core/CPUAllocator.h>
 
 #include <cstdlib>
 #include <thread>
 
+#include "core/cpu_block_cache.h"
 #include "core/cpu_runtime.h"
 
 using vitlab::configure_cpu_threads;
@@ -46,4 +50,43 @@ TEST_CASE("configure_cpu_threads: explicit, then OMP_NUM_THREADS, then all cores
 
   if (saved) ::setenv("OMP_NUM_THREADS", saved_value.c_str(), 1);
   else ::unsetenv("OMP_NUM_THREADS");
+}
+
+TEST_CASE("the CPU block cache hands a freed large block out again, without page faults", "[core]") {
+  // What prepare_cpu_runtime installs in train, eval, sweep and bench (core/cpu_block_cache.h).
+  if (!vitlab::install_cpu_block_cache(32 << 20, int64_t(1) << 30)) return;  // LibTorch 2.x: not installed
+  const auto minor_faults = [] {
+    rusage usage{};
+    ::getrusage(RUSAGE_SELF, &usage);
+    return usage.ru_minflt;
+  };
+  const int64_t floats = (100 << 20) / 4;  // 100 MB: glibc would mmap it afresh every time
+  void* first_address = nullptr;
+  {
+    const auto first = torch::ones({floats});
+    first_address = first.data_ptr();
+  }
+  const auto before = vitlab::cpu_block_cache_stats();
+  CHECK(before.installed);
+  CHECK(before.cached_bytes >= 100 << 20);
+  const long faults = minor_faults();
+  {
+    const auto second = torch::ones({floats});
+    CHECK(second.data_ptr() == first_address);
+    CHECK(second[floats - 1].item<float>() == 1.0f);
+    CHECK(vitlab::cpu_block_cache_stats().cached_bytes == before.cached_bytes - (100 << 20));
+  }
+  // Freshly mapped, its 25,600 pages of 4 KB would each fault (and be zeroed by the kernel).
+  CHECK(minor_faults() - faults < 256);
+  const auto after = vitlab::cpu_block_cache_stats();
+  CHECK(after.hits == before.hits + 1);
+  CHECK(after.cached_bytes == before.cached_bytes);
+  // Small blocks stay with the default allocator, raw allocations included (ATen's scratch).
+  const int64_t misses = after.misses;
+  void* raw = c10::GetCPUAllocator()->raw_allocate(1 << 20);
+  c10::GetCPUAllocator()->raw_deallocate(raw);
+  void* large = c10::GetCPUAllocator()->raw_allocate(40 << 20);
+  c10::GetCPUAllocator()->raw_deallocate(large);
+  CHECK(vitlab::cpu_block_cache_stats().misses + vitlab::cpu_block_cache_stats().hits ==
+        misses + after.hits + 1);
 }

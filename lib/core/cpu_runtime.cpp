@@ -1,5 +1,7 @@
 #include "core/cpu_runtime.h"
 
+#include "core/cpu_block_cache.h"
+
 #include <dlfcn.h>
 #include <malloc.h>
 #include <sched.h>
@@ -16,6 +18,8 @@ namespace vitlab {
 namespace {
 
 constexpr const char* kSpinCount = "10000";
+// glibc serves larger blocks with mmap (this is the largest threshold it takes on 64-bit).
+constexpr int kMmapThreshold = 32 << 20;
 
 int available_cores() {
   cpu_set_t set;
@@ -49,8 +53,12 @@ void prepare_cpu_runtime(char** argv) {
   }
   // Freed tensors stay in the heap for the next step instead of going back to the kernel (glibc
   // would unmap blocks above a dynamic threshold and trim the heap top, faulting pages in again).
-  ::mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  ::mallopt(M_MMAP_THRESHOLD, kMmapThreshold);
   ::mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  // Blocks glibc would still mmap (from kMmapThreshold on) are kept by the block cache instead,
+  // up to a quarter of the machine's memory (core/cpu_block_cache.h).
+  const int64_t memory = int64_t(::sysconf(_SC_PHYS_PAGES)) * int64_t(::sysconf(_SC_PAGE_SIZE));
+  install_cpu_block_cache(kMmapThreshold, memory / 4);
 }
 
 std::string gomp_spincount() {

@@ -14,7 +14,8 @@ namespace vitlab {
 // Call before any compute, in commands that train or evaluate (apps/main.cpp's command table).
 // libgomp reads GOMP_SPINCOUNT only when it is loaded, so when the variable is unset this sets it
 // and re-executes the program once (a value the user set is kept). Also keeps freed memory in the
-// process instead of unmapping it after every step. VITLAB_CPU_RUNTIME=off skips both.
+// process instead of unmapping it after every step: glibc's heap for blocks under 32 MB, and the
+// block cache (core/cpu_block_cache.h) for larger ones. VITLAB_CPU_RUNTIME=off skips all of it.
 void prepare_cpu_runtime(char** argv);
 
 // The GOMP_SPINCOUNT this process runs with ("" when unset), for benchmark records.
