@@ -17,8 +17,8 @@ class BucketSync : public GradientSync {
  public:
   BucketSync(c10::intrusive_ptr<compat::DistBackend> group, int world_size, bool capture,
              const std::vector<torch::Tensor>& params, int64_t bucket_bytes)
-      : group_(std::move(group)), world_size_(world_size), capture_(capture), params_(params), slot_(params.size()),
-        got_(params.size(), false) {
+      : group_(std::move(group)), world_size_(world_size), capture_(capture), params_(params),
+        slot_(params.size()), got_(params.size(), false) {
     // Last parameters first: the backward pass produces their gradients first.
     for (size_t k = params.size(); k-- > 0;) {
       const auto& p = params[k];

@@ -47,14 +47,14 @@ c10::intrusive_ptr<c10d::ProcessGroup> front_end(const ProcessGroup& pg,
 #endif
 }
 
-// Driven as PyTorch's DistributedDataParallel drives its Reducer (torch/nn/parallel/distributed.py):
-// buckets planned by compute_bucket_assignment_by_size over the parameters and reversed (the
-// backward pass produces the last layers' gradients first); before each backward pass
-// rebuild_buckets() (after the first step, once: the buckets are re-planned in the order the
-// gradients arrived, agreed across ranks) and prepare_for_backward(). The Reducer's hooks on the
-// parameters' gradient accumulators fill the buckets, scaled by 1/WORLD_SIZE; each bucket's
-// all-reduce starts when it is full, and a callback queued on the autograd engine waits for them
-// at the end of backward() and writes the mean gradients back.
+// Driven as PyTorch's DistributedDataParallel drives its Reducer: buckets planned by
+// compute_bucket_assignment_by_size over the parameters and reversed (the backward pass produces
+// the last layers' gradients first); before each backward pass rebuild_buckets() (after the first
+// step, once: the buckets are re-planned in the order the gradients arrived, agreed across ranks)
+// and prepare_for_backward(). The Reducer's hooks on the parameters' gradient accumulators fill
+// the buckets, scaled by 1/WORLD_SIZE; each bucket's all-reduce starts when it is full, and a
+// callback queued on the autograd engine waits for them at the end of backward() and writes the
+// mean gradients back.
 class ReducerSync : public GradientSync {
  public:
   ReducerSync(c10::intrusive_ptr<c10d::ProcessGroup> group, const std::vector<torch::Tensor>& params,
@@ -87,10 +87,11 @@ class ReducerSync : public GradientSync {
     const bool find_unused = false, gradient_as_bucket_view = false;
 #if VITLAB_TORCH_AT_LEAST(2, 0)
     (void)limits;
-    return std::make_unique<c10d::Reducer>(params_, std::move(buckets), group_, dense, bucket_bytes_, find_unused,
-                                           gradient_as_bucket_view, std::unordered_map<size_t, std::string>{},
-                                           int64_t(kFirstBucketBytes), /*skip_all_reduce_unused_params=*/false,
-                                           /*use_python_reducer=*/false, /*bucket_bytes_cap_list=*/std::vector<int64_t>{});
+    return std::make_unique<c10d::Reducer>(
+        params_, std::move(buckets), group_, dense, bucket_bytes_, find_unused, gradient_as_bucket_view,
+        std::unordered_map<size_t, std::string>{}, int64_t(kFirstBucketBytes),
+        /*skip_all_reduce_unused_params=*/false, /*use_python_reducer=*/false,
+        /*bucket_bytes_cap_list=*/std::vector<int64_t>{});
 #else
     return std::make_unique<c10d::Reducer>(params_, std::move(buckets), std::move(limits), group_, dense,
                                            bucket_bytes_, find_unused, gradient_as_bucket_view,
