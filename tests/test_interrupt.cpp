@@ -6,7 +6,9 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <functional>
 #include <random>
 #include <thread>
 
@@ -66,6 +68,15 @@ std::vector<Json> metrics_without_timing(const std::string& path) {
 
 void sleep_seconds(double s) { std::this_thread::sleep_for(std::chrono::duration<double>(s)); }
 
+// Seconds `work` took. Signals land at random fractions of an uninterrupted run's duration on this
+// machine, not at fixed times: a run that took 5 s on one machine took 1.5 s on another, and ended
+// before stops asked for after 2 s.
+double timed(const std::function<void()>& work) {
+  const auto start = std::chrono::steady_clock::now();
+  work();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
 // Every run folder's final numbers by id: what must not change however a sweep was interrupted.
 std::map<std::string, std::pair<double, double>> run_results(const std::string& sweep_dir) {
   std::map<std::string, std::pair<double, double>> out;
@@ -83,15 +94,19 @@ TEST_CASE("SIGINT or SIGTERM stops vitlab train after a step, and resuming gives
   TempDir dir;
   const std::string config = dir.file("run.json");
   test::write_text(config, stoppable_run().dump());
-  REQUIRE(run_vitlab("train " + config + " --quiet --out " + dir.file("whole")).exit_code == 0);
+  const double whole_s = timed([&] {
+    REQUIRE(run_vitlab("train " + config + " --quiet --out " + dir.file("whole")).exit_code == 0);
+  });
 
   std::mt19937 rng(20261129);
   int inside_epoch = 0;
-  for (const int sig : {SIGINT, SIGTERM, SIGINT}) {
-    const std::string out = dir.file(fmt::format("stopped-{}-{}", sig, inside_epoch));
+  const int signals[] = {SIGINT, SIGTERM, SIGINT};
+  for (int k = 0; k < 3; ++k) {
+    const int sig = signals[k];
+    const std::string out = dir.file(fmt::format("stopped-{}-{}", k, sig));
     const pid_t pid = test::spawn_vitlab({"train", config, "--quiet", "--out", out}, out + ".log");
     REQUIRE(test::wait_for_file(out + "/config.json", 120));
-    sleep_seconds(std::uniform_real_distribution<double>(0.8, 2.5)(rng));
+    sleep_seconds(std::uniform_real_distribution<double>(0.15, 0.6)(rng) * whole_s);
     ::kill(pid, sig);
     const int status = test::wait_exit_status(pid);
     const std::string log = test::read_text(out + ".log");
@@ -168,16 +183,23 @@ TEST_CASE("a real kill -9 at random times: each resume continues, the end is the
   TempDir dir;
   const std::string config = dir.file("run.json");
   test::write_text(config, stoppable_run(4).dump());
-  REQUIRE(run_vitlab("train " + config + " --quiet --out " + dir.file("whole")).exit_code == 0);
+  const double whole_s = timed([&] {
+    REQUIRE(run_vitlab("train " + config + " --quiet --out " + dir.file("whole")).exit_code == 0);
+  });
   const std::string out = dir.file("killed");
   std::mt19937 rng(11);
   int kills = 0;
+  double start_s = 0;  // from spawning to the run folder's config.json: the process's start-up
   for (int attempt = 0; attempt < 8 && !fs::exists(out + "/result.json"); ++attempt) {
-    const bool begun = fs::exists(out + "/config.json");
+    const bool begun = attempt > 0;
     const pid_t pid = test::spawn_vitlab(begun ? std::vector<std::string>{"train", "--resume", out, "--quiet"}
                                                : std::vector<std::string>{"train", config, "--quiet", "--out", out},
                                          dir.file("killed.log"));
-    sleep_seconds(std::uniform_real_distribution<double>(0.6, 2.0)(rng));
+    if (!begun) start_s = timed([&] { REQUIRE(test::wait_for_file(out + "/config.json", 120)); });
+    else sleep_seconds(start_s);
+    // Within about a quarter of the training (the run's time after start-up), so that several
+    // kills land before the epochs, each checkpointed, run out.
+    sleep_seconds(std::uniform_real_distribution<double>(0.1, 0.3)(rng) * std::max(whole_s - start_s, 0.1));
     kills += test::kill_and_wait(pid);
   }
   CHECK(kills >= 3);
@@ -238,8 +260,7 @@ TEST_CASE("SIGINT to vitlab sweep stops its runs after their current step, and r
     return false;
   };
   for (int i = 0; i < 3000 && !training(); ++i) sleep_seconds(0.02);
-  REQUIRE(training());
-  sleep_seconds(0.3);
+  REQUIRE(training());  // a run is past its first epoch, with five to go
   ::kill(pid, SIGINT);
   const int status = test::wait_exit_status(pid);
   const std::string log = test::read_text(dir.file("stopped.log"));
