@@ -378,10 +378,11 @@ Json TrainRun::run() {
     result_["status"] = "failed";
     result_["error"] = e.what();
   }
+  // Whether the step replayed as one captured graph (recorded here: data-parallel runs drop it below).
+  result_["cuda_graph"] = training_.step && training_.step->graphed();
   if (dp_) {
     // NCCL's shutdown waits until the CUDA graph that captured its collectives is released, so
     // the step and the gradient buckets go first. Only rank 0's file writing is left.
-    result_["cuda_graph"] = training_.step && training_.step->graphed();
     grad_sync_.reset();
     training_.step.reset();
     dp_->finish(result_["status"] != "failed");
@@ -398,9 +399,6 @@ Json TrainRun::write_result() {
   result_["train_seconds"] = state_.train_seconds;
   result_["images_per_second"] =
       train_seconds_now_ > 0 ? double(images_trained_) / train_seconds_now_ : 0.0;
-  // Whether the step replayed as one captured graph (data-parallel: recorded before the step went).
-  if (training_.step) result_["cuda_graph"] = training_.step->graphed();
-  else if (!result_.contains("cuda_graph")) result_["cuda_graph"] = false;
   if (!main_) return result_;  // rank 0 writes result.json
   write_json_file_atomic(files_.result, result_);
   std::string outcome;
