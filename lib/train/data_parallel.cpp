@@ -6,6 +6,7 @@
 
 #include <cstdlib>
 #include <map>
+#include <set>
 #include <utility>
 
 #include <fmt/ranges.h>
@@ -51,12 +52,11 @@ DistEnv read_dist_env(const std::function<const char*(const char*)>& get) {
   env.store_prefix = fmt::format("vitlab/{}/", restart ? restart : "0");
   if (const char* sync = get("VITLAB_GRADIENT_SYNC"); sync && *sync) {
     env.gradient_sync = sync;
-    const std::string engine = env.gradient_sync.substr(0, env.gradient_sync.find("-eager"));
-    if ((engine != "buckets" && engine != "reducer") ||
-        (engine.size() < env.gradient_sync.size() && engine + "-eager" != env.gradient_sync))
+    const std::set<std::string> engines = {"buckets", "reducer", "buckets-eager", "reducer-eager"};
+    if (!engines.count(env.gradient_sync))
       throw UserError(fmt::format("VITLAB_GRADIENT_SYNC={:?} is not one of buckets (the default), "
                                   "reducer, buckets-eager or reducer-eager", sync));
-    if (engine == "reducer" && !reducer_available()) throw UserError(kNoReducer);
+    if (env.reducer_sync() && !reducer_available()) throw UserError(kNoReducer);
   }
   return env;
 }
@@ -228,10 +228,9 @@ bool DataParallel::same_on_all_ranks(double value) {
 
 std::unique_ptr<GradientSync> DataParallel::gradient_sync(const std::vector<torch::Tensor>& params,
                                                           int64_t bucket_bytes) {
-  const bool capture = env_.gradient_sync.find("-eager") == std::string::npos;
-  if (env_.gradient_sync.rfind("reducer", 0) == 0)
-    return make_reducer_sync(impl_->pg, impl_->store, env_, params, bucket_bytes, capture);
-  return make_bucket_sync(impl_->pg, world_size(), params, bucket_bytes, capture);
+  if (env_.reducer_sync())
+    return make_reducer_sync(impl_->pg, impl_->store, env_, params, bucket_bytes, env_.captured_sync());
+  return make_bucket_sync(impl_->pg, world_size(), params, bucket_bytes, env_.captured_sync());
 }
 
 #else  // no c10d

@@ -35,6 +35,8 @@ struct DistEnv {
   // On GPUs the step with its all-reduces is captured as a CUDA graph; "-eager" (buckets-eager,
   // reducer-eager) keeps it eager.
   std::string gradient_sync = "buckets";
+  bool reducer_sync() const { return gradient_sync.rfind("reducer", 0) == 0; }
+  bool captured_sync() const { return gradient_sync.find("-eager") == std::string::npos; }
 
   bool distributed() const { return world_size > 1; }
 };

@@ -36,8 +36,8 @@ std::unique_ptr<GradientSync> make_bucket_sync(const ProcessGroup& pg, int world
 
 // c10d::Reducer, the engine of PyTorch's DistributedDataParallel, with DDP's bucket plan
 // (reducer_sync.cpp); on GPUs (`capture`) its step may be captured too. As DDP's default
-// (find_unused_parameters off), every parameter must get a gradient in every step. UserError (kNoReducer) in a build
-// without it.
+// (find_unused_parameters off), every parameter must get a gradient in every step. UserError
+// (kNoReducer) in a build without it.
 std::unique_ptr<GradientSync> make_reducer_sync(const ProcessGroup& pg,
                                                 const c10::intrusive_ptr<c10d::Store>& store,
                                                 const DistEnv& env,
