@@ -10,8 +10,9 @@
 # vit_b16: ViT-B/16 on synthetic 224 px images: 1 GPU at batch 256; 2 GPUs at 256 each (512);
 #          2 GPUs at 256 in all.
 # engines: the gradient-averaging engines (VITLAB_GRADIENT_SYNC) on vit_b16's 2-GPU run at 256
-#          each: vitlab's buckets and c10d's Reducer, each graph-captured and eager; and the
-#          Fashion-MNIST recipe on 2 GPUs with the Reducer (the same accuracy as the buckets).
+#          each: vitlab's buckets and c10d's Reducer, each graph-captured and eager, all four in
+#          this part so that one call compares them; and the Fashion-MNIST recipe on 2 GPUs with
+#          the Reducer (the same accuracy as the buckets).
 # kill:    rank 1 of a 2-GPU run is killed (SIGKILL); rank 0 must stop within --dist-timeout
 #          with an error naming rank 1, and both must resume to the end.
 # sweep:   a sweep with --jobs 2 --devices cuda:0,cuda:1 places its runs on both GPUs.
@@ -61,7 +62,7 @@ for part in $parts; do
       step vit_b16_2gpu_b256 $two train $cfg --out dp/vit_b16_2gpu_b256 --quiet ;;
     engines)
       cfg=benchmarks/configs/vit_b16_synthetic.json
-      for sync in buckets-eager reducer reducer-eager; do
+      for sync in buckets buckets-eager reducer reducer-eager; do
         step "vit_b16_2gpu_$sync" env VITLAB_GRADIENT_SYNC=$sync $two train $cfg --set train.batch_size=512 \
              --out "dp/vit_b16_2gpu_$sync" --quiet
       done
@@ -83,7 +84,7 @@ for part in $parts; do
       tail -n 4 dp/kill_rank0.out >> "$log"
       step kill_resume $two train --resume dp/kill --quiet ;;
     sweep)
-      step sweep_2gpu $vitlab sweep experiments/quickstart.json --jobs 2 --devices cuda:0,cuda:1 --out dp/sweep --quiet ;;
+      step sweep_2gpu $vitlab sweep experiments/quickstart.json --jobs 2 --devices cuda:0,cuda:1 --out dp/sweep ;;
   esac
 done
 
