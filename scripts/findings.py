@@ -124,10 +124,18 @@ def main():
     compare("strong_recipe", "variant=mix", "base")
     compare("strong_recipe", "base", "base", "hybrid")
     compare("strong_recipe", "baseline=bit", "baseline=bit", "hybrid")
+    recipe_search("vit_scale")
+    # 100 epochs, alone and with the relative bias, 3 seeds, against the 60-epoch recipe; and the
+    # best ViT against BiT on the 60-epoch recipe (more epochs did not help BiT enough to test here).
+    compare("vit_best", "base", "baseline=e60")
+    compare("vit_best", "variant=rel", "baseline=e60")
+    compare("vit_best", "variant=rel", "base")
+    compare("strong_recipe", "baseline=bit", "variant=rel", "vit_best")
     attention_distance("pos_embed", "pos_embed=learned_1d")
     attention_distance("pos_embed", "pos_embed=relative")
     attention_distance("vit_recipe", "recipe=c_e60_erase_mix")
     attention_distance("strong_recipe", "base")
+    attention_distance("vit_best", "variant=rel")
 
 
 if __name__ == "__main__":
