@@ -12,6 +12,7 @@ WORKLOADS = [
     ("vit_s16_fast", "vit_s16", "ViT-S/16 224px"),
     ("vit_b16_fast", "vit_b16", "ViT-B/16 224px"),
     ("bit_r50x1_fast", "bit_r50x1", "BiT-R50x1 224px"),
+    ("bit_r26_28_fast", "bit_r26_28", "BiT-R26 28px, 3x3 stem (timm channels-last)"),
 ]
 
 

@@ -22,6 +22,8 @@ run vit_b16_nofused --model vit_b16 --batch 256 --no-fused-kernels
 run vit_b16_plain --model vit_b16 --batch 256 --plain
 run bit_r50x1_fast --model bit_r50x1 --batch 256
 run bit_r50x1_nofused --model bit_r50x1 --batch 256 --no-fused-kernels
+run bit_r26_28_fast --model bit_r26_28 --batch 256
+run bit_r26_28_nofused --model bit_r26_28 --batch 256 --no-fused-kernels
 if [ "${VITLAB_RECORD:-1}" != 0 ]; then
   python3 scripts/benchmarks.py add bench "$out" && python3 scripts/benchmarks.py table
 fi

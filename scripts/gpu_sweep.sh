@@ -13,7 +13,9 @@
 # sweep's output, ending with its wall time. Needs build-gpu/vitlab (scripts/gpu_build.sh).
 # MPS=1 first starts CUDA's Multi-Process Service daemon (it outlives the call, as a daemon), so
 # that the runs of --jobs JOBS share the GPU's SMs instead of taking turns on it; the log says
-# whether MPS was on.
+# whether MPS was on. DEVICES=cuda:0 passes --devices to the sweeps (one GPU of several). While a
+# sweep runs, nvidia-smi samples each GPU's utilization every second into <sweep>/gpu_busy.csv, and
+# the log's last line gives each GPU's mean: the share of the sweep's wall time that a kernel ran.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 seconds=$1 jobs=$2
@@ -38,8 +40,13 @@ for file in "$@"; do
   left=$(( deadline - $(date +%s) ))
   if [ "$left" -le 30 ]; then echo "$name: not started, the call's time is spent" >> "$out/$name.log"; continue; fi
   start=$(date +%s)
-  timeout -s KILL "$left" build-gpu/vitlab sweep "$file" --out "$dir" --jobs "$jobs" > "$out/$name.log" 2>&1
+  mkdir -p "$dir"
+  nvidia-smi --query-gpu=index,utilization.gpu --format=csv,noheader,nounits -lms 1000 > "$dir/gpu_busy.csv" 2> /dev/null &
+  sampler=$!
+  timeout -s KILL "$left" build-gpu/vitlab sweep "$file" --out "$dir" --jobs "$jobs" ${DEVICES:+--devices "$DEVICES"} > "$out/$name.log" 2>&1
   status=$?
-  echo "gpu_sweep: $name exit $status, wall $(( $(date +%s) - start )) s with --jobs $jobs, MPS $mps, on $(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)" >> "$out/$name.log"
+  kill "$sampler" 2> /dev/null
+  busy=$(awk -F', *' 'NF == 2 {sum[$1] += $2; n[$1]++} END {for (g in sum) printf " GPU %s %.0f%%;", g, sum[g] / n[g]}' "$dir/gpu_busy.csv")
+  echo "gpu_sweep: $name exit $status, wall $(( $(date +%s) - start )) s with --jobs $jobs${DEVICES:+ on $DEVICES}, MPS $mps, on $(nvidia-smi --query-gpu=name --format=csv,noheader | head -1); busy:${busy:- not sampled}" >> "$out/$name.log"
   tar czf "$out/$name.tgz" --exclude='checkpoints' --exclude='.sweep.lock' "$dir"
 done
