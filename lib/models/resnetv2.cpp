@@ -99,6 +99,10 @@ torch::Tensor ResNetBackboneImpl::forward(const torch::Tensor& images) {
   // On CUDA, convolutions run channels-last (NHWC): cuDNN's fast bf16 kernels need it.
   auto input = images.is_cuda() ? images.contiguous(at::MemoryFormat::ChannelsLast) : images;
   auto x = stem_conv->forward(input);
+  // A one-channel image's strides fit both layouts, so cuDNN keeps the stem's output, and with it
+  // every later layer, in NCHW: converted to NHWC and back around each convolution, and ATen's
+  // GroupNorm instead of the channels-last kernels (bit_r26_28 on an H200: 98 conversions a step).
+  if (x.is_cuda()) x = x.contiguous(at::MemoryFormat::ChannelsLast);  // (B, C, H, W), NHWC
   if (stem_norm) x = stem_norm->forward(x);
   if (config.resnet_stem == ResNetStem::kImageNet) {
     // timm's BiT "fixed" stem pads by one zero on every side; vit_jax's hybrid pads TF SAME with
