@@ -12,6 +12,7 @@ part of `make test`.
     scripts/benchmarks.py add tests LOG --card CARD --commit C [--command CMD]
     scripts/benchmarks.py add ab OUT --card CARD --commit B --note "A = ..."  after scripts/gpu_ab.sh
     scripts/benchmarks.py add scaling OUT --card CARD --commit C         after scripts/gpu_dp.sh OUT
+    scripts/benchmarks.py add sweep OUT --card CARD --commit C           after scripts/gpu_sweep.sh (OUT=OUT)
     scripts/benchmarks.py table                             rewrite the tables in benchmarks/README.md
     scripts/benchmarks.py check                             every line valid, ids unique, raw files there
 
@@ -35,7 +36,7 @@ BENCH = ROOT / "benchmarks"
 LOG = BENCH / "records.jsonl"
 RAW = BENCH / "raw"
 README = BENCH / "README.md"
-KINDS = ("compare", "bench", "profile", "train", "tests", "cpu", "parity", "ab", "scaling")
+KINDS = ("compare", "bench", "profile", "train", "tests", "cpu", "parity", "ab", "scaling", "sweep")
 FIELDS = ("id", "kind", "card", "commit", "date", "command", "figures", "sources", "raw", "note")
 
 # vitlab bench record name prefix -> (timm workload, table label)
@@ -44,6 +45,7 @@ WORKLOADS = {
     "vit_s16": ("vit_s16", "ViT-S/16 224 px"),
     "vit_b16": ("vit_b16", "ViT-B/16 224 px"),
     "bit_r50x1": ("bit_r50x1", "BiT-R50x1 224 px"),
+    "bit_r26_28": ("bit_r26_28", "BiT-R26 28 px, 3x3 stem"),
 }
 VARIANTS = ("fast", "nofused", "plain")  # gpu_bench.sh's record name suffixes
 
@@ -233,6 +235,36 @@ def scaling_figures(src):
     return figures
 
 
+SWEEP_LINE = re.compile(r"gpu_sweep: (\S+) exit (\d+), wall (\d+) s with --jobs (\d+)(?: on (\S+))?, MPS (\w+), "
+                        r"on ([^;]+?)(?:; busy:(.*))?$")
+
+
+def sweep_figures(src):
+    """scripts/gpu_sweep.sh's OUT: per sweep (OUT/<sweep>.log's last line) the exit status, wall
+    time, --jobs, devices, whether MPS was on and each GPU's mean utilization; from OUT/<sweep>.tgz
+    the runs' count and their longest training time."""
+    figures = {}
+    for log in sorted(Path(src).glob("*.log")):
+        lines = [m for m in map(SWEEP_LINE.search, log.read_text(errors="replace").splitlines()) if m]
+        if not lines:
+            continue
+        name, status, wall, jobs, devices, mps, card, busy = lines[-1].groups()
+        f = {"exit": int(status), "wall_s": int(wall), "jobs": int(jobs), "devices": devices or "all",
+             "mps": mps == "on", "gpu_busy_pct": {g: int(p) for g, p in re.findall(r"GPU (\d+) (\d+)%", busy or "")}}
+        archive = Path(src) / f"{name}.tgz"
+        if archive.exists():
+            with tarfile.open(archive) as tar:
+                results = [json.load(tar.extractfile(m)) for m in tar.getmembers()
+                           if m.name.endswith("/result.json") and "/runs/" in m.name]
+            f["runs"] = len(results)
+            if results:
+                f["longest_train_s"] = round(max(r.get("train_seconds") or 0 for r in results))
+        figures[name] = f
+    if not figures:
+        fail(f"{src}: no gpu_sweep.sh log (<sweep>.log ending in a 'gpu_sweep: ...' line)")
+    return figures
+
+
 def append(record):
     missing = [k for k in ("id", "kind", "card", "commit", "date", "command", "figures") if not record.get(k)]
     if missing:
@@ -276,6 +308,10 @@ def add(args):
         figures, card, commit = scaling_figures(src), args.card, args.commit
         files = [(n, src / n) for n in ("dp.json", "dp.log", "dp-runs.tgz", "sweep.tgz") if (src / n).exists()]
         command = args.command or "scripts/gpu_dp.sh OUT"
+    elif args.kind == "sweep":
+        figures, card, commit = sweep_figures(src), args.card, args.commit
+        files = [(p.name, p) for p in sorted(src.iterdir()) if p.suffix in (".log", ".tgz")]
+        command = args.command or "OUT=OUT scripts/gpu_sweep.sh SECONDS JOBS SWEEP.json"
     elif args.kind == "profile":
         files = folder_files(src)
         card = commit = model = None
@@ -387,7 +423,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="action", required=True)
     a = sub.add_parser("add", help="append one record (and its raw archive)")
-    a.add_argument("kind", choices=("compare", "bench", "profile", "train", "tests", "ab", "scaling"))
+    a.add_argument("kind", choices=("compare", "bench", "profile", "train", "tests", "ab", "scaling", "sweep"))
     a.add_argument("source", help="the OUT folder, run folder or log file")
     for flag in ("--id", "--card", "--commit", "--date", "--command", "--note"):
         a.add_argument(flag)
