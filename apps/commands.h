@@ -30,5 +30,6 @@ int cmd_import(int argc, char** argv);
 int cmd_analyze(int argc, char** argv);
 int cmd_report(int argc, char** argv);
 int cmd_bench(int argc, char** argv);
+int cmd_data(int argc, char** argv);
 
 }  // namespace vitlab::app

@@ -30,6 +30,7 @@ const std::vector<Command>& commands() {
       {"analyze", "analysis figures of a checkpoint: attention distance, rollout, embeddings", cmd_analyze, true},
       {"report", "a sweep's HTML report: table, charts, training curves, analysis figures", cmd_report, true},
       {"bench", "measure training or inference speed, memory and MFU", cmd_bench, true},
+      {"data", "image folders for streaming: synthetic JPEG folders, decoding throughput", cmd_data},
   };
   return table;
 }

@@ -59,6 +59,19 @@ else()
   endif()
 endif()
 
+# libjpeg-turbo's TurboJPEG API decodes JPEGs for streamed image folders (Debian's
+# libturbojpeg0-dev; stage.sh stages its header and shared library for the GPU machine). Optional:
+# without it JPEGs are decoded by stb_image, with no DCT-domain downscaling.
+find_path(VITLAB_TURBOJPEG_INCLUDE turbojpeg.h HINTS ${VITLAB_STAGED_DIR}/include)
+find_library(VITLAB_TURBOJPEG_LIBRARY NAMES turbojpeg libturbojpeg.so.0 HINTS ${VITLAB_STAGED_DIR}/lib)
+if(VITLAB_TURBOJPEG_INCLUDE AND VITLAB_TURBOJPEG_LIBRARY)
+  target_include_directories(vitlab_deps SYSTEM INTERFACE ${VITLAB_TURBOJPEG_INCLUDE})
+  target_link_libraries(vitlab_deps INTERFACE ${VITLAB_TURBOJPEG_LIBRARY})
+  target_compile_definitions(vitlab_deps INTERFACE VITLAB_HAVE_TURBOJPEG=1)
+else()
+  message(STATUS "vitlab: TurboJPEG not found; JPEGs are decoded by stb_image")
+endif()
+
 # Threads for the sweep runner's job control.
 find_package(Threads REQUIRED)
 target_link_libraries(vitlab_deps INTERFACE Threads::Threads)

@@ -1,0 +1,130 @@
+#include "data/file_listing.h"
+
+#include <algorithm>
+#include <cctype>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+
+namespace vitlab {
+namespace {
+
+namespace fs = std::filesystem;
+constexpr const char* kHeader = "vitlab-file-listing 1";
+constexpr int64_t kProgressEvery = 5000;
+
+bool is_image_name(const fs::path& p) {
+  std::string ext = p.extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return ext == ".jpg" || ext == ".jpeg" || ext == ".png";
+}
+
+// Sorted names of `dir`'s entries that are folders (`folders`) or image files.
+std::vector<std::string> sorted_names(const fs::path& dir, bool folders) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const bool keep =
+        folders ? it->is_directory(ec) : (it->is_regular_file(ec) && is_image_name(it->path()));
+    if (keep) out.push_back(it->path().filename().string());
+  }
+  if (ec) fail<DataError>("{}: cannot list the folder: {}", dir.string(), ec.message());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+}  // namespace
+
+FileListing list_image_split(const std::string& root, const std::string& split,
+                             const std::vector<std::string>* classes,
+                             const std::function<void(int64_t)>& progress) {
+  const fs::path split_dir = fs::path(root) / split;
+  std::error_code ec;
+  if (!fs::is_directory(split_dir, ec))
+    fail<DataError>("{}: no such folder (an image folder holds {}/<class>/*.jpg|jpeg|png)",
+                    split_dir.string(), split);
+  FileListing l;
+  l.root = root;
+  l.split = split;
+  const auto class_dirs = sorted_names(split_dir, /*folders=*/true);
+  if (class_dirs.empty())
+    fail<DataError>("{}: no class sub-folders (expected {}/<class>/*.jpg|jpeg|png)",
+                    split_dir.string(), split_dir.string());
+  l.class_names = classes ? *classes : class_dirs;
+  for (const auto& name : class_dirs) {
+    const auto it = std::find(l.class_names.begin(), l.class_names.end(), name);
+    if (it == l.class_names.end())
+      fail<DataError>("{}: class \"{}\" has no folder in the training split",
+                      (split_dir / name).string(), name);
+    const auto label = static_cast<int32_t>(it - l.class_names.begin());
+    const auto images = sorted_names(split_dir / name, /*folders=*/false);
+    if (images.empty()) l.empty_classes.push_back(name);
+    for (const auto& image : images) {
+      l.files.push_back(split + "/" + name + "/" + image);
+      l.labels.push_back(label);
+      if (progress && l.size() % kProgressEvery == 0) progress(l.size());
+    }
+  }
+  if (l.files.empty())
+    fail<DataError>("{}: no .jpg, .jpeg or .png images in any class folder", split_dir.string());
+  if (progress) progress(l.size());
+  return l;
+}
+
+void save_listing(const FileListing& l, const std::string& path) {
+  std::ostringstream out;
+  out << kHeader << '\n' << l.root << '\n' << l.split << '\n' << l.class_names.size() << '\n';
+  for (const auto& name : l.class_names) out << name << '\n';
+  for (size_t i = 0; i < l.files.size(); ++i) out << l.labels[i] << '\t' << l.files[i] << '\n';
+  write_file_atomic(path, out.str());
+}
+
+FileListing load_listing(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) fail<DataError>("{}: cannot open the file listing", path);
+  std::string line;
+  int64_t number = 0;
+  const auto next = [&](const char* what) {
+    if (!std::getline(in, line))
+      fail<DataError>("{}: line {}: ends before the {}", path, number + 1, what);
+    ++number;
+    return line;
+  };
+  if (next("header") != kHeader)
+    fail<DataError>("{}: not a vitlab file listing (first line \"{}\", expected \"{}\")", path,
+                    line, kHeader);
+  FileListing l;
+  l.root = next("root folder");
+  l.split = next("split");
+  const std::string count_text = next("class count");
+  int64_t classes = -1;
+  try {
+    classes = std::stoll(count_text);
+  } catch (const std::exception&) {
+  }
+  if (classes <= 0 || classes > (int64_t{1} << 24))
+    fail<DataError>("{}: line {}: \"{}\" is not a class count", path, number, count_text);
+  for (int64_t c = 0; c < classes; ++c) l.class_names.push_back(next("class names"));
+  while (std::getline(in, line)) {
+    ++number;
+    const auto tab = line.find('\t');
+    int64_t label = -1;
+    try {
+      if (tab != std::string::npos && tab > 0) label = std::stoll(line.substr(0, tab));
+    } catch (const std::exception&) {
+    }
+    if (label < 0 || label >= classes || tab + 1 >= line.size())
+      fail<DataError>("{}: line {}: expected \"<label 0..{}>\\t<path>\"", path, number,
+                      classes - 1);
+    l.labels.push_back(static_cast<int32_t>(label));
+    l.files.push_back(line.substr(tab + 1));
+  }
+  if (l.files.empty()) fail<DataError>("{}: the listing has no files", path);
+  return l;
+}
+
+}  // namespace vitlab

@@ -1,0 +1,153 @@
+#include "data/image_decode.h"
+
+#include <stb/stb_image.h>
+
+#include <memory>
+
+#include "core/error.h"
+#include "data/image_checks.h"
+#if VITLAB_HAVE_TURBOJPEG
+#include <turbojpeg.h>
+#endif
+
+namespace vitlab {
+namespace {
+
+constexpr int64_t kMaxFilePixels = int64_t{1} << 28;    // 16384 x 16384 before downscaling
+constexpr int64_t kMaxOutputPixels = int64_t{1} << 26;  // 8192 x 8192 decoded
+
+bool is_jpeg(const std::vector<uint8_t>& b) {
+  return b.size() >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF;
+}
+bool is_png(const std::vector<uint8_t>& b) {
+  static const uint8_t magic[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
+  return b.size() >= 8 && std::equal(magic, magic + 8, b.begin());
+}
+
+void check_size(int64_t height, int64_t width, int64_t limit, const std::string& path) {
+  if (height <= 0 || width <= 0 || height * width > limit)
+    fail<DataError>("{}: image size {}x{} is empty or larger than {} pixels", path, width, height,
+                    limit);
+}
+
+DecodedImage decode_with_stb(const std::vector<uint8_t>& bytes, const std::string& path) {
+  check_image_bytes(bytes, path);  // what stb 2.27 trusts
+  const int length = static_cast<int>(bytes.size());
+  int w = 0, h = 0, file_channels = 0;
+  if (!stbi_info_from_memory(bytes.data(), length, &w, &h, &file_channels))
+    fail<DataError>("{}: cannot decode image: {}", path, stbi_failure_reason());
+  check_size(h, w, kMaxOutputPixels, path);
+  std::unique_ptr<stbi_uc, void (*)(void*)> pixels(
+      stbi_load_from_memory(bytes.data(), length, &w, &h, &file_channels, 3), stbi_image_free);
+  if (!pixels) fail<DataError>("{}: cannot decode image: {}", path, stbi_failure_reason());
+  // (H, W, 3), copied so that the tensor owns its memory.
+  return {torch::from_blob(pixels.get(), {h, w, 3}, torch::kUInt8).clone(), h, w};
+}
+
+#if VITLAB_HAVE_TURBOJPEG
+// One handle per thread: TurboJPEG handles are not thread-safe, and making one per image costs
+// an allocation of its working state.
+tjhandle decompressor() {
+  thread_local std::unique_ptr<void, int (*)(tjhandle)> handle(tjInitDecompress(), tjDestroy);
+  if (!handle)
+    fail<DataError>("TurboJPEG: cannot create a decompressor: {}", tjGetErrorStr2(nullptr));
+  return handle.get();
+}
+
+// The smallest of TurboJPEG's scaling factors that keeps both sides >= min_side (1/1 if none).
+tjscalingfactor scaling_for(int width, int height, int64_t min_side) {
+  tjscalingfactor best{1, 1};
+  if (min_side <= 0) return best;
+  int count = 0;
+  const tjscalingfactor* factors = tjGetScalingFactors(&count);
+  for (int i = 0; i < count; ++i) {
+    const tjscalingfactor f = factors[i];
+    if (f.num > f.denom) continue;  // upscaling
+    if (TJSCALED(width, f) >= min_side && TJSCALED(height, f) >= min_side &&
+        f.num * best.denom < best.num * f.denom)
+      best = f;
+  }
+  return best;
+}
+
+DecodedImage decode_with_turbojpeg(const std::vector<uint8_t>& bytes, const std::string& path,
+                                   int64_t min_side) {
+  tjhandle tj = decompressor();
+  auto* data = const_cast<unsigned char*>(bytes.data());
+  const auto size = static_cast<unsigned long>(bytes.size());
+  int width = 0, height = 0, subsampling = 0, colorspace = 0;
+  if (tjDecompressHeader3(tj, data, size, &width, &height, &subsampling, &colorspace) != 0)
+    fail<DataError>("{}: cannot decode JPEG: {}", path, tjGetErrorStr2(tj));
+  check_size(height, width, kMaxFilePixels, path);
+  const tjscalingfactor f = scaling_for(width, height, min_side);
+  const int w = TJSCALED(width, f), h = TJSCALED(height, f);
+  check_size(h, w, kMaxOutputPixels, path);
+  const bool cmyk = colorspace == TJCS_CMYK || colorspace == TJCS_YCCK;
+  auto out = torch::empty({h, w, cmyk ? 4 : 3}, torch::kUInt8);  // (H, W, 3 or 4)
+  // A warning (a truncated file's "premature end of data") fails too: the pixels would be guesses.
+  if (tjDecompress2(tj, data, size, out.data_ptr<uint8_t>(), w, 0, h, cmyk ? TJPF_CMYK : TJPF_RGB,
+                    0) != 0)
+    fail<DataError>("{}: cannot decode JPEG: {}", path, tjGetErrorStr2(tj));
+  if (cmyk) {  // Adobe's inverted CMYK: R = C * K / 255, as libjpeg-turbo's own tools convert it
+    const auto k = out.select(2, 3).to(torch::kInt32).unsqueeze(2);
+    const auto cmy = out.narrow(2, 0, 3).to(torch::kInt32);
+    out = ((cmy * k + 127) / 255).to(torch::kUInt8).contiguous();  // (H, W, 3)
+  }
+  return {out, height, width};
+}
+#endif
+
+}  // namespace
+
+bool have_turbojpeg() {
+#if VITLAB_HAVE_TURBOJPEG
+  return true;
+#else
+  return false;
+#endif
+}
+
+DecodedImage decode_rgb(const std::vector<uint8_t>& bytes, const std::string& path,
+                        int64_t min_side) {
+  if (bytes.empty()) fail<DataError>("{}: empty image file", path);
+  if (bytes.size() > static_cast<size_t>(INT32_MAX))
+    fail<DataError>("{}: image file too large", path);
+  if (!is_jpeg(bytes) && !is_png(bytes)) fail<DataError>("{}: not a JPEG or PNG file", path);
+#if VITLAB_HAVE_TURBOJPEG
+  if (is_jpeg(bytes)) return decode_with_turbojpeg(bytes, path, min_side);
+#else
+  (void)min_side;
+#endif
+  return decode_with_stb(bytes, path);
+}
+
+std::vector<uint8_t> encode_jpeg(const torch::Tensor& hwc, int quality) {
+#if VITLAB_HAVE_TURBOJPEG
+  TORCH_CHECK(hwc.dim() == 3 && hwc.scalar_type() == torch::kUInt8, "encode_jpeg: (H, W, C) uint8");
+  const auto image = hwc.contiguous();
+  const int h = static_cast<int>(image.size(0)), w = static_cast<int>(image.size(1));
+  const int64_t c = image.size(2);
+  TORCH_CHECK(c == 1 || c == 3 || c == 4, "encode_jpeg: 1, 3 or 4 channels, not ", c);
+  const int format = c == 1 ? TJPF_GRAY : c == 3 ? TJPF_RGB : TJPF_CMYK;
+  const int sampling = c == 1 ? TJSAMP_GRAY : c == 3 ? TJSAMP_420 : TJSAMP_444;
+  std::unique_ptr<void, int (*)(tjhandle)> tj(tjInitCompress(), tjDestroy);
+  unsigned char* buffer = nullptr;
+  unsigned long size = 0;
+  if (!tj || tjCompress2(tj.get(), image.data_ptr<uint8_t>(), w, 0, h, format, &buffer, &size,
+                         sampling, quality, 0) != 0) {
+    const std::string why = tjGetErrorStr2(tj.get());
+    tjFree(buffer);
+    fail<DataError>("TurboJPEG: cannot encode a {}x{} image: {}", w, h, why);
+  }
+  std::vector<uint8_t> out(buffer, buffer + size);
+  tjFree(buffer);
+  return out;
+#else
+  (void)hwc;
+  (void)quality;
+  fail<DataError>(
+      "encoding JPEGs needs TurboJPEG, which this build lacks (Debian: libturbojpeg0-dev)");
+#endif
+}
+
+}  // namespace vitlab

@@ -1,0 +1,37 @@
+// Decoding one image file to RGB for streamed image folders (data too large to keep decoded).
+// JPEGs go through libjpeg-turbo's TurboJPEG API when the build has it (VITLAB_HAVE_TURBOJPEG),
+// which can decode straight to 1/2, 1/4 or 1/8 of the size by dropping DCT coefficients: an
+// ImageNet JPEG of ~500x375 read for a 224 px crop decodes at full size, a 4000x3000 photo at 1/8.
+// PNGs, and JPEGs in builds without TurboJPEG, go through stb_image (no downscaling).
+#pragma once
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace vitlab {
+
+struct DecodedImage {
+  torch::Tensor hwc;        // (H, W, 3) uint8 RGB, contiguous
+  int64_t file_height = 0;  // the size stored in the file, before any downscaling
+  int64_t file_width = 0;
+};
+
+// Decodes `bytes` (the contents of `path`, named in errors) to RGB: greyscale is replicated,
+// CMYK and YCCK JPEGs are converted (as Adobe writes them, inverted: R = C * K / 255), alpha is
+// dropped. A JPEG is downscaled in the DCT domain by the largest factor that keeps both sides at
+// least `min_side` pixels (0: never). Throws DataError naming `path` for an empty, truncated or
+// corrupt file, an unknown format, or more than 2^26 pixels.
+DecodedImage decode_rgb(const std::vector<uint8_t>& bytes, const std::string& path,
+                        int64_t min_side);
+
+// Whether JPEGs are decoded by TurboJPEG in this build.
+bool have_turbojpeg();
+
+// A JPEG of `rgb` ((H, W, 3) uint8) at `quality`, or of `cmyk` ((H, W, 4) uint8, stored inverted
+// as Adobe does) when it has 4 channels: for tests and the synthetic-folder generator. Needs
+// TurboJPEG (DataError otherwise).
+std::vector<uint8_t> encode_jpeg(const torch::Tensor& hwc, int quality);
+
+}  // namespace vitlab

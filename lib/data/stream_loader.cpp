@@ -1,0 +1,201 @@
+#include "data/stream_loader.h"
+
+#include <algorithm>
+
+#include "core/error.h"
+#include "data/file_bytes.h"
+#include "data/image_decode.h"
+#include "data/random.h"
+
+namespace vitlab {
+namespace {
+
+constexpr uint64_t kMaxImageFileBytes = uint64_t{1} << 28;  // 256 MiB
+// A bad file's slot is filled by the files after it in the listing: at most this many tries.
+constexpr int kStandIns = 10;
+// Separates the crop draws from other users of the run seed.
+constexpr uint64_t kStreamCropStream = 0x57c0b;
+
+}  // namespace
+
+void BadImageLog::add(int64_t file, const std::string& reason) {
+  std::function<void(const std::string&)> warn;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!files_.insert(file).second) return;
+    warn = warn_;
+  }
+  if (warn) warn(reason);
+}
+
+int64_t BadImageLog::count() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return static_cast<int64_t>(files_.size());
+}
+
+StreamPlan whole_plan(const std::vector<int64_t>& order) {
+  StreamPlan p;
+  p.files = order;
+  for (size_t s = 0; s < order.size(); ++s) p.streams.push_back(s);
+  return p;
+}
+
+StreamPlan rank_plan(const std::vector<int64_t>& order, int64_t global_batch, int rank, int world) {
+  TORCH_CHECK(world > 0 && rank >= 0 && rank < world && global_batch % world == 0,
+              "rank_plan: rank ", rank, " of ", world, ", global batch ", global_batch);
+  const int64_t share = global_batch / world, n = static_cast<int64_t>(order.size());
+  StreamPlan p;
+  for (int64_t start = 0; start + global_batch <= n; start += global_batch)
+    for (int64_t s = start + rank * share; s < start + (rank + 1) * share; ++s) {
+      p.files.push_back(order[static_cast<size_t>(s)]);
+      p.streams.push_back(static_cast<uint64_t>(s));
+    }
+  return p;
+}
+
+BatchStream::BatchStream(const FileListing& files, StreamPlan plan, int64_t batch_size,
+                         bool drop_last, int64_t first_batch, uint64_t seed,
+                         const StreamOptions& options, torch::Device device, BadImageLog* bad)
+    : files_(files),
+      plan_(std::move(plan)),
+      batch_size_(batch_size),
+      num_batches_(
+          batches_per_epoch(static_cast<int64_t>(plan_.files.size()), batch_size, drop_last)),
+      next_to_make_(first_batch),
+      next_to_take_(first_batch),
+      seed_(seed),
+      options_(options),
+      device_(device),
+      bad_(bad) {
+  TORCH_CHECK(plan_.files.size() == plan_.streams.size(), "BatchStream: plan sizes differ");
+  TORCH_CHECK(first_batch >= 0 && first_batch <= num_batches_, "BatchStream: first batch ",
+              first_batch, " of ", num_batches_);
+  const int threads = options.threads > 0
+                          ? options.threads
+                          : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  depth_ = options.queue_batches > 0 ? options.queue_batches : 2 * threads;
+  start_ = std::chrono::steady_clock::now();
+  for (int t = 0; t < std::min<int64_t>(threads, num_batches_ - first_batch); ++t)
+    workers_.emplace_back([this] { work(); });
+}
+
+BatchStream::~BatchStream() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stopping_ = true;
+  }
+  changed_.notify_all();
+  for (auto& w : workers_) w.join();
+}
+
+void BatchStream::work() {
+  while (true) {
+    int64_t batch;
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      changed_.wait(lock, [&] {
+        return stopping_ || next_to_make_ >= num_batches_ || next_to_make_ < next_to_take_ + depth_;
+      });
+      if (stopping_ || next_to_make_ >= num_batches_) return;
+      batch = next_to_make_++;
+    }
+    Made made;
+    try {
+      made = make(batch);
+    } catch (...) {
+      made.error = std::current_exception();
+    }
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (made.images.defined()) images_made_ += made.images.size(0);
+      ready_.emplace(batch, std::move(made));
+    }
+    changed_.notify_all();
+  }
+}
+
+// The slot's image: its file decoded and augmented; a bad file under "skip" gives way to the
+// next files of the listing. `file_used` receives the file that filled the slot.
+torch::Tensor BatchStream::decode_slot(int64_t slot, int64_t* file_used) const {
+  const int64_t n = files_.size(), s = options_.image_size;
+  int64_t file = plan_.files[static_cast<size_t>(slot)];
+  for (int attempt = 0;; ++attempt, file = (file + 1) % n) {
+    const std::string path = files_.path(file);
+    try {
+      // The DCT may shrink the image while what is resized keeps at least the output's pixels:
+      // a whole-image crop >= s a side; the eval resize's shorter side, s / crop_pct.
+      const int64_t min_side =
+          options_.random_crop ? s : static_cast<int64_t>(double(s) / options_.crop_pct);
+      const DecodedImage image =
+          decode_rgb(read_data_file(path, kMaxImageFileBytes), path, min_side);
+      const int64_t h = image.hwc.size(0), w = image.hwc.size(1);
+      std::mt19937_64 rng(
+          mix_seed(mix_seed(seed_, kStreamCropStream), plan_.streams[static_cast<size_t>(slot)]));
+      *file_used = file;
+      if (!options_.random_crop)
+        return crop_resize(image.hwc, center_crop_box(h, w, s, options_.crop_pct), s, s);
+      const CropBox box = random_resized_crop_box(h, w, options_.crop, rng);
+      const bool flip = options_.flip && uniform01(rng) < 0.5;
+      return crop_resize(image.hwc, box, s, s, flip);  // (3, s, s)
+    } catch (const DataError& e) {
+      if (!options_.skip_bad_images)
+        throw DataError(std::string(e.what()) +
+                        " (data.on_bad_image is \"error\"; \"skip\" skips it)");
+      if (bad_) bad_->add(file, e.what());
+      if (attempt + 1 >= kStandIns)
+        fail<DataError>("{}: this file and the {} after it in the listing could not be decoded",
+                        path, kStandIns - 1);
+    }
+  }
+}
+
+BatchStream::Made BatchStream::make(int64_t batch) const {
+  const int64_t first = batch * batch_size_;
+  const int64_t count =
+      std::min<int64_t>(batch_size_, static_cast<int64_t>(plan_.files.size()) - first);
+  const int64_t s = options_.image_size;
+  auto options = torch::TensorOptions().dtype(torch::kUInt8).pinned_memory(device_.is_cuda());
+  Made m;
+  m.images = torch::empty({count, 3, s, s}, options);  // (B, 3, S, S)
+  m.labels = torch::empty(
+      {count}, torch::TensorOptions().dtype(torch::kInt64).pinned_memory(device_.is_cuda()));
+  m.files = torch::empty({count}, torch::kInt64);
+  for (int64_t i = 0; i < count; ++i) {
+    int64_t file = 0;
+    m.images[i].copy_(decode_slot(first + i, &file));
+    m.labels[i] = static_cast<int64_t>(files_.labels[static_cast<size_t>(file)]);
+    m.files[i] = file;
+  }
+  return m;
+}
+
+Batch BatchStream::next() {
+  Made made;
+  {
+    std::unique_lock<std::mutex> lock(mutex_);
+    TORCH_CHECK(next_to_take_ < num_batches_, "BatchStream: all ", num_batches_, " batches taken");
+    changed_.wait(lock, [&] { return ready_.count(next_to_take_) > 0; });
+    auto it = ready_.find(next_to_take_);
+    made = std::move(it->second);
+    ready_.erase(it);
+    ++next_to_take_;
+  }
+  changed_.notify_all();
+  if (made.error) std::rethrow_exception(made.error);
+  const bool async = device_.is_cuda();
+  return {made.images.to(device_, async), made.labels.to(device_, async), made.files.to(device_)};
+}
+
+int64_t BatchStream::queued() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return static_cast<int64_t>(ready_.size());
+}
+
+double BatchStream::images_per_second() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  return seconds > 0 ? double(images_made_) / seconds : 0.0;
+}
+
+}  // namespace vitlab

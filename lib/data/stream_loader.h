@@ -1,0 +1,109 @@
+// Batches of a streamed image folder, decoded by a pool of threads ahead of the training step:
+// each thread makes whole batches (decode, crop, resize, flip), at most `queue_batches` ahead of
+// the consumer, into pinned memory on CUDA so the copy to the device overlaps the step.
+//
+// Deterministic whatever the thread timing: slot s of the plan is file order[s], augmented with
+// draws seeded by streams[s] (its position in the epoch's global order), so a run resumed at any
+// batch and a data-parallel rank's share see the same pixels as one uninterrupted process.
+#pragma once
+#include <torch/torch.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "data/batcher.h"
+#include "data/crop_transforms.h"
+#include "data/file_listing.h"
+
+namespace vitlab {
+
+struct StreamOptions {
+  int64_t image_size = 224;  // output side
+  bool random_crop = true;   // RandomResizedCrop (training); false: the eval crop
+  bool flip = true;          // horizontal flip with probability 1/2 (with random_crop)
+  RandomResizedCropParams crop;
+  double crop_pct = 0.875;      // the eval crop's (timm's default)
+  int threads = 0;              // decoding threads; 0: the machine's cores
+  int queue_batches = 0;        // batches made ahead; 0: two per thread
+  bool skip_bad_images = true;  // data.on_bad_image: "skip" (the next file stands in) or "error"
+};
+
+// The files that failed to decode, each reported once through `warn` (path and reason).
+class BadImageLog {
+ public:
+  explicit BadImageLog(std::function<void(const std::string&)> warn = {})
+      : warn_(std::move(warn)) {}
+  void add(int64_t file, const std::string& reason);
+  int64_t count() const;
+
+ private:
+  mutable std::mutex mutex_;
+  std::set<int64_t> files_;
+  std::function<void(const std::string&)> warn_;
+};
+
+// Which file fills each slot and which draw stream augments it.
+struct StreamPlan {
+  std::vector<int64_t> files;     // file index per slot
+  std::vector<uint64_t> streams;  // augmentation stream per slot
+};
+// Slots 0..n-1 of an epoch's `order` (file indices), each slot's stream its position.
+StreamPlan whole_plan(const std::vector<int64_t>& order);
+// A data-parallel rank's share: of every global batch of `global_batch` slots, the rank's
+// global_batch / world consecutive ones (as the in-memory path's narrow), streams kept global.
+StreamPlan rank_plan(const std::vector<int64_t>& order, int64_t global_batch, int rank, int world);
+
+class BatchStream {
+ public:
+  // Makes batches first_batch, first_batch + 1, ... of `plan` (batch_size slots each; a short
+  // last batch unless drop_last), augmented with seed `seed`, on `device`.
+  BatchStream(const FileListing& files, StreamPlan plan, int64_t batch_size, bool drop_last,
+              int64_t first_batch, uint64_t seed, const StreamOptions& options,
+              torch::Device device, BadImageLog* bad);
+  ~BatchStream();
+  BatchStream(const BatchStream&) = delete;
+  BatchStream& operator=(const BatchStream&) = delete;
+
+  int64_t size() const { return num_batches_; }
+  // The next batch, in order: images (B, 3, S, S) uint8 and labels on the device, indices the
+  // files used. Rethrows a worker's error (a bad image under "error", an unreadable file).
+  Batch next();
+  int64_t queued() const;            // batches made and not yet taken
+  double images_per_second() const;  // made since the start
+
+ private:
+  struct Made {
+    torch::Tensor images, labels, files;
+    std::exception_ptr error;
+  };
+  void work();
+  Made make(int64_t batch) const;
+  torch::Tensor decode_slot(int64_t slot, int64_t* file_used) const;
+
+  const FileListing& files_;
+  StreamPlan plan_;
+  int64_t batch_size_, num_batches_, next_to_make_, next_to_take_;
+  uint64_t seed_;
+  StreamOptions options_;
+  torch::Device device_;
+  BadImageLog* bad_;
+  int depth_;
+  std::chrono::steady_clock::time_point start_;
+  int64_t images_made_ = 0;
+  bool stopping_ = false;
+  mutable std::mutex mutex_;
+  std::condition_variable changed_;
+  std::map<int64_t, Made> ready_;
+  std::vector<std::thread> workers_;
+};
+
+}  // namespace vitlab
