@@ -78,6 +78,10 @@ int cmd_eval(int argc, char** argv) {
   model->to(device);
   const ops::FastKernels kernels(dev.cuda && config.train.fast_path);  // the run's CUDA kernels
   DataBundle data = load_data(config.data, path);
+  if (data.streamed)
+    throw UserError(fmt::format("{}: the run streams its image folder (data.streaming); vitlab eval of a "
+                                "streamed folder is not supported yet (result.json holds the run's test numbers)",
+                                path));
   const Dataset& part = split == "test" ? data.test : data.val;
   if (part.size() == 0) throw UserError(fmt::format("{}: the run has no {} split (data.val_size is 0)", path, split));
   const bool bf16 = dev.cuda && config.train.precision == Precision::kBf16;

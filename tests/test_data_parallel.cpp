@@ -191,6 +191,56 @@ TEST_CASE("two Gloo ranks train the weights one process trains on the combined b
   CHECK(alone.output.find("WORLD_SIZE 2") != std::string::npos);
 }
 
+TEST_CASE("two Gloo ranks streaming an image folder train what one process trains",
+          "[dist][cli][streaming]") {
+  TempDir dir;
+  const std::string root = dir.file("folder");
+  test::write_png_split(root, "train", 16);
+  test::write_png_split(root, "test", 3);
+  Json c = dp_config(2);
+  c["model"] = {{"name", "vit_tiny_p4_28"},
+                {"width", 16},
+                {"heads", 2},
+                {"depth", 1},
+                {"mlp_dim", 32},
+                {"patch_size", 4},
+                {"image_size", 8},
+                {"in_channels", 3},
+                {"num_classes", 2}};
+  c["data"] = {{"dataset", "image-folder"},
+               {"path", root},
+               {"image_size", 8},
+               {"streaming", "on"},
+               {"augment", {{"random_resized_crop", true}}},
+               {"decode_threads", 1}};
+  c["train"]["batch_size"] = 8;
+  const std::string config = dir.file("c.json");
+  test::write_text(config, c.dump());
+  const auto one = run_vitlab("train " + config + " --out " + dir.file("one") + " --quiet");
+  INFO(one.output);
+  REQUIRE(one.exit_code == 0);
+  // Each rank decodes only its half of every global batch; the crops are drawn per slot of the
+  // global order, so the two halves are what the one process decoded.
+  const auto two =
+      run_two("train " + config + " --out " + dir.file("two") + " --quiet",
+              "train " + config + " --out " + dir.file("two") + " --quiet", free_port());
+  INFO(two.rank0.output << two.rank1.output);
+  REQUIRE(two.rank0.exit_code == 0);
+  REQUIRE(two.rank1.exit_code == 0);
+  const Json r1 = Json::parse(test::read_text(dir.file("one/result.json")));
+  const Json r2 = Json::parse(test::read_text(dir.file("two/result.json")));
+  CHECK(r2["streamed"].get<bool>());
+  CHECK(r2["world_size"] == 2);
+  CHECK(r2["test_loss"].get<double>() == Approx(r1["test_loss"].get<double>()).epsilon(1e-4));
+  const Checkpoint a = load_checkpoint(dir.file("one/checkpoints/last.pt"));
+  const Checkpoint b = load_checkpoint(dir.file("two/checkpoints/last.pt"));
+  REQUIRE(a.model.size() == b.model.size());
+  for (size_t i = 0; i < a.model.size(); ++i) {
+    INFO(a.model[i].first);
+    CHECK(test::allclose_as_float(a.model[i].second, b.model[i].second, 1e-4, 1e-5));
+  }
+}
+
 TEST_CASE("data-parallel bad input exits 2 within the timeout", "[dist][cli]") {
   TempDir dir;
   const std::string config = dir.file("c.json");

@@ -15,6 +15,8 @@
 #include <sstream>
 #include <thread>
 
+#include <stb/stb_image_write.h>
+
 #include "models/factory.h"
 #include "models/module_state.h"
 #include "train/objective.h"
@@ -86,6 +88,21 @@ bool kill_and_wait(pid_t pid) {
   int status = 0;
   ::waitpid(pid, &status, 0);
   return WIFSIGNALED(status);
+}
+
+void write_png_split(const std::string& root, const std::string& split, int per_class) {
+  for (int k = 0; k < 2; ++k)
+    for (int i = 0; i < per_class; ++i) {
+      const auto file = std::filesystem::path(root) / split / (k ? "b" : "a") /
+                        ("img" + std::to_string(i) + ".png");
+      std::filesystem::create_directories(file.parent_path());
+      std::vector<uint8_t> px;
+      for (int y = 0; y < 8; ++y)
+        for (int x = 0; x < 8; ++x)
+          for (int c = 0; c < 3; ++c)
+            px.push_back(static_cast<uint8_t>((k ? 160 : 40) + 7 * i + 3 * c + x * (k ? 1 : 2) + y));
+      REQUIRE(stbi_write_png(file.string().c_str(), 8, 8, 3, px.data(), 8 * 3) != 0);
+    }
 }
 
 Json tiny_base(int epochs) {

@@ -33,6 +33,10 @@ std::string read_text(const std::string& path);
 // Writes raw bytes, creating the parent folders.
 void write_bytes(const std::string& path, const std::vector<uint8_t>& bytes);
 
+// `per_class` 8x8 RGB PNGs in each of the classes "a" and "b" under root/split/<class>/imgN.png,
+// their pixels depending on the class and N (streamed image-folder tests).
+void write_png_split(const std::string& root, const std::string& split, int per_class);
+
 // A model built from `seed`, then every parameter randomised so that nothing is zero or one by
 // init (weights tests compare logits after export/import), in eval mode.
 ImageClassifier random_model(const ModelConfig& c, uint64_t seed);

@@ -254,7 +254,7 @@ TEST_CASE(
   }
 }
 
-TEST_CASE("bad images: skipped, counted and named under skip; an error naming the file under error",
+TEST_CASE("bad images are skipped, counted and named under skip, and stop the stream under error",
           "[data][streaming]") {
   TempDir tmp;
   write_folder(tmp.path(), 4);                           // a: img10 img12, b: img11 img13
@@ -296,8 +296,9 @@ TEST_CASE("bad images: skipped, counted and named under skip; an error naming th
   require_data_error([&] { strict.next(); }, {"img10b.jpg", "data.on_bad_image"});
 }
 
-TEST_CASE("vitlab data synth writes an ImageNet-shaped JPEG folder; vitlab data bench streams it",
-          "[data][streaming][cli]") {
+TEST_CASE(
+    "vitlab data synth writes an ImageNet-shaped JPEG folder and vitlab data bench streams it",
+    "[data][streaming][cli]") {
   if (!have_turbojpeg()) {
     WARN("built without TurboJPEG: vitlab data synth is not available");
     return;

@@ -204,6 +204,10 @@ Json analyze_checkpoint(const AnalyzeOptions& o) {
   const auto wants = [&](const char* f) { return std::count(figures.begin(), figures.end(), f) > 0; };
   if (wants("attention_distance") || wants("rollout")) {
     const DataBundle data = load_data(loaded.config.data, o.checkpoint);
+    if (data.streamed)
+      fail<UserError>("{}: the run streams its image folder (data.streaming); attention figures of "
+                      "streamed images are not supported yet (--figures pos_embed,filters works)",
+                      o.checkpoint);
     const Dataset& part = o.split == "test" ? data.test : data.val;
     if (part.size() == 0) fail<UserError>("{}: the run has no {} split (data.val_size is 0)", o.checkpoint, o.split);
     n = std::min<int64_t>(o.images, part.size());

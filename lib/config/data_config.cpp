@@ -17,6 +17,18 @@ const EnumNames<TrainPart>& train_part_names() {
   return n;
 }
 
+const EnumNames<Streaming>& streaming_names() {
+  static const EnumNames<Streaming> n = {
+      {Streaming::kAuto, "auto"}, {Streaming::kOn, "on"}, {Streaming::kOff, "off"}};
+  return n;
+}
+
+const EnumNames<BadImagePolicy>& bad_image_policy_names() {
+  static const EnumNames<BadImagePolicy> n = {{BadImagePolicy::kSkip, "skip"},
+                                              {BadImagePolicy::kError, "error"}};
+  return n;
+}
+
 void DataConfig::read(JsonReader& r) {
   r.read_enum("dataset", dataset, dataset_kind_names());
   r.read("path", path);
@@ -30,6 +42,7 @@ void DataConfig::read(JsonReader& r) {
   r.read("std", std, 1e-12, 1e6);
   r.read("subset_seed", subset_seed, 0);
   JsonReader a = r.child("augment");
+  a.read("random_resized_crop", augment.random_resized_crop);
   a.read("crop_padding", augment.crop_padding, 0, 1024);
   a.read("flip", augment.flip);
   a.read("random_erasing", augment.random_erasing, 0.0, 1.0);
@@ -37,6 +50,11 @@ void DataConfig::read(JsonReader& r) {
   a.read("cutmix_alpha", augment.cutmix_alpha, 0.0, 100.0);
   a.read("mix_prob", augment.mix_prob, 0.0, 1.0);
   a.finish();
+  r.read_enum("streaming", streaming, streaming_names());
+  r.read("memory_budget_gb", memory_budget_gb, 0.0, 1e6);
+  r.read_enum("on_bad_image", on_bad_image, bad_image_policy_names());
+  r.read("decode_threads", decode_threads, 0, 1024);
+  r.read("crop_pct", crop_pct, 0.01, 1.0);
   r.read("synthetic_classes", synthetic_classes, 2, 100000);
   r.read("synthetic_train", synthetic_train, 1);
   r.read("synthetic_test", synthetic_test, 1);
@@ -57,12 +75,18 @@ Json DataConfig::to_json() const {
               {"std", std},
               {"subset_seed", subset_seed},
               {"augment",
-               {{"crop_padding", augment.crop_padding},
+               {{"random_resized_crop", augment.random_resized_crop},
+                {"crop_padding", augment.crop_padding},
                 {"flip", augment.flip},
                 {"random_erasing", augment.random_erasing},
                 {"mixup_alpha", augment.mixup_alpha},
                 {"cutmix_alpha", augment.cutmix_alpha},
                 {"mix_prob", augment.mix_prob}}},
+              {"streaming", enum_name(streaming, streaming_names())},
+              {"memory_budget_gb", memory_budget_gb},
+              {"on_bad_image", enum_name(on_bad_image, bad_image_policy_names())},
+              {"decode_threads", decode_threads},
+              {"crop_pct", crop_pct},
               {"synthetic_classes", synthetic_classes},
               {"synthetic_train", synthetic_train},
               {"synthetic_test", synthetic_test},
@@ -83,6 +107,21 @@ void DataConfig::validate(const std::string& source, const std::string& path) co
     bad("path", fmt::format("required for dataset \"{}\"", enum_name(dataset, dataset_kind_names())));
   if (train_part == TrainPart::kRest && train_size == 0 && per_class == 0)
     bad("train_part", "\"rest\" is what a train_size or per_class draw leaves out; set one of them");
+  const bool folder = dataset == DatasetKind::kImageFolder;
+  if (streaming == Streaming::kOn && !folder)
+    bad("streaming", "\"on\" streams image folders only (data.dataset \"image-folder\")");
+  if (augment.random_resized_crop && (!folder || streaming == Streaming::kOff))
+    bad("augment.random_resized_crop",
+        "applies to streamed image folders only (data.dataset \"image-folder\", data.streaming "
+        "\"auto\" or \"on\"); in-memory images are resized when read: use crop_padding");
+  if (streaming == Streaming::kOn && image_size == 0)
+    bad("image_size", "required when streaming: the folder's images differ in size");
+  if (streaming == Streaming::kOn)
+    for (const auto& [key, value] : {std::pair<const char*, int64_t>{"train_size", train_size},
+                                     {"per_class", per_class},
+                                     {"val_size", val_size},
+                                     {"test_size", test_size}})
+      if (value > 0) bad(key, "subsets and validation splits of streamed folders are not supported yet");
   if (train_part == TrainPart::kSubset && train_size > 0 && val_size >= train_size)
     bad("val_size", fmt::format("{} leaves no training images out of train_size {}", val_size,
                                 train_size));

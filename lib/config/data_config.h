@@ -15,7 +15,20 @@ const EnumNames<DatasetKind>& dataset_kind_names();
 enum class TrainPart { kSubset, kRest };
 const EnumNames<TrainPart>& train_part_names();
 
+// Streamed image folders (data too large to keep decoded; lib/data/stream_loader.h): "auto"
+// streams an image folder whose decoded training and test images would exceed the memory budget.
+enum class Streaming { kAuto, kOn, kOff };
+const EnumNames<Streaming>& streaming_names();
+
+// A file of a streamed folder that cannot be decoded: "skip" (counted, named in a warning, the
+// next file of the listing stands in) or "error" (the run stops naming the file).
+enum class BadImagePolicy { kSkip, kError };
+const EnumNames<BadImagePolicy>& bad_image_policy_names();
+
 struct AugmentConfig {
+  // timm's RandomResizedCrop (scale 0.08-1, ratio 3/4-4/3) of each decoded image; streamed image
+  // folders only, whose images differ in size (in-memory sets are resized when read).
+  bool random_resized_crop = false;
   int crop_padding = 0;          // random crop after zero padding by this many pixels; 0 = off
   bool flip = false;             // random horizontal flip
   double random_erasing = 0.0;   // probability of erasing one random rectangle per image
@@ -41,6 +54,11 @@ struct DataConfig {
   int64_t subset_seed = 0;   // seed of the subset/split draw and of synthetic images
                              // (independent of the run's seed)
   AugmentConfig augment;
+  Streaming streaming = Streaming::kAuto;
+  double memory_budget_gb = 0;  // the budget "auto" compares with; 0 = half of the machine's memory
+  BadImagePolicy on_bad_image = BadImagePolicy::kSkip;
+  int decode_threads = 0;   // streamed decoding threads; 0 = the machine's cores
+  double crop_pct = 0.875;  // streamed evaluation: shorter side to image_size / crop_pct, centre crop
   // Synthetic data (tests, benchmarks): class-dependent patterns plus noise.
   int synthetic_classes = 10;
   int64_t synthetic_train = 1000;

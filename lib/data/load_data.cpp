@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
+#include <functional>
 
 #include "core/error.h"
 #include "data/cifar_reader.h"
@@ -20,6 +22,60 @@ Dataset resized(const Dataset& data, int size) {
   Dataset out = data;
   out.images = resize_images(data.images, size, size);
   return out;
+}
+
+// data.mean / data.std when given (as many values as channels), else `fallback()`.
+void set_mean_std(
+    DataBundle& b, const DataConfig& config, const std::string& source,
+    const std::function<std::pair<std::vector<double>, std::vector<double>>()>& fallback) {
+  if (config.mean.empty()) {
+    std::tie(b.mean, b.std) = fallback();
+    return;
+  }
+  if (static_cast<int>(config.mean.size()) != b.channels)
+    config_error(source, "data.mean",
+                 fmt::format("has {} value{} but the images of {} have {} channel{}",
+                             config.mean.size(), config.mean.size() == 1 ? "" : "s", b.train.name,
+                             b.channels, b.channels == 1 ? "" : "s"));
+  if (config.std.size() != config.mean.size())
+    config_error(
+        source, "data.std",
+        fmt::format("has {} values but data.mean has {}", config.std.size(), config.mean.size()));
+  b.mean = config.mean;
+  b.std = config.std;
+}
+
+Dataset empty_split(const FileListing& files, int64_t side, const std::string& name) {
+  Dataset d;
+  d.images = torch::empty({0, 3, side, side}, torch::kUInt8);  // (0, 3, S, S)
+  d.labels = torch::empty({0}, torch::kInt64);
+  d.num_classes = static_cast<int>(files.class_names.size());
+  d.class_names = files.class_names;
+  d.name = name;
+  return d;
+}
+
+// A streamed folder: the listings, no images; 3 channels at data.image_size.
+DataBundle load_streamed(const DataConfig& config, const std::string& source,
+                         StreamedFolder folder) {
+  DataBundle b;
+  auto shared = std::make_shared<const StreamedFolder>(std::move(folder));
+  b.image_size = config.image_size;
+  b.channels = 3;
+  b.num_classes = static_cast<int>(shared->train.class_names.size());
+  b.class_names = shared->train.class_names;
+  b.train = empty_split(shared->train, config.image_size, "image-folder/train (streamed)");
+  b.val = empty_split(shared->train, config.image_size, "image-folder/val");
+  b.test = empty_split(shared->test, config.image_size,
+                       "image-folder/" + shared->test.split + " (streamed)");
+  b.streamed = shared;
+  // timm's IMAGENET_DEFAULT_MEAN / _STD: a pass over a large folder to measure them would cost
+  // as much as an epoch.
+  set_mean_std(b, config, source, [] {
+    return std::pair<std::vector<double>, std::vector<double>>{{0.485, 0.456, 0.406},
+                                                               {0.229, 0.224, 0.225}};
+  });
+  return b;
 }
 
 }  // namespace
@@ -91,7 +147,18 @@ std::pair<std::vector<double>, std::vector<double>> compute_mean_std(const torch
   return {mean, std};
 }
 
-DataBundle load_data(const DataConfig& config, const std::string& source) {
+DataBundle load_data(const DataConfig& config, const std::string& source,
+                     const std::string& listing_cache_dir) {
+  // A run folder with listings streamed when it started, and streams on when resumed.
+  std::error_code ec;
+  const bool cached = config.dataset == DatasetKind::kImageFolder && !listing_cache_dir.empty() &&
+                      std::filesystem::exists(listing_cache_path(listing_cache_dir, "train"), ec);
+  StreamedFolder listed;
+  if (cached || decide_streaming(config, source, &listed))
+    return load_streamed(config, source,
+                         listed.train.size() > 0 ? std::move(listed)
+                                                 : list_streamed_folder(config, listing_cache_dir));
+
   const DatasetSplits splits = read_dataset(config);
   SubsetSplits parts = make_subsets(splits, config, source);
 
@@ -115,23 +182,10 @@ DataBundle load_data(const DataConfig& config, const std::string& source) {
   b.channels = static_cast<int>(b.train.channels());
   b.num_classes = b.train.num_classes;
   b.class_names = b.train.class_names;
-
-  if (!config.mean.empty()) {
-    if (static_cast<int>(config.mean.size()) != b.channels)
-      config_error(source, "data.mean",
-                   fmt::format("has {} value{} but the images of {} have {} channel{}",
-                               config.mean.size(), config.mean.size() == 1 ? "" : "s", b.train.name,
-                               b.channels, b.channels == 1 ? "" : "s"));
-    if (config.std.size() != config.mean.size())
-      config_error(
-          source, "data.std",
-          fmt::format("has {} values but data.mean has {}", config.std.size(), config.mean.size()));
-    b.mean = config.mean;
-    b.std = config.std;
-  } else {
-    std::tie(b.mean, b.std) = standard_mean_std(config.dataset);
-    if (b.mean.empty()) std::tie(b.mean, b.std) = compute_mean_std(b.train.images);
-  }
+  set_mean_std(b, config, source, [&] {
+    auto standard = standard_mean_std(config.dataset);
+    return standard.first.empty() ? compute_mean_std(b.train.images) : standard;
+  });
   return b;
 }
 
@@ -140,9 +194,10 @@ void check_model_fits_data(const ModelConfig& m, const DataBundle& d, const std:
     config_error(source, "model.in_channels",
                  fmt::format("{} but the data set has {} channel(s)", m.in_channels, d.channels));
   if (m.image_size != d.image_size)
-    config_error(source, "model.image_size",
-                 fmt::format("{} but the data set's images are {}x{} (set data.image_size to resize)",
-                             m.image_size, d.image_size, d.image_size));
+    config_error(
+        source, "model.image_size",
+        fmt::format("{} but the data set's images are {}x{} (set data.image_size to resize)",
+                    m.image_size, d.image_size, d.image_size));
   if (m.num_classes != d.num_classes)
     config_error(source, "model.num_classes",
                  fmt::format("{} but the data set has {} classes", m.num_classes, d.num_classes));

@@ -1,5 +1,6 @@
 // From a DataConfig to the tensors a run trains on: read, subset, split, resize, statistics.
 #pragma once
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -7,6 +8,7 @@
 #include "config/data_config.h"
 #include "config/model_config.h"
 #include "data/dataset.h"
+#include "data/streamed_folder.h"
 
 namespace vitlab {
 
@@ -20,6 +22,12 @@ struct DataBundle {
   int channels = 0;
   int num_classes = 0;
   std::vector<std::string> class_names;
+  // Set when the image folder is streamed (data.streaming): train, val and test then hold no
+  // images, and the listings say which files the splits are.
+  std::shared_ptr<const StreamedFolder> streamed;
+
+  int64_t train_count() const { return streamed ? streamed->train.size() : train.size(); }
+  int64_t test_count() const { return streamed ? streamed->test.size() : test.size(); }
 };
 
 // The official train/test splits of the configured data set (before subsetting or resizing).
@@ -29,9 +37,12 @@ DatasetSplits read_dataset(const DataConfig& config);
 // Reads, subsets, splits and resizes as `config` says. mean/std are data.mean/data.std when
 // given (their length must equal the channel count: ConfigError naming data.mean), else the
 // data set's standard values (fashion-mnist, cifar10, cifar100), else computed from the final
-// training images. Images that end up non-square are a DataError (set data.image_size).
-// `source` (the config file's name) prefixes ConfigError messages.
-DataBundle load_data(const DataConfig& config, const std::string& source = "");
+// training images; a streamed folder without data.mean uses timm's ImageNet values. Images that
+// end up non-square are a DataError (set data.image_size). `source` (the config file's name)
+// prefixes ConfigError messages. A streamed folder's listings come from `listing_cache_dir`
+// when it holds them (data/streamed_folder.h: a resumed run streams the files it started with).
+DataBundle load_data(const DataConfig& config, const std::string& source = "",
+                     const std::string& listing_cache_dir = "");
 
 // The published per-channel statistics of a data set; empty vectors when there are none
 // (mnist-format, image-folder, synthetic: those are computed from the training images).
@@ -43,6 +54,7 @@ std::pair<std::vector<double>, std::vector<double>> compute_mean_std(const torch
 
 // ConfigError naming model.in_channels, model.image_size or model.num_classes when the model does
 // not fit the loaded data.
-void check_model_fits_data(const ModelConfig& model, const DataBundle& data, const std::string& source);
+void check_model_fits_data(const ModelConfig& model, const DataBundle& data,
+                           const std::string& source);
 
 }  // namespace vitlab

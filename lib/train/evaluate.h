@@ -1,5 +1,7 @@
 // Evaluation: top-1 accuracy and mean cross-entropy over a device-resident data set.
 #pragma once
+#include <functional>
+
 #include "data/batcher.h"
 #include "models/classifier.h"
 
@@ -19,8 +21,13 @@ int64_t forward_batch_size(const torch::Device& device, int64_t batch_size);
 
 // Runs the model in eval mode (restoring its previous mode) over every item once, in batches of
 // forward_batch_size(batch_size).
-EvalResult evaluate(ImageClassifierImpl& model, const DeviceDataset& data, const Normalizer& normalize,
-                    int64_t batch_size, bool bf16_autocast);
+EvalResult evaluate(ImageClassifierImpl& model, const DeviceDataset& data,
+                    const Normalizer& normalize, int64_t batch_size, bool bf16_autocast);
+
+// The same over `batches` batches that `next` hands out in turn (a streamed folder's test split).
+EvalResult evaluate_batches(ImageClassifierImpl& model, int64_t batches,
+                            const std::function<Batch()>& next, const Normalizer& normalize,
+                            bool bf16_autocast, torch::Device device);
 
 // Cross-entropy against soft targets (B, K), computed in fp32; with label smoothing `smoothing`
 // the targets are mixed with the uniform distribution first (as PyTorch's label_smoothing).

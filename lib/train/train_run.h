@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -13,6 +14,7 @@
 #include "data/augment.h"
 #include "data/batcher.h"
 #include "data/load_data.h"
+#include "data/stream_loader.h"
 #include "train/checkpoint.h"
 #include "train/data_parallel.h"
 #include "train/evaluate.h"
@@ -96,6 +98,12 @@ class TrainRun {
   void report_step(int64_t epoch, int64_t i, int64_t first_step, const torch::Tensor& loss, double lr,
                    Clock::time_point epoch_start);
   EvalResult validate();
+  // Streamed image folders (train_run_streaming.cpp).
+  void check_streamable() const;
+  void prepare_streaming();
+  void data_warning(const std::string& text);
+  std::unique_ptr<BatchStream> train_stream(int64_t epoch, int64_t first_step);
+  EvalResult evaluate_streamed_test();
   FewShotOptions fewshot_options() const;
   Json epoch_record(int64_t epoch, const EpochStats& stats, const EvalResult& val) const;
   std::string epoch_line(int64_t epoch, const EpochStats& stats, const EvalResult& val) const;
@@ -136,6 +144,8 @@ class TrainRun {
   std::unique_ptr<GradientSync> grad_sync_;  // data-parallel gradient averaging (dp_ above)
   bool main_ = true;
   int stop_signal_ = 0;  // the signal that stops this run (any rank's, data-parallel)
+  std::unique_ptr<BadImageLog> bad_images_;  // a streamed folder's files that failed to decode
+  std::mutex warn_mutex_;                    // their warnings come from the decoding threads
 };
 
 }  // namespace vitlab::training

@@ -71,15 +71,16 @@ void TrainRun::check_input() {
     config_error(source_, "train.precision", "\"bf16\" needs a CUDA device; CPU runs use \"fp32\"");
   cpu_threads_ = configure_cpu_threads(cfg_.train.threads);
 
-  data_ = load_data(cfg_.data, source_);
+  data_ = load_data(cfg_.data, source_, files_.dir.string());  // a resumed stream's listings
   check_model_fits_data(cfg_.model, data_, source_);
+  if (data_.streamed) check_streamable();
   if (!cfg_.train.fewshot.shots.empty())
     check_fewshot(data_.train.labels, data_.num_classes, fewshot_options());
-  steps_per_epoch_ = batches_per_epoch(data_.train.size(), cfg_.train.batch_size, true);
+  steps_per_epoch_ = batches_per_epoch(data_.train_count(), cfg_.train.batch_size, true);
   if (steps_per_epoch_ == 0)
     config_error(source_, "train.batch_size",
                  fmt::format("{} is larger than the training set ({} images)", cfg_.train.batch_size,
-                             data_.train.size()));
+                             data_.train_count()));
   if (opt_.dist.distributed()) join_group();
 }
 // A new run needs a folder without one; a resumed run needs its own checkpoint's config.
@@ -152,6 +153,7 @@ void TrainRun::prepare_data_and_result() {
   normalize_ = Normalizer(data_.mean, data_.std, device_);
   const int64_t params_count = count_parameters(*training_.model);
   progress_.emplace(cfg_.train.epochs, steps_per_epoch_, cfg_.train.log_every, opt_.quiet || !main_);
+  if (data_.streamed) prepare_streaming();
   if (resume_from_ && state_.epoch_position.is_object())
     progress_->message(fmt::format("resuming {} in epoch {} at step {}", files_.dir.string(), state_.epochs_done + 1,
                                    state_.epoch_position.at("step").get<int64_t>() + 1));
@@ -161,8 +163,9 @@ void TrainRun::prepare_data_and_result() {
 
   result_ = {{"status", "running"}, {"parameters", params_count}, {"device", dev_.str()},
              {"cpu_threads", cpu_threads_}, {"git_commit", git_commit()},
-             {"torch_version", torch_version()}, {"train_images", data_.train.size()},
-             {"val_images", data_.val.size()}, {"test_images", data_.test.size()},
+             {"torch_version", torch_version()}, {"train_images", data_.train_count()},
+             {"val_images", data_.val.size()}, {"test_images", data_.test_count()},
+             {"streamed", data_.streamed != nullptr},
              {"world_size", dp_ ? dp_->world_size() : 1}, {"config", resolved_}};
   // What init_from did (resized position embeddings, a re-initialised head). A resumed run took
   // its weights from its own checkpoint; the report of its first start is in that start's log.
@@ -178,6 +181,7 @@ EpochStats TrainRun::train_epoch(int64_t epoch) {
   EpochProgress p = begin_epoch(epoch);
   EpochBatches batches(train_set_, cfg_.train.batch_size, true, true, epoch_seed(cfg_.seed, 0, 3), epoch);
   const int64_t first_step = p.next_step;
+  const auto stream = data_.streamed ? train_stream(epoch, first_step) : nullptr;  // this rank's share
   const auto epoch_start = Clock::now();
   EpochStats stats;
   for (int64_t i = first_step; i < steps_per_epoch_; ++i) {
@@ -185,9 +189,9 @@ EpochStats TrainRun::train_epoch(int64_t epoch) {
       p.next_step = i;
       stop_inside_epoch(p, seconds_since(epoch_start));
     }
-    Batch b = batches.batch(i);
+    Batch b = stream ? stream->next() : batches.batch(i);
     Mixed m = augment_batch(b, cfg_.data.augment, normalize_, data_.num_classes, p.rng);
-    if (dp_) {  // this rank's share of the global batch, augmented as one process would
+    if (dp_ && !stream) {  // this rank's share of the global batch, augmented as one process would
       const int64_t share = cfg_.train.batch_size / dp_->world_size(), start = dp_->rank() * share;
       m.images = m.images.narrow(0, start, share);
       if (m.targets.defined()) m.targets = m.targets.narrow(0, start, share);
@@ -333,7 +337,8 @@ void TrainRun::finish() {
   });
   if (objective_->supervised()) {
     const EvalResult test =
-        reduced(evaluate(*training_.model, test_set_, normalize_, cfg_.train.eval_batch_size, bf16_));
+        reduced(data_.streamed ? evaluate_streamed_test()
+                               : evaluate(*training_.model, test_set_, normalize_, cfg_.train.eval_batch_size, bf16_));
     result_["test_accuracy"] = test.accuracy;
     result_["test_loss"] = test.loss;
   } else {
@@ -349,6 +354,7 @@ void TrainRun::finish() {
     result_["fewshot"] = r.to_json();
     progress_->message("few-shot " + r.summary());
   }
+  if (bad_images_) result_["bad_images"] = bad_images_->count();
   result_["status"] = "completed";
 }
 

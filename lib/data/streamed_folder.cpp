@@ -1,0 +1,89 @@
+#include "data/streamed_folder.h"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "core/error.h"
+
+namespace vitlab {
+namespace {
+
+namespace fs = std::filesystem;
+
+double machine_memory_gb() {
+  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+  return pages > 0 && page > 0 ? double(pages) * double(page) / 1e9 : 8.0;
+}
+
+std::string test_split(const std::string& root) {
+  std::error_code ec;
+  return fs::is_directory(fs::path(root) / "test", ec) ? "test" : "val";
+}
+
+}  // namespace
+
+std::string listing_cache_path(const std::string& run_dir, const std::string& split) {
+  return (fs::path(run_dir) / fmt::format("listing-{}.txt", split)).string();
+}
+
+StreamedFolder list_streamed_folder(const DataConfig& config, const std::string& cache_dir) {
+  StreamedFolder f;
+  const std::string train_cache = listing_cache_path(cache_dir, "train");
+  const std::string test_cache = listing_cache_path(cache_dir, "test");
+  std::error_code ec;
+  if (!cache_dir.empty() && fs::exists(train_cache, ec) && fs::exists(test_cache, ec)) {
+    f.train = load_listing(train_cache);
+    f.test = load_listing(test_cache);
+    if (f.test.class_names != f.train.class_names)
+      fail<DataError>("{}: its classes differ from {}'s", test_cache, train_cache);
+    return f;
+  }
+  f.train = list_image_split(config.path, "train", nullptr);
+  f.test = list_image_split(config.path, test_split(config.path), &f.train.class_names);
+  for (const FileListing* l : {&f.train, &f.test})
+    for (const auto& name : l->empty_classes) {
+      const std::string folder = fmt::format("{}/{}/{}", l->root, l->split, name);
+      if (config.on_bad_image == BadImagePolicy::kError)
+        fail<DataError>(
+            "{}: empty class folder (data.on_bad_image is \"error\"; \"skip\" skips it)", folder);
+      f.warnings.push_back(
+          fmt::format("{}: empty class folder, skipped (the class keeps its label)", folder));
+    }
+  return f;
+}
+
+bool decide_streaming(const DataConfig& config, const std::string& source, StreamedFolder* listed) {
+  if (config.dataset != DatasetKind::kImageFolder || config.streaming == Streaming::kOff)
+    return false;
+  if (config.streaming == Streaming::kOn) return true;
+  if (config.image_size == 0) return false;  // the in-memory reader takes the first image's size
+  *listed = list_streamed_folder(config, "");
+  const double side = double(config.image_size);
+  const double gb = double(listed->train.size() + listed->test.size()) * 3.0 * side * side / 1e9;
+  const double budget =
+      config.memory_budget_gb > 0 ? config.memory_budget_gb : machine_memory_gb() / 2;
+  if (gb <= budget) return false;
+  if (config.train_size > 0 || config.per_class > 0 || config.val_size > 0 || config.test_size > 0)
+    config_error(
+        source, "data.streaming",
+        fmt::format("\"auto\": the decoded images ({:.1f} GB) exceed the budget ({:.1f} GB), "
+                    "and subsets or validation splits of streamed folders are not supported "
+                    "yet; remove them, or set \"off\" to decode the folder into memory anyway",
+                    gb, budget));
+  return true;
+}
+
+StreamOptions stream_options(const DataConfig& config, bool training) {
+  StreamOptions o;
+  o.image_size = config.image_size;
+  o.random_crop = training && config.augment.random_resized_crop;
+  o.flip = false;
+  o.crop_pct = config.crop_pct;
+  o.threads = config.decode_threads;
+  o.skip_bad_images = config.on_bad_image == BadImagePolicy::kSkip;
+  return o;
+}
+
+}  // namespace vitlab

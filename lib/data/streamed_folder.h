@@ -1,0 +1,39 @@
+// A streamed image folder as a run sees it: the training and test splits' file listings (cached
+// in the run folder, so that a resumed run indexes the same files), whether a config streams, and
+// the decoding options its config gives the training and evaluation streams.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "config/data_config.h"
+#include "data/file_listing.h"
+#include "data/stream_loader.h"
+
+namespace vitlab {
+
+struct StreamedFolder {
+  FileListing train, test;            // test: the folder's test/ split, else its val/
+  std::vector<std::string> warnings;  // empty class folders skipped under on_bad_image "skip"
+};
+
+// The listings' file names in a run folder.
+std::string listing_cache_path(const std::string& run_dir, const std::string& split);
+
+// Whether `config` (an image folder) streams: "on"; or "auto" with data.image_size set and the
+// decoded training and test images (3 x image_size^2 bytes each) over data.memory_budget_gb
+// (0: half of the machine's memory). Lists the folder to count them (the listing is returned in
+// `listed` for reuse). ConfigError naming data.streaming when "auto" would stream a config with
+// subsets, which streaming does not support yet.
+bool decide_streaming(const DataConfig& config, const std::string& source, StreamedFolder* listed);
+
+// The folder's listings: from `cache_dir`'s listing files when both exist (a resumed run), else
+// listed now. Empty class folders: DataError under on_bad_image "error", else a warning each.
+StreamedFolder list_streamed_folder(const DataConfig& config, const std::string& cache_dir);
+
+// What the config asks of the decoding threads: RandomResizedCrop for training when
+// data.augment.random_resized_crop (else the evaluation crop), the evaluation crop at crop_pct,
+// data.decode_threads, the bad-image policy. Flips stay on the device (data.augment.flip).
+StreamOptions stream_options(const DataConfig& config, bool training);
+
+}  // namespace vitlab

@@ -1,0 +1,84 @@
+// What a run adds for a streamed image folder (data/streamed_folder.h): the listings kept in the
+// run folder, the decoding threads' batches of each epoch, the streamed test pass.
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <fstream>
+
+#include "config/json_reader.h"
+#include "data/random.h"
+#include "train/train_run.h"
+
+namespace vitlab::training {
+
+// What streaming does not do yet fails before anything is written.
+void TrainRun::check_streamable() const {
+  if (cfg_.train.objective != Objective::kSupervised)
+    config_error(source_, "train.objective",
+                 "the masked-patch objective is not supported with a streamed image folder yet "
+                 "(data.streaming)");
+  if (!cfg_.train.fewshot.shots.empty())
+    config_error(
+        source_, "train.fewshot.shots",
+        "few-shot evaluation is not supported with a streamed image folder yet (data.streaming)");
+}
+
+// The listings into the run folder (a resumed run reads them back: the same files in the same
+// order, whatever the folder holds by then); warnings about skipped folders and files.
+void TrainRun::prepare_streaming() {
+  on_main("listings", [&] {
+    for (const FileListing* l : {&data_.streamed->train, &data_.streamed->test}) {
+      const std::string path =
+          listing_cache_path(files_.dir.string(), l == &data_.streamed->train ? "train" : "test");
+      if (!std::filesystem::exists(path)) save_listing(*l, path);
+    }
+  });
+  for (const auto& w : data_.streamed->warnings) data_warning(w);
+  bad_images_ = std::make_unique<BadImageLog>([this](const std::string& w) { data_warning("skipped " + w); });
+  progress_->message(fmt::format("streaming {}: {} training and {} test images, decoded on the fly",
+                                 cfg_.data.path, data_.train_count(), data_.test_count()));
+}
+
+// A data problem the run goes on past: on stderr even with --quiet, and appended to the run
+// folder's warnings.log by every rank (each decodes its own share). Called from the decoding
+// threads too.
+void TrainRun::data_warning(const std::string& text) {
+  std::lock_guard<std::mutex> lock(warn_mutex_);
+  const std::string line = dp_ ? fmt::format("rank {}: {}", dp_->rank(), text) : text;
+  std::fprintf(stderr, "vitlab train: warning: %s\n", line.c_str());
+  std::ofstream((files_.dir / "warnings.log").string(), std::ios::app) << line << '\n';
+}
+
+// Epoch `epoch`'s batches from `first_step` on: the in-memory path's order (the same seed and
+// permutation), each rank decoding only its share of every global batch.
+std::unique_ptr<BatchStream> TrainRun::train_stream(int64_t epoch, int64_t first_step) {
+  const FileListing& files = data_.streamed->train;
+  const auto order = epoch_permutation_indices(epoch_seed(cfg_.seed, 0, 3), epoch, files.size());
+  const int64_t batch = cfg_.train.batch_size;
+  StreamPlan plan =
+      dp_ ? rank_plan(order, batch, dp_->rank(), dp_->world_size()) : whole_plan(order);
+  const uint64_t seed = mix_seed(epoch_seed(cfg_.seed, 0, 6), static_cast<uint64_t>(epoch));
+  return std::make_unique<BatchStream>(files, std::move(plan),
+                                       dp_ ? batch / dp_->world_size() : batch,
+                                       /*drop_last=*/true, first_step, seed,
+                                       stream_options(cfg_.data, true), device_, bad_images_.get());
+}
+
+// The test split through the evaluation crop; data-parallel ranks take contiguous shares, whose
+// sums reduced() adds up.
+EvalResult TrainRun::evaluate_streamed_test() {
+  const FileListing& files = data_.streamed->test;
+  const int64_t n = files.size(), w = dp_ ? dp_->world_size() : 1, r = dp_ ? dp_->rank() : 0;
+  StreamPlan plan;
+  for (int64_t i = n * r / w; i < n * (r + 1) / w; ++i) {
+    plan.files.push_back(i);
+    plan.streams.push_back(static_cast<uint64_t>(i));
+  }
+  BatchStream stream(
+      files, std::move(plan), forward_batch_size(device_, cfg_.train.eval_batch_size),
+      /*drop_last=*/false, 0, 0, stream_options(cfg_.data, false), device_, bad_images_.get());
+  return evaluate_batches(
+      *training_.model, stream.size(), [&] { return stream.next(); }, normalize_, bf16_, device_);
+}
+
+}  // namespace vitlab::training

@@ -1,0 +1,161 @@
+// Training from a streamed image folder (data.streaming): the same run as in memory when nothing
+// is augmented, listings kept in the run folder, "auto" by the memory budget, bad files, and the
+// configs streaming refuses.
+#include <filesystem>
+#include <fstream>
+
+#include "test_helpers.h"
+
+using namespace vitlab;
+using vitlab::test::TempDir;
+namespace fs = std::filesystem;
+
+namespace {
+
+Json folder_run(const std::string& root, const std::string& streaming) {
+  Json c = test::tiny_base(2);
+  c["model"] = {{"name", "vit_tiny_p4_28"},
+                {"width", 16},
+                {"heads", 2},
+                {"depth", 1},
+                {"mlp_dim", 32},
+                {"patch_size", 4},
+                {"image_size", 8},
+                {"in_channels", 3},
+                {"num_classes", 2}};
+  c["data"] = {{"dataset", "image-folder"}, {"path", root},    {"image_size", 8},
+               {"streaming", streaming},    {"crop_pct", 1.0}, {"mean", {0.5, 0.5, 0.5}},
+               {"std", {0.25, 0.25, 0.25}}};
+  c["train"]["batch_size"] = 8;
+  return c;
+}
+
+test::CommandResult train(const TempDir& tmp, const Json& config, const std::string& name) {
+  test::write_text(tmp.file(name + ".json"), config.dump());
+  return test::run_vitlab("train " + tmp.file(name + ".json") + " --out " + tmp.file(name) +
+                          " --quiet");
+}
+
+}  // namespace
+
+TEST_CASE("a streamed run trains as the in-memory run of the same folder and keeps its listings",
+          "[streaming][train]") {
+  TempDir tmp;
+  const std::string root = tmp.file("folder");
+  test::write_png_split(root, "train", 12);
+  test::write_png_split(root, "test", 3);
+  auto memory = train(tmp, folder_run(root, "off"), "memory");
+  INFO(memory.output);
+  REQUIRE(memory.exit_code == 0);
+  Json streamed_config = folder_run(root, "on");
+  streamed_config["data"]["augment"] = {{"flip", true}, {"random_erasing", 0.25}};  // on the device
+  Json memory_config = folder_run(root, "off");
+  memory_config["data"]["augment"] = streamed_config["data"]["augment"];
+  memory = train(tmp, memory_config, "memory_aug");
+  REQUIRE(memory.exit_code == 0);
+  auto streamed = train(tmp, streamed_config, "streamed_aug");
+  INFO(streamed.output);
+  REQUIRE(streamed.exit_code == 0);
+  const Json a = Json::parse(test::read_text(tmp.file("memory_aug/result.json")));
+  const Json b = Json::parse(test::read_text(tmp.file("streamed_aug/result.json")));
+  CHECK(b.at("streamed").get<bool>());
+  CHECK_FALSE(a.at("streamed").get<bool>());
+  CHECK(b.at("train_images") == 24);
+  CHECK(b.at("test_images") == 6);
+  CHECK(b.at("bad_images") == 0);
+  // The same batches, the same device-side augmentation draws: the same numbers.
+  CHECK(b.at("test_loss").get<double>() == Approx(a.at("test_loss").get<double>()).epsilon(1e-6));
+  CHECK(b.at("test_accuracy") == a.at("test_accuracy"));
+  CHECK(test::read_text(tmp.file("streamed_aug/metrics.jsonl")).size() > 0);
+  const auto losses = [&](const std::string& run) {
+    std::vector<double> out;
+    std::ifstream in(tmp.file(run + "/metrics.jsonl"));
+    for (std::string line; std::getline(in, line);)
+      if (!line.empty()) out.push_back(Json::parse(line).at("train_loss").get<double>());
+    return out;
+  };
+  const auto la = losses("memory_aug"), lb = losses("streamed_aug");
+  REQUIRE(la.size() == 2);
+  REQUIRE(lb.size() == 2);
+  for (size_t i = 0; i < 2; ++i) CHECK(lb[i] == Approx(la[i]).epsilon(1e-6));
+  const std::string listing = test::read_text(tmp.file("streamed_aug/listing-train.txt"));
+  CHECK(listing.rfind("vitlab-file-listing 1\n", 0) == 0);
+  CHECK(listing.find("0\ttrain/a/img0.png") != std::string::npos);
+  CHECK(fs::exists(tmp.file("streamed_aug/listing-test.txt")));
+
+  Json tiny_budget = folder_run(root, "auto");
+  tiny_budget["data"]["memory_budget_gb"] = 1e-6;  // 30 images of 3x8x8 bytes are over it
+  tiny_budget["data"]["augment"] = {{"random_resized_crop", true}};
+  const auto automatic = train(tmp, tiny_budget, "auto");
+  INFO(automatic.output);
+  REQUIRE(automatic.exit_code == 0);
+  CHECK(Json::parse(test::read_text(tmp.file("auto/result.json"))).at("streamed").get<bool>());
+  Json roomy = folder_run(root, "auto");
+  REQUIRE(train(tmp, roomy, "roomy").exit_code == 0);
+  CHECK_FALSE(
+      Json::parse(test::read_text(tmp.file("roomy/result.json"))).at("streamed").get<bool>());
+}
+
+TEST_CASE("a streamed run skips and counts bad files, or stops naming one under on_bad_image error",
+          "[streaming][train]") {
+  TempDir tmp;
+  const std::string root = tmp.file("folder");
+  test::write_png_split(root, "train", 8);
+  test::write_png_split(root, "val", 2);  // no test/: the val split is the test split
+  test::write_text(root + "/train/a/broken.jpg", "not a jpeg");
+  fs::create_directories(root + "/train/c");  // an empty class folder
+  Json config = folder_run(root, "on");
+  config["model"]["num_classes"] = 3;
+  auto r = train(tmp, config, "skip");
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.output.find("broken.jpg") != std::string::npos);
+  CHECK(r.output.find("train/c: empty class folder") != std::string::npos);
+  const std::string log = test::read_text(tmp.file("skip/warnings.log"));
+  CHECK(log.find("broken.jpg") != std::string::npos);
+  CHECK(log.find("train/c: empty class folder") != std::string::npos);
+  const Json result = Json::parse(test::read_text(tmp.file("skip/result.json")));
+  CHECK(result.at("bad_images") == 1);
+  CHECK(result.at("test_images") == 4);
+
+  config["data"]["on_bad_image"] = "error";
+  r = train(tmp, config, "strict");
+  CHECK(r.exit_code == 2);
+  CHECK(r.output.find("train/c: empty class folder") != std::string::npos);
+  fs::remove(root + "/train/c");
+  config["model"]["num_classes"] = 2;
+  r = train(tmp, config, "strict2");
+  CHECK(r.exit_code == 2);
+  CHECK(r.output.find("broken.jpg") != std::string::npos);
+  CHECK(r.output.find("on_bad_image") != std::string::npos);
+}
+
+TEST_CASE("configs that streaming refuses exit 2 naming the key", "[streaming][train][config]") {
+  TempDir tmp;
+  const std::string root = tmp.file("folder");
+  test::write_png_split(root, "train", 4);
+  test::write_png_split(root, "test", 1);
+  const auto refused = [&](Json config, const std::string& key, const std::string& name) {
+    const auto r = train(tmp, config, name);
+    INFO(r.output);
+    CHECK(r.exit_code == 2);
+    CHECK(r.output.find(key) != std::string::npos);
+  };
+  Json synthetic = test::tiny_base(1);
+  synthetic["data"]["streaming"] = "on";
+  refused(synthetic, "data.streaming", "a");
+  Json rrc = folder_run(root, "off");
+  rrc["data"]["augment"] = {{"random_resized_crop", true}};
+  refused(rrc, "data.augment.random_resized_crop", "b");
+  Json sized = folder_run(root, "on");
+  sized["data"]["image_size"] = 0;
+  refused(sized, "data.image_size", "c");
+  Json subset = folder_run(root, "on");
+  subset["data"]["train_size"] = 4;
+  refused(subset, "data.train_size", "d");
+  Json masked = folder_run(root, "on");
+  masked["train"]["objective"] = "masked_patch";
+  refused(masked, "train.objective", "e");
+  Json bad_value = folder_run(root, "sometimes");
+  refused(bad_value, "data.streaming", "f");
+}
