@@ -41,8 +41,9 @@ DatasetSplits read_dataset(const DataConfig& config);
 // end up non-square are a DataError (set data.image_size). `source` (the config file's name)
 // prefixes ConfigError messages. A streamed folder's listings come from `listing_cache_dir`
 // when it holds them (data/streamed_folder.h: a resumed run streams the files it started with).
+// `note` receives a large folder's listing progress.
 DataBundle load_data(const DataConfig& config, const std::string& source = "",
-                     const std::string& listing_cache_dir = "");
+                     const std::string& listing_cache_dir = "", const ListingNote& note = {});
 
 // The published per-channel statistics of a data set; empty vectors when there are none
 // (mnist-format, image-folder, synthetic: those are computed from the training images).

@@ -28,7 +28,8 @@ std::string listing_cache_path(const std::string& run_dir, const std::string& sp
   return (fs::path(run_dir) / fmt::format("listing-{}.txt", split)).string();
 }
 
-StreamedFolder list_streamed_folder(const DataConfig& config, const std::string& cache_dir) {
+StreamedFolder list_streamed_folder(const DataConfig& config, const std::string& cache_dir,
+                                    const ListingNote& note) {
   StreamedFolder f;
   const std::string train_cache = listing_cache_path(cache_dir, "train");
   const std::string test_cache = listing_cache_path(cache_dir, "test");
@@ -40,8 +41,14 @@ StreamedFolder list_streamed_folder(const DataConfig& config, const std::string&
       fail<DataError>("{}: its classes differ from {}'s", test_cache, train_cache);
     return f;
   }
-  f.train = list_image_split(config.path, "train", nullptr);
-  f.test = list_image_split(config.path, test_split(config.path), &f.train.class_names);
+  const auto progress = [&](const std::string& split) {
+    return [&, split](int64_t n) {
+      if (note) note(fmt::format("listing {}/{}: {} files", config.path, split, n));
+    };
+  };
+  f.train = list_image_split(config.path, "train", nullptr, progress("train"));
+  const std::string test = test_split(config.path);
+  f.test = list_image_split(config.path, test, &f.train.class_names, progress(test));
   for (const FileListing* l : {&f.train, &f.test})
     for (const auto& name : l->empty_classes) {
       const std::string folder = fmt::format("{}/{}/{}", l->root, l->split, name);
@@ -54,12 +61,13 @@ StreamedFolder list_streamed_folder(const DataConfig& config, const std::string&
   return f;
 }
 
-bool decide_streaming(const DataConfig& config, const std::string& source, StreamedFolder* listed) {
+bool decide_streaming(const DataConfig& config, const std::string& source, StreamedFolder* listed,
+                      const ListingNote& note) {
   if (config.dataset != DatasetKind::kImageFolder || config.streaming == Streaming::kOff)
     return false;
   if (config.streaming == Streaming::kOn) return true;
   if (config.image_size == 0) return false;  // the in-memory reader takes the first image's size
-  *listed = list_streamed_folder(config, "");
+  *listed = list_streamed_folder(config, "", note);
   const double side = double(config.image_size);
   const double gb = double(listed->train.size() + listed->test.size()) * 3.0 * side * side / 1e9;
   const double budget =

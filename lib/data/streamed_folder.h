@@ -3,6 +3,7 @@
 // the decoding options its config gives the training and evaluation streams.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -25,11 +26,15 @@ std::string listing_cache_path(const std::string& run_dir, const std::string& sp
 // (0: half of the machine's memory). Lists the folder to count them (the listing is returned in
 // `listed` for reuse). ConfigError naming data.streaming when "auto" would stream a config with
 // subsets, which streaming does not support yet.
-bool decide_streaming(const DataConfig& config, const std::string& source, StreamedFolder* listed);
+// `note` receives the listing's progress ("listing <folder>/train: 5000 files").
+using ListingNote = std::function<void(const std::string&)>;
+bool decide_streaming(const DataConfig& config, const std::string& source, StreamedFolder* listed,
+                      const ListingNote& note = {});
 
 // The folder's listings: from `cache_dir`'s listing files when both exist (a resumed run), else
 // listed now. Empty class folders: DataError under on_bad_image "error", else a warning each.
-StreamedFolder list_streamed_folder(const DataConfig& config, const std::string& cache_dir);
+StreamedFolder list_streamed_folder(const DataConfig& config, const std::string& cache_dir,
+                                    const ListingNote& note = {});
 
 // What the config asks of the decoding threads: RandomResizedCrop for training when
 // data.augment.random_resized_crop (else the evaluation crop), the evaluation crop at crop_pct,

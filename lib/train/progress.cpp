@@ -16,11 +16,12 @@ Progress::Progress(int epochs, int64_t steps_per_epoch, int log_every, bool quie
       quiet_(quiet),
       live_(!quiet && ::isatty(STDERR_FILENO)) {}
 
-void Progress::step(int epoch, int64_t step_in_epoch, double loss, double lr, double ips, double eta) {
+void Progress::step(int epoch, int64_t step_in_epoch, double loss, double lr, double ips, double eta,
+                    const std::string& extra) {
   if (quiet_) return;
   const std::string line =
-      fmt::format("epoch {}/{} step {}/{} loss {:.4f} lr {:.2e} {:.0f} img/s ETA {}", epoch + 1,
-                  epochs_, step_in_epoch + 1, steps_per_epoch_, loss, lr, ips, format_duration(eta));
+      fmt::format("epoch {}/{} step {}/{} loss {:.4f} lr {:.2e} {:.0f} img/s ETA {}{}", epoch + 1,
+                  epochs_, step_in_epoch + 1, steps_per_epoch_, loss, lr, ips, format_duration(eta), extra);
   if (live_) {
     const auto now = std::chrono::steady_clock::now();
     if (now - last_print_ < std::chrono::milliseconds(250) && step_in_epoch + 1 < steps_per_epoch_) return;

@@ -10,8 +10,9 @@ class Progress {
  public:
   Progress(int epochs, int64_t steps_per_epoch, int log_every, bool quiet);
   // Inside an epoch; prints when live (throttled to ~4/s) or on log_every boundaries.
+  // `extra` is appended (a streamed folder's decoding speed and queue).
   void step(int epoch, int64_t step_in_epoch, double loss, double lr, double images_per_second,
-            double eta_seconds);
+            double eta_seconds, const std::string& extra = "");
   // At the end of an epoch: the finished line.
   void epoch_done(const std::string& line);
   void message(const std::string& line);

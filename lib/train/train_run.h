@@ -144,6 +144,7 @@ class TrainRun {
   std::unique_ptr<GradientSync> grad_sync_;  // data-parallel gradient averaging (dp_ above)
   bool main_ = true;
   int stop_signal_ = 0;  // the signal that stops this run (any rank's, data-parallel)
+  const BatchStream* live_stream_ = nullptr;  // this epoch's, for the progress line
   std::unique_ptr<BadImageLog> bad_images_;  // a streamed folder's files that failed to decode
   std::mutex warn_mutex_;                    // their warnings come from the decoding threads
 };

@@ -3,6 +3,7 @@
 #include "train/trainer.h"
 
 #include <csignal>
+#include <cstdio>
 #include <cmath>
 #include <limits>
 
@@ -71,7 +72,11 @@ void TrainRun::check_input() {
     config_error(source_, "train.precision", "\"bf16\" needs a CUDA device; CPU runs use \"fp32\"");
   cpu_threads_ = configure_cpu_threads(cfg_.train.threads);
 
-  data_ = load_data(cfg_.data, source_, files_.dir.string());  // a resumed stream's listings
+  // A resumed stream's listings come from the run folder; a large folder's listing shows progress.
+  const bool talk = !opt_.quiet && opt_.dist.rank == 0;
+  data_ = load_data(cfg_.data, source_, files_.dir.string(), [talk](const std::string& line) {
+    if (talk) std::fprintf(stderr, "%s\n", line.c_str());
+  });
   check_model_fits_data(cfg_.model, data_, source_);
   if (data_.streamed) check_streamable();
   if (!cfg_.train.fewshot.shots.empty())
@@ -182,6 +187,11 @@ EpochStats TrainRun::train_epoch(int64_t epoch) {
   EpochBatches batches(train_set_, cfg_.train.batch_size, true, true, epoch_seed(cfg_.seed, 0, 3), epoch);
   const int64_t first_step = p.next_step;
   const auto stream = data_.streamed ? train_stream(epoch, first_step) : nullptr;  // this rank's share
+  live_stream_ = stream.get();
+  struct Unset {  // however the epoch ends, the progress line forgets the stream with it
+    const BatchStream*& slot;
+    ~Unset() { slot = nullptr; }
+  } unset{live_stream_};
   const auto epoch_start = Clock::now();
   EpochStats stats;
   for (int64_t i = first_step; i < steps_per_epoch_; ++i) {
@@ -244,7 +254,11 @@ void TrainRun::report_step(int64_t epoch, int64_t i, int64_t first_step, const t
   const double ips = double((i + 1 - first_step) * cfg_.train.batch_size) / std::max(elapsed, 1e-9);
   const double remaining_steps =
       double(steps_per_epoch_ - i - 1) + double(cfg_.train.epochs - epoch - 1) * steps_per_epoch_;
-  progress_->step(int(epoch), i, value, lr, ips, remaining_steps * cfg_.train.batch_size / ips);
+  // A streamed folder: whether decoding keeps up (no batch ready means the step waited for it).
+  const std::string data = live_stream_ ? fmt::format(" | decoding {:.0f} img/s, {} batches ready",
+                                                      live_stream_->images_per_second(), live_stream_->queued())
+                                        : "";
+  progress_->step(int(epoch), i, value, lr, ips, remaining_steps * cfg_.train.batch_size / ips, data);
 }
 
 // The epoch's line of metrics.jsonl.
