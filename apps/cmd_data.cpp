@@ -8,9 +8,10 @@
 
 #include "apps/cli.h"
 #include "apps/commands.h"
+#include "config/json_reader.h"
+#include "config/rand_augment_config.h"
 #include "core/atomic_file.h"
 #include "core/build_info.h"
-#include "config/json_reader.h"
 #include "core/error.h"
 #include "data/image_decode.h"
 #include "data/stream_bench.h"
@@ -76,8 +77,9 @@ int data_bench(int argc, char** argv) {
       "batches", "batches timed", cxxopts::value<int64_t>()->default_value("20"))(
       "threads", "decoding threads (0: all cores)", cxxopts::value<int>()->default_value("0"))(
       "eval", "the eval crop instead of RandomResizedCrop + flip")(
-      "json", "also write the result to FILE", cxxopts::value<std::string>())("h,help",
-                                                                              "show this help");
+      "rand-augment", "also timm's RandAugment, e.g. rand-m9-mstd0.5",
+      cxxopts::value<std::string>())("json", "also write the result to FILE",
+                                     cxxopts::value<std::string>())("h,help", "show this help");
   options.parse_positional({"folder"});
   options.positional_help("FOLDER");
   bool help = false;
@@ -89,28 +91,35 @@ int data_bench(int argc, char** argv) {
   o.stream.image_size = args["image-size"].as<int64_t>();
   o.stream.random_crop = !args.count("eval");
   o.stream.threads = args["threads"].as<int>();
+  if (args.count("rand-augment")) {
+    o.stream.rand_augment = true;
+    o.stream.rand_augment_config =
+        parse_rand_augment(args["rand-augment"].as<std::string>(), "", "--rand-augment");
+  }
   o.batch_size = args["batch"].as<int64_t>();
   o.batches = args["batches"].as<int64_t>();
   if (o.stream.image_size < 8 || o.batch_size < 1 || o.batches < 1 || o.stream.threads < 0)
     throw UserError("--image-size must be >= 8, --batch and --batches >= 1, --threads >= 0");
   const std::string folder = args["folder"].as<std::string>();
   const auto r = bench_stream(folder, o, [](const std::string& m) { std::cerr << m << "\n"; });
-  const Json record = {{"folder", folder},
-                       {"split", o.split},
-                       {"files", r.files},
-                       {"list_seconds", r.list_seconds},
-                       {"image_size", o.stream.image_size},
-                       {"crop", o.stream.random_crop ? "random_resized_crop+flip" : "eval"},
-                       {"batch", o.batch_size},
-                       {"images", r.images},
-                       {"seconds", r.seconds},
-                       {"images_per_second", r.images_per_second},
-                       {"threads", r.threads},
-                       {"mean_queued_batches", r.mean_queued},
-                       {"bad_images", r.bad_images},
-                       {"peak_rss_mb", r.peak_rss_mb},
-                       {"jpeg_decoder", have_turbojpeg() ? "turbojpeg" : "stb_image"},
-                       {"git_commit", git_commit()}};
+  const Json record = {
+      {"folder", folder},
+      {"split", o.split},
+      {"files", r.files},
+      {"list_seconds", r.list_seconds},
+      {"image_size", o.stream.image_size},
+      {"crop", o.stream.random_crop ? "random_resized_crop+flip" : "eval"},
+      {"rand_augment", args.count("rand-augment") ? args["rand-augment"].as<std::string>() : ""},
+      {"batch", o.batch_size},
+      {"images", r.images},
+      {"seconds", r.seconds},
+      {"images_per_second", r.images_per_second},
+      {"threads", r.threads},
+      {"mean_queued_batches", r.mean_queued},
+      {"bad_images", r.bad_images},
+      {"peak_rss_mb", r.peak_rss_mb},
+      {"jpeg_decoder", have_turbojpeg() ? "turbojpeg" : "stb_image"},
+      {"git_commit", git_commit()}};
   std::cout << fmt::format(
       "{}/{}: {} files listed in {:.2f} s; {} images decoded and augmented in {:.2f} s: "
       "{:.0f} img/s on {} threads ({}), peak RSS {} MB, {} bad images\n",

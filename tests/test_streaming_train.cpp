@@ -97,7 +97,7 @@ TEST_CASE("a streamed run trains as the in-memory run of the same folder and kee
 
   Json tiny_budget = folder_run(root, "auto");
   tiny_budget["data"]["memory_budget_gb"] = 1e-6;  // 30 images of 3x8x8 bytes are over it
-  tiny_budget["data"]["augment"] = {{"random_resized_crop", true}};
+  tiny_budget["data"]["augment"] = {{"random_resized_crop", true}, {"rand_augment", "rand-m9-mstd0.5"}};
   const auto automatic = train(tmp, tiny_budget, "auto");
   INFO(automatic.output);
   REQUIRE(automatic.exit_code == 0);
@@ -168,6 +168,12 @@ TEST_CASE("configs that streaming refuses exit 2 naming the key", "[streaming][t
   Json masked = folder_run(root, "on");
   masked["train"]["objective"] = "masked_patch";
   refused(masked, "train.objective", "e");
+  Json ra = folder_run(root, "off");
+  ra["data"]["augment"] = {{"rand_augment", "rand-m9-mstd0.5"}};
+  refused(ra, "data.augment.rand_augment", "g");
+  Json ra_spec = folder_run(root, "on");
+  ra_spec["data"]["augment"] = {{"rand_augment", "rand-m9-inc1"}};
+  refused(ra_spec, "data.augment.rand_augment", "h");
   Json bad_value = folder_run(root, "sometimes");
   refused(bad_value, "data.streaming", "f");
 }

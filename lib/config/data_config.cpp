@@ -1,5 +1,7 @@
 #include "config/data_config.h"
 
+#include "config/rand_augment_config.h"
+
 namespace vitlab {
 
 const EnumNames<DatasetKind>& dataset_kind_names() {
@@ -43,6 +45,7 @@ void DataConfig::read(JsonReader& r) {
   r.read("subset_seed", subset_seed, 0);
   JsonReader a = r.child("augment");
   a.read("random_resized_crop", augment.random_resized_crop);
+  a.read("rand_augment", augment.rand_augment);
   a.read("crop_padding", augment.crop_padding, 0, 1024);
   a.read("flip", augment.flip);
   a.read("random_erasing", augment.random_erasing, 0.0, 1.0);
@@ -76,6 +79,7 @@ Json DataConfig::to_json() const {
               {"subset_seed", subset_seed},
               {"augment",
                {{"random_resized_crop", augment.random_resized_crop},
+                {"rand_augment", augment.rand_augment},
                 {"crop_padding", augment.crop_padding},
                 {"flip", augment.flip},
                 {"random_erasing", augment.random_erasing},
@@ -114,6 +118,13 @@ void DataConfig::validate(const std::string& source, const std::string& path) co
     bad("augment.random_resized_crop",
         "applies to streamed image folders only (data.dataset \"image-folder\", data.streaming "
         "\"auto\" or \"on\"); in-memory images are resized when read: use crop_padding");
+  if (!augment.rand_augment.empty()) {
+    if (!folder || streaming == Streaming::kOff)
+      bad("augment.rand_augment",
+          "applies to streamed image folders only (data.dataset \"image-folder\", data.streaming "
+          "\"auto\" or \"on\")");
+    parse_rand_augment(augment.rand_augment, source, join_path(path, "augment.rand_augment"));
+  }
   if (streaming == Streaming::kOn && image_size == 0)
     bad("image_size", "required when streaming: the folder's images differ in size");
   if (streaming == Streaming::kOn)

@@ -29,6 +29,9 @@ struct AugmentConfig {
   // timm's RandomResizedCrop (scale 0.08-1, ratio 3/4-4/3) of each decoded image; streamed image
   // folders only, whose images differ in size (in-memory sets are resized when read).
   bool random_resized_crop = false;
+  // timm's RandAugment of each decoded image, by its spec ("rand-m9-mstd0.5"); "" = off. Streamed
+  // image folders only (config/rand_augment_config.h).
+  std::string rand_augment;
   int crop_padding = 0;          // random crop after zero padding by this many pixels; 0 = off
   bool flip = false;             // random horizontal flip
   double random_erasing = 0.0;   // probability of erasing one random rectangle per image

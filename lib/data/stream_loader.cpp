@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "data/file_bytes.h"
 #include "data/image_decode.h"
+#include "data/rand_augment.h"
 #include "data/random.h"
 
 namespace vitlab {
@@ -132,11 +133,17 @@ torch::Tensor BatchStream::decode_slot(int64_t slot, int64_t* file_used) const {
       std::mt19937_64 rng(
           mix_seed(mix_seed(seed_, kStreamCropStream), plan_.streams[static_cast<size_t>(slot)]));
       *file_used = file;
-      if (!options_.random_crop)
-        return crop_resize(image.hwc, center_crop_box(h, w, s, options_.crop_pct), s, s);
-      const CropBox box = random_resized_crop_box(h, w, options_.crop, rng);
-      const bool flip = options_.flip && uniform01(rng) < 0.5;
-      return crop_resize(image.hwc, box, s, s, flip);  // (3, s, s)
+      torch::Tensor chw;  // (3, s, s)
+      if (options_.random_crop) {
+        const CropBox box = random_resized_crop_box(h, w, options_.crop, rng);
+        chw = crop_resize(image.hwc, box, s, s, options_.flip && uniform01(rng) < 0.5);
+      } else {
+        chw = crop_resize(image.hwc, center_crop_box(h, w, s, options_.crop_pct), s, s);
+      }
+      if (!options_.rand_augment) return chw;
+      const auto hwc =
+          rand_augment(chw.permute({1, 2, 0}).contiguous(), options_.rand_augment_config, rng);
+      return hwc.permute({2, 0, 1}).contiguous();
     } catch (const DataError& e) {
       if (!options_.skip_bad_images)
         throw DataError(std::string(e.what()) +

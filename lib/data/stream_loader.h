@@ -20,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "config/rand_augment_config.h"
 #include "data/batcher.h"
 #include "data/crop_transforms.h"
 #include "data/file_listing.h"
@@ -31,6 +32,8 @@ struct StreamOptions {
   bool random_crop = true;   // RandomResizedCrop (training); false: the eval crop
   bool flip = true;          // horizontal flip with probability 1/2 (with random_crop)
   RandomResizedCropParams crop;
+  bool rand_augment = false;  // timm's RandAugment after the training crop
+  RandAugmentConfig rand_augment_config;
   double crop_pct = 0.875;      // the eval crop's (timm's default)
   int threads = 0;              // decoding threads; 0: the machine's cores
   int queue_batches = 0;        // batches made ahead; 0: two per thread

@@ -3,8 +3,11 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
 
+#include "config/rand_augment_config.h"
 #include "core/error.h"
 
 namespace vitlab {
@@ -91,6 +94,15 @@ StreamOptions stream_options(const DataConfig& config, bool training) {
   o.crop_pct = config.crop_pct;
   o.threads = config.decode_threads;
   o.skip_bad_images = config.on_bad_image == BadImagePolicy::kSkip;
+  if (training && !config.augment.rand_augment.empty()) {
+    o.rand_augment = true;
+    o.rand_augment_config =
+        parse_rand_augment(config.augment.rand_augment, "", "data.augment.rand_augment");
+    if (config.mean.size() == 3)  // timm fills with the data's mean colour
+      for (int c = 0; c < 3; ++c)
+        o.rand_augment_config.fill[c] =
+            static_cast<uint8_t>(std::clamp(std::lround(255 * config.mean[c]), 0L, 255L));
+  }
   return o;
 }
 
