@@ -87,17 +87,20 @@ TEST_CASE("a streamed run trains as the in-memory run of the same folder and kee
   Json logged = folder_run(root, "on");
   logged["train"]["log_every"] = 1;
   test::write_text(tmp.file("logged.json"), logged.dump());
-  const auto talk = test::run_vitlab("train " + tmp.file("logged.json") + " --out " + tmp.file("logged"));
+  const auto talk =
+      test::run_vitlab("train " + tmp.file("logged.json") + " --out " + tmp.file("logged"));
   INFO(talk.output);
   CHECK(talk.exit_code == 0);
   CHECK(talk.output.find("batches ready") != std::string::npos);
   CHECK(talk.output.find("decoding ") != std::string::npos);
   CHECK(talk.output.find("listing " + root + "/train: 24 files") != std::string::npos);
-  CHECK(talk.output.find("streaming " + root + ": 24 training and 6 test images") != std::string::npos);
+  CHECK(talk.output.find("streaming " + root + ": 24 training and 6 test images") !=
+        std::string::npos);
 
   Json tiny_budget = folder_run(root, "auto");
   tiny_budget["data"]["memory_budget_gb"] = 1e-6;  // 30 images of 3x8x8 bytes are over it
-  tiny_budget["data"]["augment"] = {{"random_resized_crop", true}, {"rand_augment", "rand-m9-mstd0.5"}};
+  tiny_budget["data"]["augment"] = {{"random_resized_crop", true},
+                                    {"rand_augment", "rand-m9-mstd0.5"}};
   const auto automatic = train(tmp, tiny_budget, "auto");
   INFO(automatic.output);
   REQUIRE(automatic.exit_code == 0);

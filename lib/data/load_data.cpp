@@ -148,17 +148,18 @@ std::pair<std::vector<double>, std::vector<double>> compute_mean_std(const torch
 }
 
 DataBundle load_data(const DataConfig& config, const std::string& source,
-                     const std::string& listing_cache_dir,
-                     const ListingNote& note) {
+                     const std::string& listing_cache_dir, const ListingNote& note) {
   // A run folder with listings streamed when it started, and streams on when resumed.
   std::error_code ec;
-  const bool cached = config.dataset == DatasetKind::kImageFolder && !listing_cache_dir.empty() &&
+  const bool cached = config.dataset == DatasetKind::kImageFolder &&
+                      config.streaming != Streaming::kOff && !listing_cache_dir.empty() &&
                       std::filesystem::exists(listing_cache_path(listing_cache_dir, "train"), ec);
   StreamedFolder listed;
   if (cached || decide_streaming(config, source, &listed, note))
     return load_streamed(config, source,
-                         listed.train.size() > 0 ? std::move(listed)
-                                                 : list_streamed_folder(config, listing_cache_dir, note));
+                         listed.train.size() > 0
+                             ? std::move(listed)
+                             : list_streamed_folder(config, listing_cache_dir, note));
 
   const DatasetSplits splits = read_dataset(config);
   SubsetSplits parts = make_subsets(splits, config, source);

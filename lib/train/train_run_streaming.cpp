@@ -34,7 +34,8 @@ void TrainRun::prepare_streaming() {
     }
   });
   for (const auto& w : data_.streamed->warnings) data_warning(w);
-  bad_images_ = std::make_unique<BadImageLog>([this](const std::string& w) { data_warning("skipped " + w); });
+  bad_images_ =
+      std::make_unique<BadImageLog>([this](const std::string& w) { data_warning("skipped " + w); });
   progress_->message(fmt::format("streaming {}: {} training and {} test images, decoded on the fly",
                                  cfg_.data.path, data_.train_count(), data_.test_count()));
 }
