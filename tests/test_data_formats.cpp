@@ -30,6 +30,7 @@ std::string operator/(const TempDir& dir, const std::string& name) {
   return dir.file(name);
 }
 
+using test::require_data_error;
 using test::write_bytes;
 
 Bytes read_bytes(const std::string& path) {
@@ -39,19 +40,6 @@ Bytes read_bytes(const std::string& path) {
 
 void put_be32(Bytes& out, uint32_t v) {
   for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<uint8_t>(v >> shift));
-}
-
-// Runs `body`, requires a DataError whose message contains every string in `parts`.
-template <typename F>
-void require_data_error(F body, const std::vector<std::string>& parts) {
-  try {
-    body();
-    FAIL("no DataError thrown");
-  } catch (const DataError& e) {
-    const std::string message = e.what();
-    INFO("message: " << message);
-    for (const auto& part : parts) CHECK(message.find(part) != std::string::npos);
-  }
 }
 
 // A CIFAR record: label bytes, then pixel (c, y, x) = (base + c * 50 + y + x) mod 256.

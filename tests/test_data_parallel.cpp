@@ -198,15 +198,7 @@ TEST_CASE("two Gloo ranks streaming an image folder train what one process train
   test::write_png_split(root, "train", 16);
   test::write_png_split(root, "test", 3);
   Json c = dp_config(2);
-  c["model"] = {{"name", "vit_tiny_p4_28"},
-                {"width", 16},
-                {"heads", 2},
-                {"depth", 1},
-                {"mlp_dim", 32},
-                {"patch_size", 4},
-                {"image_size", 8},
-                {"in_channels", 3},
-                {"num_classes", 2}};
+  c["model"] = test::tiny_folder_model();
   c["data"] = {{"dataset", "image-folder"},
                {"path", root},
                {"image_size", 8},

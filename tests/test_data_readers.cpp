@@ -27,6 +27,7 @@ std::string operator/(const TempDir& dir, const std::string& name) {
   return dir.file(name);
 }
 
+using test::require_data_error;
 using test::write_bytes;
 
 Bytes read_bytes(const std::string& path) {
@@ -80,19 +81,6 @@ void write_mnist_folder(const std::string& dir, bool gzip, int n_train = 12, int
   put("train-labels-idx1-ubyte", idx_file({uint32_t(n_train)}, label_payload(n_train)));
   put("t10k-images-idx3-ubyte", idx_file({uint32_t(n_test), 4, 3}, image_payload(n_test, 4, 3)));
   put("t10k-labels-idx1-ubyte", idx_file({uint32_t(n_test)}, label_payload(n_test)));
-}
-
-// Runs `body`, requires a DataError whose message contains every string in `parts`.
-template <typename F>
-void require_data_error(F body, const std::vector<std::string>& parts) {
-  try {
-    body();
-    FAIL("no DataError thrown");
-  } catch (const DataError& e) {
-    const std::string message = e.what();
-    INFO("message: " << message);
-    for (const auto& part : parts) CHECK(message.find(part) != std::string::npos);
-  }
 }
 
 }  // namespace

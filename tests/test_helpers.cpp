@@ -105,6 +105,12 @@ void write_png_split(const std::string& root, const std::string& split, int per_
     }
 }
 
+Json tiny_folder_model() {
+  return Json{{"name", "vit_tiny_p4_28"}, {"width", 16}, {"heads", 2},
+              {"depth", 1}, {"mlp_dim", 32}, {"patch_size", 4},
+              {"image_size", 8}, {"in_channels", 3}, {"num_classes", 2}};
+}
+
 Json tiny_base(int epochs) {
   return Json{{"device", "cpu"},
               {"model", {{"name", "vit_tiny_p4_28"}, {"width", 16}, {"heads", 2}, {"depth", 1},

@@ -33,9 +33,24 @@ std::string read_text(const std::string& path);
 // Writes raw bytes, creating the parent folders.
 void write_bytes(const std::string& path, const std::vector<uint8_t>& bytes);
 
+// Runs `body`, requires a DataError whose message contains every string in `parts`.
+template <typename F>
+void require_data_error(F body, const std::vector<std::string>& parts) {
+  try {
+    body();
+    FAIL("no DataError thrown");
+  } catch (const DataError& e) {
+    const std::string message = e.what();
+    INFO("message: " << message);
+    for (const auto& part : parts) CHECK(message.find(part) != std::string::npos);
+  }
+}
+
 // `per_class` 8x8 RGB PNGs in each of the classes "a" and "b" under root/split/<class>/imgN.png,
 // their pixels depending on the class and N (streamed image-folder tests).
 void write_png_split(const std::string& root, const std::string& split, int per_class);
+// A one-block ViT for those folders' 8x8 RGB images in 2 classes.
+Json tiny_folder_model();
 
 // A model built from `seed`, then every parameter randomised so that nothing is zero or one by
 // init (weights tests compare logits after export/import), in eval mode.

@@ -17,22 +17,11 @@
 #include "test_helpers.h"
 
 using namespace vitlab;
+using vitlab::test::require_data_error;
 using vitlab::test::TempDir;
 namespace fs = std::filesystem;
 
 namespace {
-
-template <typename F>
-void require_data_error(F body, const std::vector<std::string>& parts) {
-  try {
-    body();
-    FAIL("no DataError thrown");
-  } catch (const DataError& e) {
-    const std::string message = e.what();
-    INFO("message: " << message);
-    for (const auto& part : parts) CHECK(message.find(part) != std::string::npos);
-  }
-}
 
 // (H, W, C) uint8 filled with one value per channel.
 torch::Tensor solid(int64_t h, int64_t w, std::vector<int64_t> values) {

@@ -14,15 +14,7 @@ namespace {
 
 Json folder_run(const std::string& root, const std::string& streaming) {
   Json c = test::tiny_base(2);
-  c["model"] = {{"name", "vit_tiny_p4_28"},
-                {"width", 16},
-                {"heads", 2},
-                {"depth", 1},
-                {"mlp_dim", 32},
-                {"patch_size", 4},
-                {"image_size", 8},
-                {"in_channels", 3},
-                {"num_classes", 2}};
+  c["model"] = test::tiny_folder_model();
   c["data"] = {{"dataset", "image-folder"}, {"path", root},    {"image_size", 8},
                {"streaming", streaming},    {"crop_pct", 1.0}, {"mean", {0.5, 0.5, 0.5}},
                {"std", {0.25, 0.25, 0.25}}};
