@@ -203,7 +203,7 @@ TEST_CASE("two Gloo ranks streaming an image folder train what one process train
                {"path", root},
                {"image_size", 8},
                {"streaming", "on"},
-               {"augment", {{"random_resized_crop", true}}},
+               {"augment", {{"random_resized_crop", true}, {"flip", true}, {"random_erasing", 0.5}}},
                {"decode_threads", 1}};
   c["train"]["batch_size"] = 8;
   const std::string config = dir.file("c.json");
@@ -212,7 +212,8 @@ TEST_CASE("two Gloo ranks streaming an image folder train what one process train
   INFO(one.output);
   REQUIRE(one.exit_code == 0);
   // Each rank decodes only its half of every global batch; the crops are drawn per slot of the
-  // global order, so the two halves are what the one process decoded.
+  // global order, and flips and erasing for the rank's rows of the global batch, so the two
+  // halves are what the one process decoded and augmented.
   const auto two =
       run_two("train " + config + " --out " + dir.file("two") + " --quiet",
               "train " + config + " --out " + dir.file("two") + " --quiet", free_port());
@@ -231,6 +232,13 @@ TEST_CASE("two Gloo ranks streaming an image folder train what one process train
     INFO(a.model[i].first);
     CHECK(test::allclose_as_float(a.model[i].second, b.model[i].second, 1e-4, 1e-5));
   }
+  // Mixup pairs images across the shares: refused before the ranks meet.
+  c["data"]["augment"]["mixup_alpha"] = 0.8;
+  test::write_text(config, c.dump());
+  const auto mixed = run_vitlab("train " + config + " --out " + dir.file("mixed") + " --quiet",
+                                "RANK=0 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=1 timeout 60");
+  CHECK(mixed.exit_code == 2);
+  CHECK(mixed.output.find("data.augment.mixup_alpha") != std::string::npos);
 }
 
 TEST_CASE("data-parallel bad input exits 2 within the timeout", "[dist][cli]") {

@@ -1,5 +1,7 @@
 // timm's RandAugment operations on tiny images against values computed by hand from PIL's
 // definitions (ImageOps, ImageEnhance, Image.transform), the policy's draws, and the spec parser.
+#include <cmath>
+
 #include "config/rand_augment_config.h"
 #include "data/rand_augment.h"
 #include "test_helpers.h"
@@ -106,6 +108,10 @@ TEST_CASE("the RandAugment policy: seeded draws, timm's spec strings, errors nam
   const RandAugmentConfig d = parse_rand_augment("rand-m7-n3-mstd0-p1-mmax12", "", "x");
   CHECK((d.magnitude == 7 && d.num_ops == 3 && d.magnitude_std == 0 && d.prob == 1 &&
          d.magnitude_max == 12));
+  // timm's defaults for what a spec leaves out: m 10, mstd 0, mmax 10; mstd above 100 draws
+  // the magnitude uniformly in [0, m], and mmax0 means 10.
+  const RandAugmentConfig e = parse_rand_augment("rand-n1-mstd101-mmax0", "", "x");
+  CHECK((e.magnitude == 10 && std::isinf(e.magnitude_std) && e.magnitude_max == 10));
   for (const std::string bad : {"rand-m9-inc1", "augmix-m5", "rand-m", "rand-n0", "rand_m9"}) {
     INFO(bad);
     try {

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <limits>
 
 #include "config/json_reader.h"
 
@@ -39,9 +40,9 @@ RandAugmentConfig parse_rand_augment(const std::string& spec, const std::string&
     else if (key == "n")
       c.num_ops = static_cast<int>(value);
     else if (key == "mstd")
-      c.magnitude_std = value;
+      c.magnitude_std = value > 100 ? std::numeric_limits<double>::infinity() : value;
     else if (key == "mmax")
-      c.magnitude_max = value;
+      c.magnitude_max = value > 0 ? value : 10;
     else if (key == "p")
       c.prob = value;
     else

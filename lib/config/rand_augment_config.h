@@ -8,12 +8,13 @@
 namespace vitlab {
 
 struct RandAugmentConfig {
-  int num_ops = 2;                                // "n"
-  double magnitude = 9;                           // "m"
-  double magnitude_std = 0.5;                     // "mstd"
-  double magnitude_max = 10;                      // "mmax"
-  double prob = 0.5;                              // "p"
-  double translate_pct = 0.45;                    // timm's hparams translate_pct
+  // timm's defaults for the parts a spec leaves out.
+  int num_ops = 2;              // "n"
+  double magnitude = 10;        // "m"
+  double magnitude_std = 0;     // "mstd"; above 100: uniform in [0, m] (infinity here)
+  double magnitude_max = 10;    // "mmax"; 0 means 10
+  double prob = 0.5;            // "p"
+  double translate_pct = 0.45;  // timm's hparams translate_pct
   std::array<uint8_t, 3> fill = {124, 116, 104};  // timm: round(255 * IMAGENET_DEFAULT_MEAN)
 };
 

@@ -84,10 +84,14 @@ DecodedImage decode_with_turbojpeg(const std::vector<uint8_t>& bytes, const std:
   check_size(h, w, kMaxOutputPixels, path);
   const bool cmyk = colorspace == TJCS_CMYK || colorspace == TJCS_YCCK;
   auto out = torch::empty({h, w, cmyk ? 4 : 3}, torch::kUInt8);  // (H, W, 3 or 4)
-  // A warning (a truncated file's "premature end of data") fails too: the pixels would be guesses.
   if (tjDecompress2(tj, data, size, out.data_ptr<uint8_t>(), w, 0, h, cmyk ? TJPF_CMYK : TJPF_RGB,
-                    0) != 0)
-    fail<DataError>("{}: cannot decode JPEG: {}", path, tjGetErrorStr2(tj));
+                    0) != 0) {
+    // A truncated file's "premature end" fails, its missing rows would be guesses; other warnings
+    // leave a whole image.
+    const std::string why = tjGetErrorStr2(tj);
+    if (tjGetErrorCode(tj) != TJERR_WARNING || why.find("Premature end") != std::string::npos)
+      fail<DataError>("{}: cannot decode JPEG: {}", path, why);
+  }
   if (cmyk) {  // Adobe's inverted CMYK: R = C * K / 255, as libjpeg-turbo's own tools convert it
     const auto k = out.select(2, 3).to(torch::kInt32).unsqueeze(2);
     const auto cmy = out.narrow(2, 0, 3).to(torch::kInt32);
@@ -98,6 +102,31 @@ DecodedImage decode_with_turbojpeg(const std::vector<uint8_t>& bytes, const std:
 #endif
 
 }  // namespace
+
+std::pair<int64_t, int64_t> image_size_of(const std::vector<uint8_t>& bytes,
+                                          const std::string& path) {
+  if (bytes.empty()) fail<DataError>("{}: empty image file", path);
+  if (bytes.size() > static_cast<size_t>(INT32_MAX))
+    fail<DataError>("{}: image file too large", path);
+  if (!is_jpeg(bytes) && !is_png(bytes)) fail<DataError>("{}: not a JPEG or PNG file", path);
+  int w = 0, h = 0;
+#if VITLAB_HAVE_TURBOJPEG
+  if (is_jpeg(bytes)) {
+    int subsampling = 0, colorspace = 0;
+    tjhandle tj = decompressor();
+    if (tjDecompressHeader3(tj, const_cast<unsigned char*>(bytes.data()),
+                            static_cast<unsigned long>(bytes.size()), &w, &h, &subsampling,
+                            &colorspace) != 0)
+      fail<DataError>("{}: cannot decode JPEG: {}", path, tjGetErrorStr2(tj));
+    return {h, w};
+  }
+#endif
+  int channels = 0;
+  check_image_bytes(bytes, path);
+  if (!stbi_info_from_memory(bytes.data(), static_cast<int>(bytes.size()), &w, &h, &channels))
+    fail<DataError>("{}: cannot decode image: {}", path, stbi_failure_reason());
+  return {h, w};
+}
 
 bool have_turbojpeg() {
 #if VITLAB_HAVE_TURBOJPEG

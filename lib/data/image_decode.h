@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace vitlab {
@@ -22,9 +23,14 @@ struct DecodedImage {
 // CMYK and YCCK JPEGs are converted (as Adobe writes them, inverted: R = C * K / 255), alpha is
 // dropped. A JPEG is downscaled in the DCT domain by the largest factor that keeps both sides at
 // least `min_side` pixels (0: never). Throws DataError naming `path` for an empty, truncated or
-// corrupt file, an unknown format, or more than 2^26 pixels.
+// corrupt file, an unknown format, or more than 2^26 pixels. libjpeg's other warnings (such as
+// extraneous bytes before a marker, which PIL reads past too) keep the decoded image.
 DecodedImage decode_rgb(const std::vector<uint8_t>& bytes, const std::string& path,
                         int64_t min_side);
+
+// The size stored in a JPEG's or PNG's header, without decoding: (height, width). DataError
+// naming `path` as decode_rgb's.
+std::pair<int64_t, int64_t> image_size_of(const std::vector<uint8_t>& bytes, const std::string& path);
 
 // Whether JPEGs are decoded by TurboJPEG in this build.
 bool have_turbojpeg();

@@ -157,7 +157,8 @@ torch::Tensor lut_op(const torch::Tensor& hwc, RandOp op, double level) {
     if (op == RandOp::kInvert) lut[i] = static_cast<uint8_t>(255 - i);
     if (op == RandOp::kPosterize) {  // keep the top int(level / 10 * 4) bits
       const int bits = static_cast<int>(level / kMaxLevel * 4);
-      lut[i] = static_cast<uint8_t>(i & ~((1 << (8 - bits)) - 1));
+      lut[i] =
+          bits >= 8 ? static_cast<uint8_t>(i) : static_cast<uint8_t>(i & ~((1 << (8 - bits)) - 1));
     }
     if (op == RandOp::kSolarize) {  // invert from int(level / 10 * 256) up
       const int threshold = static_cast<int>(level / kMaxLevel * 256);
@@ -253,7 +254,10 @@ torch::Tensor rand_augment(const torch::Tensor& hwc, const RandAugmentConfig& c,
     const RandOp op = ops[uniform_below(rng, ops.size())].first;
     if (c.prob < 1.0 && uniform01(rng) > c.prob) continue;
     double level = c.magnitude;
-    if (c.magnitude_std > 0) level += c.magnitude_std * standard_normal(rng);
+    if (std::isinf(c.magnitude_std))
+      level = c.magnitude * uniform01(rng);
+    else if (c.magnitude_std > 0)
+      level += c.magnitude_std * standard_normal(rng);
     level = std::clamp(level, 0.0, c.magnitude_max);
     const bool negate = uniform01(rng) > 0.5;  // timm's _randomly_negate, for the signed ones
     out = apply_rand_op(out, op, level, negate, c);

@@ -17,9 +17,21 @@ constexpr int kStandIns = 10;
 // Separates the crop draws from other users of the run seed.
 constexpr uint64_t kStreamCropStream = 0x57c0b;
 
+// `box` of a file_h x file_w image on the same image decoded at h x w.
+CropBox scaled_box(const CropBox& box, int64_t file_h, int64_t file_w, int64_t h, int64_t w) {
+  if (h == file_h && w == file_w) return box;
+  const double sy = double(h) / double(file_h), sx = double(w) / double(file_w);
+  CropBox b;
+  b.top = std::min<int64_t>(h - 1, static_cast<int64_t>(std::floor(double(box.top) * sy)));
+  b.left = std::min<int64_t>(w - 1, static_cast<int64_t>(std::floor(double(box.left) * sx)));
+  b.height = std::clamp<int64_t>(std::llround(double(box.height) * sy), 1, h - b.top);
+  b.width = std::clamp<int64_t>(std::llround(double(box.width) * sx), 1, w - b.left);
+  return b;
+}
+
 }  // namespace
 
-void BadImageLog::add(int64_t file, const std::string& reason) {
+void BadImageLog::add(const std::string& file, const std::string& reason) {
   std::function<void(const std::string&)> warn;
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -123,23 +135,23 @@ torch::Tensor BatchStream::decode_slot(int64_t slot, int64_t* file_used) const {
   for (int attempt = 0;; ++attempt, file = (file + 1) % n) {
     const std::string path = files_.path(file);
     try {
-      // The DCT may shrink the image while what is resized keeps at least the output's pixels:
-      // a whole-image crop >= s a side; the eval resize's shorter side, s / crop_pct.
-      const int64_t min_side =
-          options_.random_crop ? s : static_cast<int64_t>(double(s) / options_.crop_pct);
-      const DecodedImage image =
-          decode_rgb(read_data_file(path, kMaxImageFileBytes), path, min_side);
-      const int64_t h = image.hwc.size(0), w = image.hwc.size(1);
+      const std::vector<uint8_t> bytes = read_data_file(path, kMaxImageFileBytes);
       std::mt19937_64 rng(
           mix_seed(mix_seed(seed_, kStreamCropStream), plan_.streams[static_cast<size_t>(slot)]));
+      // The crop is drawn in the file's pixels first, so that the DCT shrinks the image only as
+      // far as keeps at least s pixels across the crop.
+      const auto [file_h, file_w] = image_size_of(bytes, path);
+      const CropBox box = options_.random_crop
+                              ? random_resized_crop_box(file_h, file_w, options_.crop, rng)
+                              : center_crop_box(file_h, file_w, s, options_.crop_pct);
+      const bool flip = options_.random_crop && options_.flip && uniform01(rng) < 0.5;
+      const int64_t crop_side = std::min(box.height, box.width);
+      const DecodedImage image =
+          decode_rgb(bytes, path, (std::min(file_h, file_w) * s + crop_side - 1) / crop_side);
       *file_used = file;
-      torch::Tensor chw;  // (3, s, s)
-      if (options_.random_crop) {
-        const CropBox box = random_resized_crop_box(h, w, options_.crop, rng);
-        chw = crop_resize(image.hwc, box, s, s, options_.flip && uniform01(rng) < 0.5);
-      } else {
-        chw = crop_resize(image.hwc, center_crop_box(h, w, s, options_.crop_pct), s, s);
-      }
+      auto chw = crop_resize(image.hwc,
+                             scaled_box(box, file_h, file_w, image.hwc.size(0), image.hwc.size(1)),
+                             s, s, flip);  // (3, s, s)
       if (!options_.rand_augment) return chw;
       const auto hwc =
           rand_augment(chw.permute({1, 2, 0}).contiguous(), options_.rand_augment_config, rng);
@@ -148,7 +160,7 @@ torch::Tensor BatchStream::decode_slot(int64_t slot, int64_t* file_used) const {
       if (!options_.skip_bad_images)
         throw DataError(std::string(e.what()) +
                         " (data.on_bad_image is \"error\"; \"skip\" skips it)");
-      if (bad_) bad_->add(file, e.what());
+      if (bad_) bad_->add(path, e.what());
       if (attempt + 1 >= kStandIns)
         fail<DataError>("{}: this file and the {} after it in the listing could not be decoded",
                         path, kStandIns - 1);
@@ -161,11 +173,9 @@ BatchStream::Made BatchStream::make(int64_t batch) const {
   const int64_t count =
       std::min<int64_t>(batch_size_, static_cast<int64_t>(plan_.files.size()) - first);
   const int64_t s = options_.image_size;
-  auto options = torch::TensorOptions().dtype(torch::kUInt8).pinned_memory(device_.is_cuda());
   Made m;
-  m.images = torch::empty({count, 3, s, s}, options);  // (B, 3, S, S)
-  m.labels = torch::empty(
-      {count}, torch::TensorOptions().dtype(torch::kInt64).pinned_memory(device_.is_cuda()));
+  m.images = torch::empty({count, 3, s, s}, torch::kUInt8);  // (B, 3, S, S)
+  m.labels = torch::empty({count}, torch::kInt64);
   m.files = torch::empty({count}, torch::kInt64);
   for (int64_t i = 0; i < count; ++i) {
     int64_t file = 0;
@@ -189,8 +199,12 @@ Batch BatchStream::next() {
   }
   changed_.notify_all();
   if (made.error) std::rethrow_exception(made.error);
-  const bool async = device_.is_cuda();
-  return {made.images.to(device_, async), made.labels.to(device_, async), made.files.to(device_)};
+  if (!device_.is_cuda()) return {made.images, made.labels, made.files};
+  // Pinned here, in the thread that runs the train step, not in the decoding threads: pinned
+  // allocations query CUDA events, which a CUDA graph's capture in global mode forbids in any
+  // thread while it lasts. The copies then leave the host free; the file indices stay on the CPU.
+  return {made.images.pin_memory().to(device_, /*non_blocking=*/true),
+          made.labels.pin_memory().to(device_, /*non_blocking=*/true), made.files};
 }
 
 int64_t BatchStream::queued() const {

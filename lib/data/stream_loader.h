@@ -1,6 +1,6 @@
 // Batches of a streamed image folder, decoded by a pool of threads ahead of the training step:
 // each thread makes whole batches (decode, crop, resize, flip), at most `queue_batches` ahead of
-// the consumer, into pinned memory on CUDA so the copy to the device overlaps the step.
+// the consumer; on CUDA a batch is pinned and copied without holding up the host.
 //
 // Deterministic whatever the thread timing: slot s of the plan is file order[s], augmented with
 // draws seeded by streams[s] (its position in the epoch's global order), so a run resumed at any
@@ -45,12 +45,12 @@ class BadImageLog {
  public:
   explicit BadImageLog(std::function<void(const std::string&)> warn = {})
       : warn_(std::move(warn)) {}
-  void add(int64_t file, const std::string& reason);
+  void add(const std::string& file, const std::string& reason);  // by path: any listing
   int64_t count() const;
 
  private:
   mutable std::mutex mutex_;
-  std::set<int64_t> files_;
+  std::set<std::string> files_;
   std::function<void(const std::string&)> warn_;
 };
 
@@ -78,7 +78,7 @@ class BatchStream {
 
   int64_t size() const { return num_batches_; }
   // The next batch, in order: images (B, 3, S, S) uint8 and labels on the device, indices the
-  // files used. Rethrows a worker's error (a bad image under "error", an unreadable file).
+  // files used (on the CPU). Rethrows a worker's error (a bad image under "error", an unreadable file).
   Batch next();
   int64_t queued() const;            // batches made and not yet taken
   double images_per_second() const;  // made since the start

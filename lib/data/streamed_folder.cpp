@@ -37,21 +37,26 @@ StreamedFolder list_streamed_folder(const DataConfig& config, const std::string&
   const std::string train_cache = listing_cache_path(cache_dir, "train");
   const std::string test_cache = listing_cache_path(cache_dir, "test");
   std::error_code ec;
-  if (!cache_dir.empty() && fs::exists(train_cache, ec) && fs::exists(test_cache, ec)) {
-    f.train = load_listing(train_cache);
-    f.test = load_listing(test_cache);
-    if (f.test.class_names != f.train.class_names)
-      fail<DataError>("{}: its classes differ from {}'s", test_cache, train_cache);
-    return f;
-  }
+  const auto cached = [&](const std::string& path) {
+    return !cache_dir.empty() && fs::exists(path, ec);
+  };
   const auto progress = [&](const std::string& split) {
     return [&, split](int64_t n) {
       if (note) note(fmt::format("listing {}/{}: {} files", config.path, split, n));
     };
   };
-  f.train = list_image_split(config.path, "train", nullptr, progress("train"));
+  // Each split from its cache where there is one (a run stopped between writing the two has
+  // only the first); the folder is the config's, the same for a resumed run.
+  f.train = cached(train_cache)
+                ? load_listing(train_cache)
+                : list_image_split(config.path, "train", nullptr, progress("train"));
   const std::string test = test_split(config.path);
-  f.test = list_image_split(config.path, test, &f.train.class_names, progress(test));
+  f.test = cached(test_cache)
+               ? load_listing(test_cache)
+               : list_image_split(config.path, test, &f.train.class_names, progress(test));
+  f.train.root = f.test.root = config.path;
+  if (f.test.class_names != f.train.class_names)
+    fail<DataError>("{}: its classes differ from {}'s", test_cache, train_cache);
   for (const FileListing* l : {&f.train, &f.test})
     for (const auto& name : l->empty_classes) {
       const std::string folder = fmt::format("{}/{}/{}", l->root, l->split, name);

@@ -17,6 +17,12 @@ void TrainRun::check_streamable() const {
     config_error(source_, "train.objective",
                  "the masked-patch objective is not supported with a streamed image folder yet "
                  "(data.streaming)");
+  const auto& a = cfg_.data.augment;
+  if (opt_.dist.distributed() && (a.mixup_alpha > 0 || a.cutmix_alpha > 0))
+    config_error(
+        source_, a.mixup_alpha > 0 ? "data.augment.mixup_alpha" : "data.augment.cutmix_alpha",
+        "mixup and cutmix pair images across the ranks' shares, which streaming data-parallel "
+        "ranks do not hold; not supported yet (one process can)");
   if (!cfg_.train.fewshot.shots.empty())
     config_error(
         source_, "train.fewshot.shots",
@@ -63,6 +69,22 @@ std::unique_ptr<BatchStream> TrainRun::train_stream(int64_t epoch, int64_t first
                                        dp_ ? batch / dp_->world_size() : batch,
                                        /*drop_last=*/true, first_step, seed,
                                        stream_options(cfg_.data, true), device_, bad_images_.get());
+}
+
+// A rank's streamed share at its rows of a global batch of zeros: the device-side augmentation
+// (crop padding, flip, erasing) then draws for those rows what one process draws, as the
+// in-memory path's ranks do by augmenting the whole batch.
+Batch TrainRun::in_global_batch(const Batch& share) const {
+  const int64_t rows = share.images.size(0), start = dp_->rank() * rows;
+  auto shape = share.images.sizes().vec();
+  shape[0] = cfg_.train.batch_size;
+  Batch global;
+  global.images = torch::zeros(shape, share.images.options());  // (B, C, H, W)
+  global.images.narrow(0, start, rows).copy_(share.images);
+  global.labels = torch::zeros({cfg_.train.batch_size}, share.labels.options());
+  global.labels.narrow(0, start, rows).copy_(share.labels);
+  global.indices = share.indices;
+  return global;
 }
 
 // The test split through the evaluation crop; data-parallel ranks take contiguous shares, whose

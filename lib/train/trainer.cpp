@@ -200,8 +200,9 @@ EpochStats TrainRun::train_epoch(int64_t epoch) {
       stop_inside_epoch(p, seconds_since(epoch_start));
     }
     Batch b = stream ? stream->next() : batches.batch(i);
+    if (stream && dp_) b = in_global_batch(b);  // the draws of one process for these rows
     Mixed m = augment_batch(b, cfg_.data.augment, normalize_, data_.num_classes, p.rng);
-    if (dp_ && !stream) {  // this rank's share of the global batch, augmented as one process would
+    if (dp_) {  // this rank's share of the global batch, augmented as one process would
       const int64_t share = cfg_.train.batch_size / dp_->world_size(), start = dp_->rank() * share;
       m.images = m.images.narrow(0, start, share);
       if (m.targets.defined()) m.targets = m.targets.narrow(0, start, share);
@@ -368,7 +369,11 @@ void TrainRun::finish() {
     result_["fewshot"] = r.to_json();
     progress_->message("few-shot " + r.summary());
   }
-  if (bad_images_) result_["bad_images"] = bad_images_->count();
+  if (bad_images_) {  // each rank decodes its own files: summed over the ranks
+    auto count = torch::tensor({double(bad_images_->count())}, torch::kDouble);
+    if (dp_) dp_->all_reduce_sum({count});
+    result_["bad_images"] = static_cast<int64_t>(count.item<double>());
+  }
   result_["status"] = "completed";
 }
 
