@@ -50,14 +50,16 @@ set_source_files_properties(${PROJECT_SOURCE_DIR}/lib/data/stb_image_impl.cpp PR
   COMPILE_OPTIONS -fno-sanitize=nonnull-attribute SKIP_PRECOMPILE_HEADERS ON)
 
 # --- `make test-sanitize`: Catch2 cases under the same ASan + UBSan ------------------------------
-# CI's sanitizer job (README "Reliability"): the parsers', config, runner and IO test files,
+# CI's sanitizer job (README "Reliability"): the parsers', config, runner and IO test files
+# (the streamed folders' decoding, listings, threaded batch stream and RandAugment included),
 # compiled in this folder so they share the instrumented layers the fuzzers use, and run against
 # this folder's instrumented `vitlab` where they start the program. The training, model and
 # kernel tests are left out: under ASan they would take CI past its 90 minutes, and they read no
 # outside input.
 set(VITLAB_SANITIZE_TEST_FILES
   test_main test_helpers
-  test_config test_data_formats test_data_readers test_npz test_safetensors test_torch_archive
+  test_config test_data_formats test_data_readers test_streaming test_rand_augment test_npz
+  test_safetensors test_torch_archive
   test_weights test_weights_jax test_weights_pos_embed
   test_sweep_spec test_summary_stats test_sweep_cli)
 list(TRANSFORM VITLAB_SANITIZE_TEST_FILES REPLACE "(.+)" "${PROJECT_SOURCE_DIR}/tests/\\1.cpp")
