@@ -98,6 +98,7 @@ TEST_CASE("decode_rgb: JPEG colour, greyscale and CMYK to RGB, PNG, DCT downscal
       },
       {"x.gif", "not a JPEG or PNG"});
   require_data_error([&] { decode_rgb({0xFF, 0xD8, 0xFF, 0, 1, 2}, "junk.jpg", 0); }, {"junk.jpg"});
+  require_data_error([&] { image_size_of({0xFF, 0xD8, 0xFF, 1, 2}, "tiny.jpg"); }, {"tiny.jpg"});
 }
 
 TEST_CASE("timm's crops against hand-computed boxes and pixels", "[data][streaming]") {

@@ -9,6 +9,7 @@ namespace vitlab {
 
 CropBox random_resized_crop_box(int64_t height, int64_t width, const RandomResizedCropParams& p,
                                 std::mt19937_64& rng) {
+  TORCH_CHECK(height > 0 && width > 0, "random_resized_crop_box: empty image");
   const double area = double(height) * double(width);
   const double log_min = std::log(p.ratio_min), log_max = std::log(p.ratio_max);
   for (int attempt = 0; attempt < 10; ++attempt) {
@@ -33,6 +34,8 @@ CropBox random_resized_crop_box(int64_t height, int64_t width, const RandomResiz
 }
 
 CropBox center_crop_box(int64_t height, int64_t width, int64_t size, double crop_pct) {
+  TORCH_CHECK(height > 0 && width > 0 && size > 0 && crop_pct > 0,
+              "center_crop_box: empty image or size");
   // timm: scale_size = floor(img_size / crop_pct); Resize(scale_size) scales the shorter side to
   // it (the longer one to int(scale_size * long / short)); CenterCrop(img_size) takes the middle,
   // its offset rounded as torchvision's int(round((resized - size) / 2)).

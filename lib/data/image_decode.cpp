@@ -118,6 +118,7 @@ std::pair<int64_t, int64_t> image_size_of(const std::vector<uint8_t>& bytes,
                             static_cast<unsigned long>(bytes.size()), &w, &h, &subsampling,
                             &colorspace) != 0)
       fail<DataError>("{}: cannot decode JPEG: {}", path, tjGetErrorStr2(tj));
+    check_size(h, w, kMaxFilePixels, path);  // a header can claim 0x0
     return {h, w};
   }
 #endif
@@ -125,6 +126,7 @@ std::pair<int64_t, int64_t> image_size_of(const std::vector<uint8_t>& bytes,
   check_image_bytes(bytes, path);
   if (!stbi_info_from_memory(bytes.data(), static_cast<int>(bytes.size()), &w, &h, &channels))
     fail<DataError>("{}: cannot decode image: {}", path, stbi_failure_reason());
+  check_size(h, w, kMaxOutputPixels, path);
   return {h, w};
 }
 
