@@ -15,17 +15,17 @@
 #include <ATen/Parallel.h>
 
 namespace vitlab {
-namespace {
-
-constexpr const char* kSpinCount = "10000";
-// glibc serves larger blocks with mmap (this is the largest threshold it takes on 64-bit).
-constexpr int kMmapThreshold = 32 << 20;
-
 int available_cores() {
   cpu_set_t set;
   if (sched_getaffinity(0, sizeof set, &set) == 0) return std::max(1, CPU_COUNT(&set));
   return std::max(1u, std::thread::hardware_concurrency());
 }
+
+namespace {
+
+constexpr const char* kSpinCount = "10000";
+// glibc serves larger blocks with mmap (this is the largest threshold it takes on 64-bit).
+constexpr int kMmapThreshold = 32 << 20;
 
 int positive_env_int(const char* name) {
   const char* value = std::getenv(name);

@@ -11,6 +11,9 @@
 
 namespace vitlab {
 
+// The cores this process may run on (its CPU affinity; taskset and container limits shrink it).
+int available_cores();
+
 // Call before any compute, in commands that train or evaluate (apps/main.cpp's command table).
 // libgomp reads GOMP_SPINCOUNT only when it is loaded, so when the variable is unset this sets it
 // and re-executes the program once (a value the user set is kept). Also keeps freed memory in the

@@ -5,7 +5,6 @@
 #include <chrono>
 #include <fstream>
 #include <numeric>
-#include <thread>
 
 #include "data/batcher.h"
 
@@ -55,9 +54,7 @@ StreamBenchResult bench_stream(const std::string& folder, const StreamBenchOptio
   r.seconds = seconds_since(start);
   r.images_per_second = r.seconds > 0 ? double(r.images) / r.seconds : 0;
   r.mean_queued = batches > 0 ? queued / double(batches) : 0;
-  r.threads = o.stream.threads > 0
-                  ? o.stream.threads
-                  : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  r.threads = o.stream.thread_count();
   r.bad_images = bad.count();
   r.peak_rss_mb = peak_rss_mb();
   return r;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "core/cpu_runtime.h"
 #include "core/error.h"
 #include "data/file_bytes.h"
 #include "data/image_decode.h"
@@ -30,6 +31,10 @@ CropBox scaled_box(const CropBox& box, int64_t file_h, int64_t file_w, int64_t h
 }
 
 }  // namespace
+
+int StreamOptions::thread_count() const {
+  return threads > 0 ? threads : available_cores();
+}
 
 void BadImageLog::add(const std::string& file, const std::string& reason) {
   std::function<void(const std::string&)> warn;
@@ -83,9 +88,7 @@ BatchStream::BatchStream(const FileListing& files, StreamPlan plan, int64_t batc
   TORCH_CHECK(plan_.files.size() == plan_.streams.size(), "BatchStream: plan sizes differ");
   TORCH_CHECK(first_batch >= 0 && first_batch <= num_batches_, "BatchStream: first batch ",
               first_batch, " of ", num_batches_);
-  const int threads = options.threads > 0
-                          ? options.threads
-                          : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  const int threads = options.thread_count();
   depth_ = options.queue_batches > 0 ? options.queue_batches : 2 * threads;
   start_ = std::chrono::steady_clock::now();
   for (int t = 0; t < std::min<int64_t>(threads, num_batches_ - first_batch); ++t)

@@ -38,6 +38,8 @@ struct StreamOptions {
   int threads = 0;              // decoding threads; 0: the machine's cores
   int queue_batches = 0;        // batches made ahead; 0: two per thread
   bool skip_bad_images = true;  // data.on_bad_image: "skip" (the next file stands in) or "error"
+
+  int thread_count() const;  // `threads`, or the cores this process may use
 };
 
 // The files that failed to decode, each reported once through `warn` (path and reason).

@@ -9,6 +9,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/cpu_runtime.h"
 #include "core/error.h"
 #include "data/image_decode.h"
 #include "data/random.h"
@@ -63,7 +64,7 @@ SyntheticFolderSummary write_synthetic_folder(const std::string& out,
   for (const char* split : {"train", "val"})
     for (int k = 0; k < o.classes; ++k)
       fs::create_directories(fs::path(out) / split / fmt::format("class_{:03d}", k));
-  const int threads = o.threads > 0 ? o.threads : std::max(1u, std::thread::hardware_concurrency());
+  const int threads = o.threads > 0 ? o.threads : available_cores();
   std::atomic<int64_t> next{0}, done{0}, val{0};
   std::atomic<uint64_t> bytes{0};
   std::mutex progress_mutex;
