@@ -96,7 +96,7 @@ class TrainRun {
   [[noreturn]] void stop_inside_epoch(const EpochProgress& p, double seconds);
   Json gather_epoch_position(const EpochProgress& p, double seconds);
   void report_step(int64_t epoch, int64_t i, int64_t first_step, const torch::Tensor& loss, double lr,
-                   Clock::time_point epoch_start);
+                   Clock::time_point epoch_start, const BatchStream* stream);
   EvalResult validate();
   // Streamed image folders (train_run_streaming.cpp).
   void check_streamable() const;
@@ -145,7 +145,6 @@ class TrainRun {
   std::unique_ptr<GradientSync> grad_sync_;  // data-parallel gradient averaging (dp_ above)
   bool main_ = true;
   int stop_signal_ = 0;  // the signal that stops this run (any rank's, data-parallel)
-  const BatchStream* live_stream_ = nullptr;  // this epoch's, for the progress line
   std::unique_ptr<BadImageLog> bad_images_;  // a streamed folder's files that failed to decode
   std::mutex warn_mutex_;                    // their warnings come from the decoding threads
 };

@@ -187,11 +187,6 @@ EpochStats TrainRun::train_epoch(int64_t epoch) {
   EpochBatches batches(train_set_, cfg_.train.batch_size, true, true, epoch_seed(cfg_.seed, 0, 3), epoch);
   const int64_t first_step = p.next_step;
   const auto stream = data_.streamed ? train_stream(epoch, first_step) : nullptr;  // this rank's share
-  live_stream_ = stream.get();
-  struct Unset {  // however the epoch ends, the progress line forgets the stream with it
-    const BatchStream*& slot;
-    ~Unset() { slot = nullptr; }
-  } unset{live_stream_};
   const auto epoch_start = Clock::now();
   EpochStats stats;
   for (int64_t i = first_step; i < steps_per_epoch_; ++i) {
@@ -219,7 +214,7 @@ EpochStats TrainRun::train_epoch(int64_t epoch) {
       p.correct += out.logits.argmax(1).eq(b.labels).sum();
       p.scored += b.labels.size(0);
     }
-    report_step(epoch, i, first_step, out.loss, stats.lr, epoch_start);
+    report_step(epoch, i, first_step, out.loss, stats.lr, epoch_start, stream.get());
   }
   if (dp_) {  // the epoch's numbers over every rank: the mean of equal shares' means
     dp_->all_reduce_sum({p.loss_sum, p.correct, p.scored});
@@ -242,7 +237,7 @@ EpochStats TrainRun::train_epoch(int64_t epoch) {
 
 // The NaN check and the progress line, where they are due (a check syncs the device).
 void TrainRun::report_step(int64_t epoch, int64_t i, int64_t first_step, const torch::Tensor& loss,
-                           double lr, Clock::time_point epoch_start) {
+                           double lr, Clock::time_point epoch_start, const BatchStream* stream) {
   const int64_t check_every = dev_.cuda ? 50 : 1;
   if (!((i + 1) % check_every == 0 || i + 1 == steps_per_epoch_ || progress_->live() ||
         cfg_.train.log_every > 0))
@@ -256,9 +251,9 @@ void TrainRun::report_step(int64_t epoch, int64_t i, int64_t first_step, const t
   const double remaining_steps =
       double(steps_per_epoch_ - i - 1) + double(cfg_.train.epochs - epoch - 1) * steps_per_epoch_;
   // A streamed folder: whether decoding keeps up (no batch ready means the step waited for it).
-  const std::string data = live_stream_ ? fmt::format(" | decoding {:.0f} img/s, {} batches ready",
-                                                      live_stream_->images_per_second(), live_stream_->queued())
-                                        : "";
+  const std::string data = stream ? fmt::format(" | decoding {:.0f} img/s, {} batches ready",
+                                                 stream->images_per_second(), stream->queued())
+                                   : "";
   progress_->step(int(epoch), i, value, lr, ips, remaining_steps * cfg_.train.batch_size / ips, data);
 }
 
