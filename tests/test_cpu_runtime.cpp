@@ -52,6 +52,23 @@ TEST_CASE("configure_cpu_threads: explicit, then OMP_NUM_THREADS, then all cores
   else ::unsetenv("OMP_NUM_THREADS");
 }
 
+TEST_CASE("one compute thread for the calling thread only", "[core]") {
+  RestoreThreads restore;
+  configure_cpu_threads(3);
+  int inside = 0;
+  bool set = false;
+  std::thread([&] {
+    set = vitlab::use_one_compute_thread_here();
+    inside = at::get_num_threads();
+  }).join();
+  CHECK(set);  // Debian's LibTorch and PyTorch's wheels are built on OpenMP
+  CHECK(inside == 1);
+  CHECK(at::get_num_threads() == 3);  // this thread keeps its team
+  int fresh = 0;  // a thread that did not ask starts from the global count
+  std::thread([&] { fresh = at::get_num_threads(); }).join();
+  CHECK(fresh == 3);
+}
+
 TEST_CASE("the CPU block cache hands a freed large block out again, without page faults", "[core]") {
   // What prepare_cpu_runtime installs in train, eval, sweep and bench (core/cpu_block_cache.h).
   if (!vitlab::install_cpu_block_cache(32 << 20, int64_t(1) << 30)) return;  // LibTorch 2.x: not installed

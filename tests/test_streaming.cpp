@@ -6,6 +6,8 @@
 #include <filesystem>
 #include <mutex>
 #include <numeric>
+#include <tuple>
+#include <vector>
 
 #include "data/batcher.h"
 #include "data/crop_transforms.h"
@@ -148,6 +150,39 @@ TEST_CASE("timm's crops against hand-computed boxes and pixels", "[data][streami
   CHECK(crop[1].equal(torch::tensor({50, 70, 60, 80}, torch::kUInt8).view({2, 2})));
   const auto flipped = crop_resize(ramp, {1, 2, 2, 2}, 2, 2, /*flip=*/true);
   CHECK(flipped[1].equal(torch::tensor({70, 50, 80, 60}, torch::kUInt8).view({2, 2})));
+}
+
+TEST_CASE("crop_resize equals ATen's antialiased bilinear interpolate, shrinking and enlarging",
+          "[data][streaming]") {
+  // crop_resize runs its own loops (per image, in every decoding thread); ATen's
+  // F::interpolate(bilinear, antialias=true) is the reference. The float sums differ in the last
+  // bit (ATen resizes along the rows first, with fused multiply-adds where built for AVX2), so a
+  // value within a hair of .5 can round the other way: by 1, rarely.
+  namespace F = torch::nn::functional;
+  torch::manual_seed(3);
+  const auto image = torch::randint(0, 256, {61, 47, 3}, torch::kUInt8);  // (H, W, 3)
+  for (const auto& [box, oh, ow] :
+       std::vector<std::tuple<CropBox, int64_t, int64_t>>{{{0, 0, 61, 47}, 16, 16},
+                                                          {{5, 3, 40, 30}, 24, 17},
+                                                          {{10, 2, 9, 13}, 32, 20},
+                                                          {{0, 0, 61, 47}, 61, 20},
+                                                          {{1, 1, 7, 7}, 7, 7}}) {
+    INFO(box.top << "," << box.left << " " << box.height << "x" << box.width << " -> " << oh
+                 << "x" << ow);
+    const auto crop = image.narrow(0, box.top, box.height).narrow(1, box.left, box.width);
+    auto ref = F::interpolate(crop.permute({2, 0, 1}).unsqueeze(0).to(torch::kFloat),
+                              F::InterpolateFuncOptions()
+                                  .size(std::vector<int64_t>{oh, ow})
+                                  .mode(torch::kBilinear)
+                                  .align_corners(false)
+                                  .antialias(true));
+    const auto expected = ref.squeeze(0).round().clamp(0, 255).to(torch::kUInt8);  // (3, oh, ow)
+    const auto ours = crop_resize(image, box, oh, ow);
+    const auto diff = (ours.to(torch::kInt) - expected.to(torch::kInt)).abs();  // (3, oh, ow)
+    CHECK(diff.max().item<int>() <= 1);
+    CHECK(diff.sum().item<int>() <= std::max<int64_t>(1, diff.numel() / 500));
+    CHECK(crop_resize(image, box, oh, ow, /*flip=*/true).equal(ours.flip({2})));
+  }
 }
 
 TEST_CASE("file listing: sorted classes and files, a cache that round-trips, clear errors",

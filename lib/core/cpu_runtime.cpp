@@ -74,4 +74,17 @@ int configure_cpu_threads(int requested) {
   return n;
 }
 
+bool use_one_compute_thread_here() {
+  // ATen sets a thread's OpenMP count from its global one on the thread's first parallel
+  // operator; asking for it here does that first, so the setting below is not overwritten.
+  (void)at::get_num_threads();
+  // The OpenMP runtime ATen was linked with (libgomp for Debian's and PyTorch's builds), found at
+  // run time as set_blas_threads finds OpenBLAS: linking one here could load a second runtime.
+  using SetThreads = void (*)(int);
+  auto fn = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "omp_set_num_threads"));
+  if (!fn) return false;
+  fn(1);
+  return at::get_num_threads() == 1;
+}
+
 }  // namespace vitlab

@@ -29,4 +29,10 @@ std::string gomp_spincount();
 // intra-op threads and OpenBLAS' threads alike and returns the number used.
 int configure_cpu_threads(int requested);
 
+// ATen's operators called from the calling thread then run on that thread alone instead of each
+// opening an OpenMP team: for pools whose threads each take their own item (the streamed
+// decoders), where teams of every core per thread oversubscribe the machine. OpenMP's thread
+// count is per thread, so other threads keep theirs. False where ATen is not built on OpenMP.
+bool use_one_compute_thread_here();
+
 }  // namespace vitlab

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "data/random.h"
 
@@ -57,26 +58,101 @@ CropBox center_crop_box(int64_t height, int64_t width, int64_t size, double crop
   return box;
 }
 
+namespace {
+
+// One axis of the antialiased bilinear resize, ATen's (and PIL's) separable kernel: output i
+// averages the inputs around scale * (i + 0.5) under the triangle filter, widened by the scale
+// when shrinking, with the weights normalised to sum 1 (at the borders too). The arithmetic
+// mirrors ATen's types (float weights, double intermediates where ATen has them), so the result
+// equals F::interpolate(bilinear, antialias=true), which a test checks.
+struct AxisWeights {
+  std::vector<int64_t> first, count;  // (out,): the first input and how many contribute
+  std::vector<float> weights;         // (out, taps)
+  int64_t taps = 0;
+};
+
+AxisWeights axis_weights(int64_t in, int64_t out) {
+  const float scale = float(in) / float(out);
+  const float support = scale >= 1.0f ? scale : 1.0f;
+  const float invscale = scale >= 1.0f ? 1.0f / scale : 1.0f;
+  AxisWeights a;
+  a.taps = static_cast<int64_t>(std::ceil(support)) * 2 + 1;
+  a.first.resize(out);
+  a.count.resize(out);
+  a.weights.assign(out * a.taps, 0.0f);
+  for (int64_t i = 0; i < out; ++i) {
+    const float center = static_cast<float>(scale * (i + 0.5));
+    const int64_t xmin = std::max<int64_t>(static_cast<int64_t>(center - support + 0.5), 0);
+    const int64_t xsize =
+        std::min<int64_t>(static_cast<int64_t>(center + support + 0.5), in) - xmin;
+    float* w = &a.weights[i * a.taps];
+    float total = 0.0f;
+    for (int64_t j = 0; j < xsize; ++j) {
+      const float x = static_cast<float>((j + xmin - center + 0.5) * invscale);
+      w[j] = std::max(0.0f, 1.0f - std::abs(x));
+      total += w[j];
+    }
+    if (total != 0.0f)
+      for (int64_t j = 0; j < xsize; ++j) w[j] /= total;
+    a.first[i] = xmin;
+    a.count[i] = xsize;
+  }
+  return a;
+}
+
+// Round half to even, as ATen's round(): adding and taking away 1.5 * 2^23 leaves the nearest
+// integer in the float's mantissa (default rounding mode; no call to nearbyint per value).
+uint8_t round_to_byte(float v) {
+  constexpr float kShift = 12582912.0f;
+  return static_cast<uint8_t>((std::clamp(v, 0.0f, 255.0f) + kShift) - kShift);
+}
+
+}  // namespace
+
 torch::Tensor crop_resize(const torch::Tensor& hwc, const CropBox& box, int64_t out_height,
                           int64_t out_width, bool flip) {
-  TORCH_CHECK(hwc.dim() == 3 && hwc.scalar_type() == torch::kUInt8, "crop_resize: (H, W, C) uint8");
+  TORCH_CHECK(hwc.dim() == 3 && hwc.size(2) == 3 && hwc.scalar_type() == torch::kUInt8,
+              "crop_resize: (H, W, 3) uint8");
   TORCH_CHECK(box.top >= 0 && box.left >= 0 && box.height > 0 && box.width > 0 &&
                   box.top + box.height <= hwc.size(0) && box.left + box.width <= hwc.size(1),
               "crop_resize: box outside the image");
   auto crop = hwc.narrow(0, box.top, box.height).narrow(1, box.left, box.width);  // (h, w, C)
-  auto chw = crop.permute({2, 0, 1});                                             // (C, h, w)
-  if (box.height != out_height || box.width != out_width) {
-    namespace F = torch::nn::functional;
-    auto x = chw.unsqueeze(0).to(torch::kFloat);  // (1, C, h, w)
-    x = F::interpolate(x, F::InterpolateFuncOptions()
-                              .size(std::vector<int64_t>{out_height, out_width})
-                              .mode(torch::kBilinear)
-                              .align_corners(false)
-                              .antialias(true));
-    chw = x.squeeze(0).round().clamp(0, 255).to(torch::kUInt8);  // (C, out_h, out_w)
+  if (box.height == out_height && box.width == out_width) {
+    auto chw = crop.permute({2, 0, 1});  // (C, h, w)
+    return (flip ? chw.flip({2}) : chw).contiguous();
   }
-  if (flip) chw = chw.flip({2});
-  return chw.contiguous();
+  // Plain loops rather than ATen's operators: this runs per image in every decoding thread.
+  // Down the columns first, where each output row is a weighted sum of whole input rows (loops
+  // the compiler vectorises); then along the rows, over out_height rows only. ATen goes along
+  // the rows first: the float sums differ in the last bit, a tie of .5 can round the other way.
+  const auto in = hwc.contiguous();
+  constexpr int64_t c = 3;
+  const int64_t w = box.width, row_stride = in.size(1) * c;
+  const uint8_t* src = in.data_ptr<uint8_t>() + box.top * row_stride + box.left * c;
+  const AxisWeights down = axis_weights(box.height, out_height), across = axis_weights(w, out_width);
+  std::vector<float> rows(static_cast<size_t>(out_height * w * c), 0.0f);  // (out_h, w, C)
+  for (int64_t y = 0; y < out_height; ++y) {
+    float* dst = &rows[static_cast<size_t>(y * w * c)];
+    for (int64_t j = 0; j < down.count[y]; ++j) {
+      const float weight = down.weights[y * down.taps + j];
+      const uint8_t* line = src + (down.first[y] + j) * row_stride;
+      for (int64_t i = 0; i < w * c; ++i) dst[i] += weight * static_cast<float>(line[i]);
+    }
+  }
+  auto out = torch::empty({c, out_height, out_width}, torch::kUInt8);  // (C, out_h, out_w)
+  uint8_t* dst = out.data_ptr<uint8_t>();
+  for (int64_t y = 0; y < out_height; ++y)
+    for (int64_t x = 0; x < out_width; ++x) {
+      const float* weights = &across.weights[x * across.taps];
+      const float* line = &rows[static_cast<size_t>((y * w + across.first[x]) * c)];
+      float v[c] = {0.0f, 0.0f, 0.0f};
+      for (int64_t j = 0; j < across.count[x]; ++j)
+        for (int64_t k = 0; k < c; ++k) v[k] += weights[j] * line[j * c + k];
+      const int64_t col = flip ? out_width - 1 - x : x;
+      for (int64_t k = 0; k < c; ++k)
+        dst[(k * out_height + y) * out_width + col] = round_to_byte(v[k]);
+    }
+  return out;
 }
 
 }  // namespace vitlab
