@@ -91,12 +91,16 @@ TEST_CASE("torchrun's variables: alone without them, errors naming the one that 
   CHECK_FALSE(read_dist_env(env({})).distributed());
   CHECK_FALSE(read_dist_env(env({{"WORLD_SIZE", "1"}, {"RANK", "0"}})).distributed());
   const DistEnv e = read_dist_env(env({{"WORLD_SIZE", "4"}, {"RANK", "3"}, {"LOCAL_RANK", "1"},
+                                       {"LOCAL_WORLD_SIZE", "2"},
                                        {"MASTER_ADDR", "node0"}, {"MASTER_PORT", "29500"},
                                        {"TORCHELASTIC_USE_AGENT_STORE", "True"},
                                        {"TORCHELASTIC_RESTART_COUNT", "2"}}));
   CHECK(e.distributed());
   CHECK(e.rank == 3);
   CHECK(e.local_rank == 1);
+  CHECK(e.local_world_size == 2);
+  CHECK(read_dist_env(env({{"WORLD_SIZE", "2"}, {"RANK", "1"}, {"MASTER_ADDR", "h"},
+                           {"MASTER_PORT", "1"}})).local_world_size == 1);  // not torchrun
   CHECK(e.master_addr == "node0");
   CHECK(e.master_port == 29500);
   CHECK(e.agent_store);
@@ -127,6 +131,9 @@ TEST_CASE("torchrun's variables: alone without them, errors naming the one that 
   vars = good;
   vars["WORLD_SIZE"] = "0";
   fails_naming(vars, "WORLD_SIZE");
+  vars = good;
+  vars["LOCAL_WORLD_SIZE"] = "3";  // more ranks on this machine than in all
+  fails_naming(vars, "LOCAL_WORLD_SIZE");
 
   // The gradient-averaging engine (for measuring one against the other).
   CHECK(read_dist_env(env(good)).gradient_sync == "buckets");

@@ -42,6 +42,8 @@ DistEnv read_dist_env(const std::function<const char*(const char*)>& get) {
   if (env.world_size == 1) return env;
   env.rank = env_int(get, "RANK", 0, env.world_size - 1);
   env.local_rank = get("LOCAL_RANK") ? env_int(get, "LOCAL_RANK", 0, env.world_size - 1) : env.rank;
+  if (get("LOCAL_WORLD_SIZE"))
+    env.local_world_size = env_int(get, "LOCAL_WORLD_SIZE", env.local_rank + 1, env.world_size);
   const char* addr = get("MASTER_ADDR");
   if (!addr || !*addr) throw UserError("MASTER_ADDR is not set: the host name or address of rank 0");
   env.master_addr = addr;

@@ -23,6 +23,9 @@ struct DistEnv {
   int rank = 0;
   int local_rank = 0;
   int world_size = 1;
+  // Ranks on this machine (LOCAL_WORLD_SIZE, which torchrun sets; 1 without it): they share its
+  // cores, so work that takes every core (streamed decoding) takes this share of them.
+  int local_world_size = 1;
   std::string master_addr;
   int master_port = 0;
   // torchrun's agent hosts the store itself (TORCHELASTIC_USE_AGENT_STORE=True): every rank is
@@ -41,7 +44,7 @@ struct DistEnv {
   bool distributed() const { return world_size > 1; }
 };
 
-// Reads RANK, LOCAL_RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT and VITLAB_GRADIENT_SYNC. UserError
+// Reads RANK, LOCAL_RANK, LOCAL_WORLD_SIZE, WORLD_SIZE, MASTER_ADDR, MASTER_PORT and VITLAB_GRADIENT_SYNC. UserError
 // naming the variable when one is missing, not a number, not a known name, or inconsistent (RANK
 // outside 0..WORLD_SIZE-1, say).
 DistEnv read_dist_env();
@@ -85,6 +88,7 @@ class DataParallel {
 
   int rank() const { return env_.rank; }
   int world_size() const { return env_.world_size; }
+  int local_world_size() const { return env_.local_world_size; }
   bool is_main() const { return env_.rank == 0; }
 
   // Every rank's `text` must equal rank 0's (the resolved config): UserError on every rank

@@ -103,6 +103,7 @@ class TrainRun {
   void prepare_streaming();
   void data_warning(const std::string& text);
   std::unique_ptr<BatchStream> train_stream(int64_t epoch, int64_t first_step);
+  StreamOptions decode_options(bool training) const;
   EvalResult evaluate_streamed_test();
   Batch in_global_batch(const Batch& share) const;
   FewShotOptions fewshot_options() const;

@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "config/json_reader.h"
+#include "core/cpu_runtime.h"
 #include "data/random.h"
 #include "train/train_run.h"
 
@@ -68,7 +69,14 @@ std::unique_ptr<BatchStream> TrainRun::train_stream(int64_t epoch, int64_t first
   return std::make_unique<BatchStream>(files, std::move(plan),
                                        dp_ ? batch / dp_->world_size() : batch,
                                        /*drop_last=*/true, first_step, seed,
-                                       stream_options(cfg_.data, true), device_, bad_images_.get());
+                                       decode_options(true), device_, bad_images_.get());
+}
+
+// data.decode_threads 0 means every core; the ranks on one machine share its cores.
+StreamOptions TrainRun::decode_options(bool training) const {
+  StreamOptions o = stream_options(cfg_.data, training);
+  if (o.threads == 0 && dp_) o.threads = std::max(1, available_cores() / dp_->local_world_size());
+  return o;
 }
 
 // A rank's streamed share at its rows of a global batch of zeros: the device-side augmentation
@@ -99,7 +107,7 @@ EvalResult TrainRun::evaluate_streamed_test() {
   }
   BatchStream stream(
       files, std::move(plan), forward_batch_size(device_, cfg_.train.eval_batch_size),
-      /*drop_last=*/false, 0, 0, stream_options(cfg_.data, false), device_, bad_images_.get());
+      /*drop_last=*/false, 0, 0, decode_options(false), device_, bad_images_.get());
   return evaluate_batches(
       *training_.model, stream.size(), [&] { return stream.next(); }, normalize_, bf16_, device_);
 }
