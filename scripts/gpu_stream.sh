@@ -49,7 +49,7 @@ nproc >> "$log"
 for part in $parts; do
   case $part in
     bench)
-      for t in 16 8 4 2 1; do
+      for t in ${BENCH_THREADS:-16 8 4 2 1}; do
         n=$(( t >= 4 ? 40 : 10 ))
         step "bench_rrc_t$t" $vitlab data bench "$folder" --threads $t --batches $n --json "stream/bench_rrc_t$t.json"
       done
@@ -60,7 +60,7 @@ for part in $parts; do
     train)
       step vit_b16_memory $vitlab train benchmarks/configs/vit_b16_synthetic.json --out stream/runs/memory --quiet \
            --set data.synthetic_classes=100 --set data.synthetic_train=18000 --set data.synthetic_test=2000
-      for t in 0 8 4; do
+      for t in ${TRAIN_THREADS:-0 8 4}; do
         step "vit_b16_folder_t$t" $vitlab train benchmarks/configs/vit_b16_folder.json --out "stream/runs/folder_t$t" \
              --quiet --set data.path="$folder" --set data.decode_threads=$t
       done ;;
