@@ -13,6 +13,8 @@ part of `make test`.
     scripts/benchmarks.py add ab OUT --card CARD --commit B --note "A = ..."  after scripts/gpu_ab.sh
     scripts/benchmarks.py add scaling OUT --card CARD --commit C         after scripts/gpu_dp.sh OUT
     scripts/benchmarks.py add sweep OUT --card CARD --commit C           after scripts/gpu_sweep.sh (OUT=OUT)
+    (kinds cpu, parity and stream, scripts/gpu_stream.sh's figures, are written by hand with
+    append() and write_raw())
     scripts/benchmarks.py table                             rewrite the tables in benchmarks/README.md
     scripts/benchmarks.py check                             every line valid, ids unique, raw files there
 
@@ -36,7 +38,7 @@ BENCH = ROOT / "benchmarks"
 LOG = BENCH / "records.jsonl"
 RAW = BENCH / "raw"
 README = BENCH / "README.md"
-KINDS = ("compare", "bench", "profile", "train", "tests", "cpu", "parity", "ab", "scaling", "sweep")
+KINDS = ("compare", "bench", "profile", "train", "tests", "cpu", "parity", "ab", "scaling", "sweep", "stream")
 FIELDS = ("id", "kind", "card", "commit", "date", "command", "figures", "sources", "raw", "note")
 
 # vitlab bench record name prefix -> (timm workload, table label)

@@ -8,8 +8,8 @@
 # bench:  `vitlab data bench` on the synthetic folder: RandomResizedCrop + flip at 224 px on
 #         16, 8, 4, 2 and 1 threads; with rand-m9-mstd0.5 on 16; the eval crop on 16.
 # train:  ViT-B/16 (benchmarks/configs/vit_b16_folder.json) from the folder with every core
-#         decoding and with 8 and 4, and vit_b16_synthetic.json with the same number of images
-#         and classes held on the GPU. Peak host memory of each run too.
+#         decoding and with 8 and 4, and vit_b16_synthetic.json (6,144 images: making more takes
+#         minutes) with the same classes held on the GPU. Peak host memory of each run too.
 # nvjpeg: scripts/bench_nvjpeg.py on the same folder.
 # The folder (FOLDER, default /tmp/synth20k) is written first by `vitlab data synth` when absent.
 # Writes OUT/stream.log (each command and its output's tail) and OUT/stream.json (the figures).
@@ -59,10 +59,10 @@ for part in $parts; do
            --json stream/bench_eval_t16.json ;;
     train)
       step vit_b16_memory $vitlab train benchmarks/configs/vit_b16_synthetic.json --out stream/runs/memory --quiet \
-           --set data.synthetic_classes=100 --set data.synthetic_train=18000 --set data.synthetic_test=2000
+           --set model.num_classes=100 --set data.synthetic_classes=100
       for t in ${TRAIN_THREADS:-0 8 4}; do
         step "vit_b16_folder_t$t" $vitlab train benchmarks/configs/vit_b16_folder.json --out "stream/runs/folder_t$t" \
-             --quiet --set data.path="$folder" --set data.decode_threads=$t
+             --quiet --set model.num_classes=100 --set data.path="$folder" --set data.decode_threads=$t
       done ;;
     nvjpeg)
       step nvjpeg env PYTHONUNBUFFERED=1 python3 scripts/bench_nvjpeg.py "$folder" --json stream/nvjpeg.json ;;

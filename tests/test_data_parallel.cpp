@@ -200,6 +200,11 @@ TEST_CASE("two Gloo ranks train the weights one process trains on the combined b
 
 TEST_CASE("two Gloo ranks streaming an image folder train what one process trains",
           "[dist][cli][streaming]") {
+  // Ranks on CPU need c10d's Gloo, which the PyTorch wheel's LibTorch (the GPU build) lacks.
+  if (data_parallel_backends().find("gloo") == std::string::npos) {
+    WARN("this build has no Gloo: CPU data-parallel training is not possible here");
+    return;
+  }
   TempDir dir;
   const std::string root = dir.file("folder");
   test::write_png_split(root, "train", 16);
