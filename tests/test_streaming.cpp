@@ -211,7 +211,7 @@ TEST_CASE("file listing: sorted classes and files, a cache that round-trips, cle
   require_data_error([&] { list_image_split(tmp.path().string(), "test", &l.class_names); },
                      {"zebra", "training split"});
   require_data_error([&] { list_image_split(tmp.path().string(), "val", nullptr); },
-                     {"val", "no such folder"});
+                     {"val", "folder not found"});
   test::write_text(tmp.file("bad1.txt"), "something else\n");
   require_data_error([&] { load_listing(tmp.file("bad1.txt")); },
                      {"bad1.txt", "not a vitlab file listing"});
@@ -358,7 +358,7 @@ TEST_CASE(
   CHECK(r.output.find("not an empty folder") != std::string::npos);
   r = test::run_vitlab("data bench " + tmp.file("nowhere"));
   CHECK(r.exit_code == 2);
-  CHECK(r.output.find("nowhere/train: no such folder") != std::string::npos);
+  CHECK(r.output.find("nowhere/train: image-folder split folder not found") != std::string::npos);
   r = test::run_vitlab("data synth " + tmp.file("q") + " --quality 0");
   CHECK(r.exit_code == 2);
   CHECK(r.output.find("--quality") != std::string::npos);

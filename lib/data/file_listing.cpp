@@ -8,6 +8,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "data/file_bytes.h"
 
 namespace vitlab {
 namespace {
@@ -43,10 +44,8 @@ FileListing list_image_split(const std::string& root, const std::string& split,
                              const std::vector<std::string>* classes,
                              const std::function<void(int64_t)>& progress) {
   const fs::path split_dir = fs::path(root) / split;
-  std::error_code ec;
-  if (!fs::is_directory(split_dir, ec))
-    fail<DataError>("{}: no such folder (an image folder holds {}/<class>/*.jpg|jpeg|png)",
-                    split_dir.string(), split);
+  require_folder(split_dir.string(), "image-folder split",
+                 "an image folder holds " + split + "/<class>/*.jpg|jpeg|png");
   FileListing l;
   l.root = root;
   l.split = split;

@@ -30,20 +30,6 @@ void check_size(int64_t height, int64_t width, int64_t limit, const std::string&
                     limit);
 }
 
-DecodedImage decode_with_stb(const std::vector<uint8_t>& bytes, const std::string& path) {
-  check_image_bytes(bytes, path);  // what stb 2.27 trusts
-  const int length = static_cast<int>(bytes.size());
-  int w = 0, h = 0, file_channels = 0;
-  if (!stbi_info_from_memory(bytes.data(), length, &w, &h, &file_channels))
-    fail<DataError>("{}: cannot decode image: {}", path, stbi_failure_reason());
-  check_size(h, w, kMaxOutputPixels, path);
-  std::unique_ptr<stbi_uc, void (*)(void*)> pixels(
-      stbi_load_from_memory(bytes.data(), length, &w, &h, &file_channels, 3), stbi_image_free);
-  if (!pixels) fail<DataError>("{}: cannot decode image: {}", path, stbi_failure_reason());
-  // (H, W, 3), copied so that the tensor owns its memory.
-  return {torch::from_blob(pixels.get(), {h, w, 3}, torch::kUInt8).clone(), h, w};
-}
-
 #if VITLAB_HAVE_TURBOJPEG
 // One handle per thread: TurboJPEG handles are not thread-safe, and making one per image costs
 // an allocation of its working state.
@@ -103,11 +89,29 @@ DecodedImage decode_with_turbojpeg(const std::vector<uint8_t>& bytes, const std:
 
 }  // namespace
 
+torch::Tensor decode_with_stb(const std::vector<uint8_t>& bytes, const std::string& path,
+                              int channels) {
+  if (bytes.empty()) fail<DataError>("{}: empty image file", path);
+  if (bytes.size() > kMaxImageFileBytes) fail<DataError>("{}: image file too large", path);
+  check_image_bytes(bytes, path);  // what stb 2.27 trusts
+  const int length = static_cast<int>(bytes.size());
+  int w = 0, h = 0, file_channels = 0;
+  // The header's size is checked before stb allocates anything.
+  if (!stbi_info_from_memory(bytes.data(), length, &w, &h, &file_channels))
+    fail<DataError>("{}: cannot decode image: {}", path, stbi_failure_reason());
+  check_size(h, w, kMaxOutputPixels, path);
+  const int wanted = channels > 0 ? channels : (file_channels <= 2 ? 1 : 3);
+  std::unique_ptr<stbi_uc, void (*)(void*)> pixels(
+      stbi_load_from_memory(bytes.data(), length, &w, &h, &file_channels, wanted), stbi_image_free);
+  if (!pixels) fail<DataError>("{}: cannot decode image: {}", path, stbi_failure_reason());
+  // (H, W, C), copied so that the tensor owns its memory.
+  return torch::from_blob(pixels.get(), {h, w, wanted}, torch::kUInt8).clone();
+}
+
 std::pair<int64_t, int64_t> image_size_of(const std::vector<uint8_t>& bytes,
                                           const std::string& path) {
   if (bytes.empty()) fail<DataError>("{}: empty image file", path);
-  if (bytes.size() > static_cast<size_t>(INT32_MAX))
-    fail<DataError>("{}: image file too large", path);
+  if (bytes.size() > kMaxImageFileBytes) fail<DataError>("{}: image file too large", path);
   if (!is_jpeg(bytes) && !is_png(bytes)) fail<DataError>("{}: not a JPEG or PNG file", path);
   int w = 0, h = 0;
 #if VITLAB_HAVE_TURBOJPEG
@@ -141,15 +145,15 @@ bool have_turbojpeg() {
 DecodedImage decode_rgb(const std::vector<uint8_t>& bytes, const std::string& path,
                         int64_t min_side) {
   if (bytes.empty()) fail<DataError>("{}: empty image file", path);
-  if (bytes.size() > static_cast<size_t>(INT32_MAX))
-    fail<DataError>("{}: image file too large", path);
+  if (bytes.size() > kMaxImageFileBytes) fail<DataError>("{}: image file too large", path);
   if (!is_jpeg(bytes) && !is_png(bytes)) fail<DataError>("{}: not a JPEG or PNG file", path);
 #if VITLAB_HAVE_TURBOJPEG
   if (is_jpeg(bytes)) return decode_with_turbojpeg(bytes, path, min_side);
 #else
   (void)min_side;
 #endif
-  return decode_with_stb(bytes, path);
+  const auto hwc = decode_with_stb(bytes, path, 3);  // (H, W, 3)
+  return {hwc, hwc.size(0), hwc.size(1)};
 }
 
 std::vector<uint8_t> encode_jpeg(const torch::Tensor& hwc, int quality) {

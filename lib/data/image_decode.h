@@ -13,6 +13,9 @@
 
 namespace vitlab {
 
+// The largest image file read (a guard against reading a huge non-image into memory).
+constexpr uint64_t kMaxImageFileBytes = uint64_t{1} << 28;  // 256 MiB
+
 struct DecodedImage {
   torch::Tensor hwc;        // (H, W, 3) uint8 RGB, contiguous
   int64_t file_height = 0;  // the size stored in the file, before any downscaling
@@ -31,6 +34,13 @@ DecodedImage decode_rgb(const std::vector<uint8_t>& bytes, const std::string& pa
 // The size stored in a JPEG's or PNG's header, without decoding: (height, width). DataError
 // naming `path` as decode_rgb's.
 std::pair<int64_t, int64_t> image_size_of(const std::vector<uint8_t>& bytes, const std::string& path);
+
+// `bytes` through stb_image as (H, W, channels) uint8, owning its memory: channels 1 or 3 (stb
+// converts grey to RGB by replication, RGB to grey by luma, and drops alpha), or 0 for 1 when the
+// file is grey (with or without alpha), else 3. The checks of decode_rgb, without its
+// downscaling. For PNGs, JPEGs without TurboJPEG, and the in-memory image-folder reader.
+torch::Tensor decode_with_stb(const std::vector<uint8_t>& bytes, const std::string& path,
+                              int channels);
 
 // Whether JPEGs are decoded by TurboJPEG in this build.
 bool have_turbojpeg();

@@ -12,7 +12,6 @@
 namespace vitlab {
 namespace {
 
-constexpr uint64_t kMaxImageFileBytes = uint64_t{1} << 28;  // 256 MiB
 // A bad file's slot is filled by the files after it in the listing: at most this many tries.
 constexpr int kStandIns = 10;
 // Separates the crop draws from other users of the run seed.
