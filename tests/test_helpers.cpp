@@ -131,6 +131,19 @@ Json tiny_sweep(int epochs) {
               {"baselines", {{"deeper", {{"model.depth", 2}}}}}};
 }
 
+void expect_same_weights(const std::string& a, const std::string& b) {
+  const Checkpoint ca = load_checkpoint(a), cb = load_checkpoint(b);
+  REQUIRE(ca.model.size() == cb.model.size());
+  for (size_t i = 0; i < ca.model.size(); ++i) {
+    INFO(ca.model[i].first);
+    REQUIRE(torch::equal(ca.model[i].second, cb.model[i].second));
+  }
+  REQUIRE(ca.optimizer.size() == cb.optimizer.size());
+  for (size_t i = 0; i < ca.optimizer.size(); ++i)
+    REQUIRE(torch::equal(ca.optimizer[i].second, cb.optimizer[i].second));
+  CHECK(ca.steps_done == cb.steps_done);
+}
+
 Checkpoint save_run_checkpoint(const RunConfig& run, const std::string& path, uint64_t seed) {
   torch::manual_seed(seed);
   const ImageClassifier model = build_run_model(run);

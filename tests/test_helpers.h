@@ -60,6 +60,9 @@ ImageClassifier random_model(const ModelConfig& c, uint64_t seed);
 // built after torch::manual_seed(seed) and saved untrained as a vitlab checkpoint at `path`.
 // Returns the checkpoint.
 Checkpoint save_run_checkpoint(const RunConfig& run, const std::string& path, uint64_t seed);
+// The two checkpoints hold equal weights and optimiser state, after the same number of steps
+// (REQUIRE on every tensor: an exact resume reproduces them bit for bit).
+void expect_same_weights(const std::string& a, const std::string& b);
 
 // A ViT run config (width 16, one block) on 256 synthetic images: about a second per run on 2
 // cores, most of it process start-up.

@@ -41,18 +41,6 @@ Json read_json(const std::string& path) { return Json::parse(test::read_text(pat
 
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
-void expect_same_weights(const std::string& a, const std::string& b) {
-  const Checkpoint ca = load_checkpoint(a), cb = load_checkpoint(b);
-  REQUIRE(ca.model.size() == cb.model.size());
-  for (size_t i = 0; i < ca.model.size(); ++i) {
-    INFO(ca.model[i].first);
-    REQUIRE(torch::equal(ca.model[i].second, cb.model[i].second));
-  }
-  REQUIRE(ca.optimizer.size() == cb.optimizer.size());
-  for (size_t i = 0; i < ca.optimizer.size(); ++i) REQUIRE(torch::equal(ca.optimizer[i].second, cb.optimizer[i].second));
-  CHECK(ca.steps_done == cb.steps_done);
-}
-
 // metrics.jsonl without its timings: the numbers an exact resume must reproduce.
 std::vector<Json> metrics_without_timing(const std::string& path) {
   std::vector<Json> out;
@@ -126,7 +114,7 @@ TEST_CASE("SIGINT or SIGTERM stops vitlab train after a step, and resuming gives
     const auto resumed = run_vitlab("train --resume " + out + " --quiet");
     INFO(resumed.output);
     REQUIRE(resumed.exit_code == 0);
-    expect_same_weights(dir.file("whole/checkpoints/last.pt"), out + "/checkpoints/last.pt");
+    test::expect_same_weights(dir.file("whole/checkpoints/last.pt"), out + "/checkpoints/last.pt");
     CHECK(metrics_without_timing(out + "/metrics.jsonl") == metrics_without_timing(dir.file("whole/metrics.jsonl")));
     const Json a = read_json(dir.file("whole/result.json")), b = read_json(out + "/result.json");
     CHECK(b["status"] == "completed");
@@ -173,7 +161,7 @@ TEST_CASE("a process killed while writing a checkpoint leaves the previous one, 
 
     const auto resumed = run_vitlab("train --resume " + out + " --quiet");
     REQUIRE(resumed.exit_code == 0);
-    expect_same_weights(dir.file("whole/checkpoints/last.pt"), out + "/checkpoints/last.pt");
+    test::expect_same_weights(dir.file("whole/checkpoints/last.pt"), out + "/checkpoints/last.pt");
     for (const auto& e : fs::directory_iterator(out + "/checkpoints"))
       CHECK_FALSE(contains(e.path().filename().string(), ".tmp-"));
   }
@@ -205,7 +193,7 @@ TEST_CASE("a real kill -9 at random times: each resume continues, the end is the
   CHECK(kills >= 3);
   if (!fs::exists(out + "/result.json")) REQUIRE(run_vitlab("train --resume " + out + " --quiet").exit_code == 0);
   CHECK(read_json(out + "/result.json")["status"] == "completed");
-  expect_same_weights(dir.file("whole/checkpoints/last.pt"), out + "/checkpoints/last.pt");
+  test::expect_same_weights(dir.file("whole/checkpoints/last.pt"), out + "/checkpoints/last.pt");
   CHECK(metrics_without_timing(out + "/metrics.jsonl") == metrics_without_timing(dir.file("whole/metrics.jsonl")));
 }
 

@@ -1,8 +1,13 @@
 // Training from a streamed image folder (data.streaming): the same run as in memory when nothing
 // is augmented, listings kept in the run folder, "auto" by the memory budget, bad files, and the
 // configs streaming refuses.
+#include <signal.h>
+
+#include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <random>
+#include <thread>
 
 #include "test_helpers.h"
 
@@ -135,6 +140,55 @@ TEST_CASE("a streamed run skips and counts bad files, or stops naming one under 
   CHECK(r.exit_code == 2);
   CHECK(r.output.find("broken.jpg") != std::string::npos);
   CHECK(r.output.find("on_bad_image") != std::string::npos);
+}
+
+TEST_CASE("a streamed run stopped inside an epoch resumes to the uninterrupted run's weights",
+          "[streaming][train][interrupt]") {
+  // RandomResizedCrop on the decoding threads, flip and erasing on the device: a resume inside an
+  // epoch must restart the stream at the next batch with the same files and crops.
+  TempDir tmp;
+  const std::string root = tmp.file("folder");
+  test::write_png_split(root, "train", 150);  // 50 steps an epoch at batch 6
+  test::write_png_split(root, "test", 5);
+  Json config = folder_run(root, "on");
+  config["train"]["epochs"] = 3;
+  config["train"]["batch_size"] = 6;
+  config["data"]["decode_threads"] = 3;
+  config["data"]["augment"] = {{"random_resized_crop", true}, {"flip", true}, {"random_erasing", 0.25}};
+  const auto start = std::chrono::steady_clock::now();
+  auto whole = train(tmp, config, "whole");
+  INFO(whole.output);
+  REQUIRE(whole.exit_code == 0);
+  const double whole_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+
+  std::mt19937 rng(20261130);
+  int inside_epoch = 0;
+  for (int k = 0; k < 4 && inside_epoch == 0; ++k) {
+    const std::string out = tmp.file("stopped-" + std::to_string(k));
+    const pid_t pid =
+        test::spawn_vitlab({"train", tmp.file("whole.json"), "--quiet", "--out", out}, out + ".log");
+    REQUIRE(test::wait_for_file(out + "/config.json", 120));
+    std::this_thread::sleep_for(std::chrono::duration<double>(
+        std::uniform_real_distribution<double>(0.2, 0.6)(rng) * whole_s));
+    ::kill(pid, SIGINT);
+    const int status = test::wait_exit_status(pid);
+    if (status == 0) continue;  // it finished first
+    REQUIRE(status == 128 + SIGINT);
+    const Checkpoint at = load_checkpoint(out + "/checkpoints/last.pt");
+    REQUIRE(at.epoch_position.is_object());
+    inside_epoch += at.epoch_position["step"].get<int64_t>() > 0;
+    const auto resumed = test::run_vitlab("train --resume " + out + " --quiet");
+    INFO(resumed.output);
+    REQUIRE(resumed.exit_code == 0);
+    test::expect_same_weights(tmp.file("whole/checkpoints/last.pt"), out + "/checkpoints/last.pt");
+    const Json a = Json::parse(test::read_text(tmp.file("whole/result.json")));
+    const Json b = Json::parse(test::read_text(out + "/result.json"));
+    CHECK(b.at("status") == "completed");
+    CHECK(b.at("test_loss") == a.at("test_loss"));
+    CHECK(b.at("test_accuracy") == a.at("test_accuracy"));
+  }
+  CHECK(inside_epoch >= 1);
 }
 
 TEST_CASE("configs that streaming refuses exit 2 naming the key", "[streaming][train][config]") {

@@ -26,18 +26,6 @@ Json small_run(int epochs = 4) {
                          {"grad_clip", 1.0}, {"label_smoothing", 0.1}, {"threads", 2}}}};
 }
 
-void expect_same_weights(const std::string& a, const std::string& b) {
-  auto ca = load_checkpoint(a), cb = load_checkpoint(b);
-  REQUIRE(ca.model.size() == cb.model.size());
-  for (size_t i = 0; i < ca.model.size(); ++i) {
-    INFO(ca.model[i].first);
-    REQUIRE(torch::equal(ca.model[i].second, cb.model[i].second));
-  }
-  REQUIRE(ca.optimizer.size() == cb.optimizer.size());
-  for (size_t i = 0; i < ca.optimizer.size(); ++i) REQUIRE(torch::equal(ca.optimizer[i].second, cb.optimizer[i].second));
-  CHECK(ca.steps_done == cb.steps_done);
-}
-
 size_t count_lines(const std::string& path) {
   std::string text = test::read_text(path);
   return static_cast<size_t>(std::count(text.begin(), text.end(), '\n'));
@@ -51,7 +39,7 @@ TEST_CASE("same config and seed give the same final weights, eval reproduces the
   REQUIRE(first.exit_code == 0);
   auto second = run_vitlab("train " + dir.file("run.json") + " --quiet --out " + dir.file("b"));
   REQUIRE(second.exit_code == 0);
-  expect_same_weights(dir.file("a/checkpoints/last.pt"), dir.file("b/checkpoints/last.pt"));
+  test::expect_same_weights(dir.file("a/checkpoints/last.pt"), dir.file("b/checkpoints/last.pt"));
 
   const Json result = Json::parse(test::read_text(dir.file("a/result.json")));
   CHECK(result["status"] == "completed");
@@ -89,7 +77,7 @@ TEST_CASE("a killed vitlab train resumes to the same final weights", "[train][cl
 
   auto resumed = run_vitlab("train --resume " + out + " --quiet");
   REQUIRE(resumed.exit_code == 0);
-  expect_same_weights(dir.file("whole/checkpoints/last.pt"), out + "/checkpoints/last.pt");
+  test::expect_same_weights(dir.file("whole/checkpoints/last.pt"), out + "/checkpoints/last.pt");
   CHECK(count_lines(out + "/metrics.jsonl") == 4);
   const Json a = Json::parse(test::read_text(dir.file("whole/result.json")));
   const Json b = Json::parse(test::read_text(out + "/result.json"));
@@ -104,13 +92,13 @@ TEST_CASE("checkpoint_every: fewer writes, the same last and best checkpoints", 
   test::write_text(dir.file("every2.json"), sparse.dump());
   REQUIRE(run_vitlab("train " + dir.file("every1.json") + " --quiet --out " + dir.file("a")).exit_code == 0);
   REQUIRE(run_vitlab("train " + dir.file("every2.json") + " --quiet --out " + dir.file("b")).exit_code == 0);
-  expect_same_weights(dir.file("a/checkpoints/last.pt"), dir.file("b/checkpoints/last.pt"));
+  test::expect_same_weights(dir.file("a/checkpoints/last.pt"), dir.file("b/checkpoints/last.pt"));
   // best.pt holds the best epoch's state even when that epoch was not a checkpoint epoch.
   const Json result = Json::parse(test::read_text(dir.file("b/result.json")));
   const auto best = load_checkpoint(dir.file("b/checkpoints/best.pt"));
   CHECK(best.epochs_done == result["best_epoch"].get<int64_t>());
   CHECK(best.best_val_accuracy == result["best_val_accuracy"].get<double>());
-  expect_same_weights(dir.file("a/checkpoints/best.pt"), dir.file("b/checkpoints/best.pt"));
+  test::expect_same_weights(dir.file("a/checkpoints/best.pt"), dir.file("b/checkpoints/best.pt"));
   CHECK(load_checkpoint(dir.file("b/checkpoints/last.pt")).epochs_done == 3);
   CHECK(count_lines(dir.file("b/metrics.jsonl")) == 3);  // metrics are still written every epoch
 }
