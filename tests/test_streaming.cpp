@@ -9,6 +9,7 @@
 #include <tuple>
 #include <vector>
 
+#include "core/cpu_runtime.h"
 #include "data/batcher.h"
 #include "data/crop_transforms.h"
 #include "data/file_bytes.h"
@@ -150,6 +151,18 @@ TEST_CASE("timm's crops against hand-computed boxes and pixels", "[data][streami
   CHECK(crop[1].equal(torch::tensor({50, 70, 60, 80}, torch::kUInt8).view({2, 2})));
   const auto flipped = crop_resize(ramp, {1, 2, 2, 2}, 2, 2, /*flip=*/true);
   CHECK(flipped[1].equal(torch::tensor({70, 50, 80, 60}, torch::kUInt8).view({2, 2})));
+}
+
+TEST_CASE("decode_threads 0 is this process's share of the cores", "[data][streaming]") {
+  StreamOptions o;
+  o.threads = 0;
+  CHECK(o.thread_count() == available_cores());
+  o.processes_sharing_cores = 2;  // two ranks on this machine
+  CHECK(o.thread_count() == std::max(1, available_cores() / 2));
+  o.processes_sharing_cores = 4 * available_cores();  // more ranks than cores: one thread each
+  CHECK(o.thread_count() == 1);
+  o.threads = 5;  // an explicit count wins
+  CHECK(o.thread_count() == 5);
 }
 
 TEST_CASE("crop_resize equals ATen's antialiased bilinear interpolate, shrinking and enlarging",

@@ -60,7 +60,7 @@ struct DataConfig {
   Streaming streaming = Streaming::kAuto;
   double memory_budget_gb = 0;  // the budget "auto" compares with; 0 = half of the machine's memory
   BadImagePolicy on_bad_image = BadImagePolicy::kSkip;
-  int decode_threads = 0;   // streamed decoding threads; 0 = the machine's cores
+  int decode_threads = 0;   // streamed decoding threads; 0 = the machine's cores / its ranks
   double crop_pct = 0.875;  // streamed evaluation: shorter side to image_size / crop_pct, centre crop
   // Synthetic data (tests, benchmarks): class-dependent patterns plus noise.
   int synthetic_classes = 10;

@@ -32,7 +32,8 @@ CropBox scaled_box(const CropBox& box, int64_t file_h, int64_t file_w, int64_t h
 }  // namespace
 
 int StreamOptions::thread_count() const {
-  return threads > 0 ? threads : available_cores();
+  if (threads > 0) return threads;
+  return std::max(1, available_cores() / std::max(1, processes_sharing_cores));
 }
 
 void BadImageLog::add(const std::string& file, const std::string& reason) {

@@ -35,11 +35,13 @@ struct StreamOptions {
   bool rand_augment = false;  // timm's RandAugment after the training crop
   RandAugmentConfig rand_augment_config;
   double crop_pct = 0.875;      // the eval crop's (timm's default)
-  int threads = 0;              // decoding threads; 0: the machine's cores
+  int threads = 0;              // decoding threads; 0: this process's share of the cores
+  int processes_sharing_cores = 1;  // data-parallel ranks on this machine (LOCAL_WORLD_SIZE)
   int queue_batches = 0;        // batches made ahead; 0: two per thread
   bool skip_bad_images = true;  // data.on_bad_image: "skip" (the next file stands in) or "error"
 
-  int thread_count() const;  // `threads`, or the cores this process may use
+  // `threads`, or the cores this process may use divided among the processes sharing them.
+  int thread_count() const;
 };
 
 // The files that failed to decode, each reported once through `warn` (path and reason).

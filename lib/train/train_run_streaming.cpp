@@ -6,7 +6,6 @@
 #include <fstream>
 
 #include "config/json_reader.h"
-#include "core/cpu_runtime.h"
 #include "data/random.h"
 #include "train/train_run.h"
 
@@ -72,10 +71,10 @@ std::unique_ptr<BatchStream> TrainRun::train_stream(int64_t epoch, int64_t first
                                        decode_options(true), device_, bad_images_.get());
 }
 
-// data.decode_threads 0 means every core; the ranks on one machine share its cores.
+// The ranks on one machine share its cores (data.decode_threads 0).
 StreamOptions TrainRun::decode_options(bool training) const {
   StreamOptions o = stream_options(cfg_.data, training);
-  if (o.threads == 0 && dp_) o.threads = std::max(1, available_cores() / dp_->local_world_size());
+  o.processes_sharing_cores = dp_ ? dp_->local_world_size() : 1;
   return o;
 }
 
