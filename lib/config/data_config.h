@@ -1,6 +1,7 @@
 // Data set, subset, normalisation and augmentation settings.
 #pragma once
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "config/json_reader.h"
@@ -72,6 +73,9 @@ struct DataConfig {
   void read(JsonReader& reader);
   Json to_json() const;
   void validate(const std::string& source = "", const std::string& path = "data") const;
+  // The keys that draw a subset or split off validation images, with their values (0: unused).
+  std::vector<std::pair<const char*, int64_t>> subset_keys() const;
+  bool has_subsets() const;
 };
 
 }  // namespace vitlab

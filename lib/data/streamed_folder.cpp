@@ -81,7 +81,7 @@ bool decide_streaming(const DataConfig& config, const std::string& source, Strea
   const double budget =
       config.memory_budget_gb > 0 ? config.memory_budget_gb : machine_memory_gb() / 2;
   if (gb <= budget) return false;
-  if (config.train_size > 0 || config.per_class > 0 || config.val_size > 0 || config.test_size > 0)
+  if (config.has_subsets())
     config_error(
         source, "data.streaming",
         fmt::format("\"auto\": the decoded images ({:.1f} GB) exceed the budget ({:.1f} GB), "
