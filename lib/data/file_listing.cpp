@@ -74,6 +74,13 @@ FileListing list_image_split(const std::string& root, const std::string& split,
   return l;
 }
 
+std::function<void(int64_t)> listing_progress(const std::string& root, const std::string& split,
+                                              std::function<void(const std::string&)> note) {
+  return [root, split, note = std::move(note)](int64_t n) {
+    if (note) note("listing " + root + "/" + split + ": " + std::to_string(n) + " files");
+  };
+}
+
 void save_listing(const FileListing& l, const std::string& path) {
   std::ostringstream out;
   out << kHeader << '\n' << l.root << '\n' << l.split << '\n' << l.class_names.size() << '\n';

@@ -29,6 +29,10 @@ FileListing list_image_split(const std::string& root, const std::string& split,
                              const std::vector<std::string>* classes,
                              const std::function<void(int64_t)>& progress = {});
 
+// list_image_split's `progress` as lines for `note`: "listing <root>/<split>: N files".
+std::function<void(int64_t)> listing_progress(const std::string& root, const std::string& split,
+                                              std::function<void(const std::string&)> note);
+
 // The listing as text: a header line ("vitlab-file-listing 1"), the root, the split, the class
 // count, the class names one per line, then one "<label>\t<relative path>" line per file. Written
 // atomically (a crash leaves the old file or none).

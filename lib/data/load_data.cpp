@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <filesystem>
 #include <functional>
 
 #include "core/error.h"
@@ -150,10 +149,9 @@ std::pair<std::vector<double>, std::vector<double>> compute_mean_std(const torch
 DataBundle load_data(const DataConfig& config, const std::string& source,
                      const std::string& listing_cache_dir, const ListingNote& note) {
   // A run folder with listings streamed when it started, and streams on when resumed.
-  std::error_code ec;
   const bool cached = config.dataset == DatasetKind::kImageFolder &&
-                      config.streaming != Streaming::kOff && !listing_cache_dir.empty() &&
-                      std::filesystem::exists(listing_cache_path(listing_cache_dir, "train"), ec);
+                      config.streaming != Streaming::kOff &&
+                      has_cached_listing(listing_cache_dir, "train");
   StreamedFolder listed;
   if (cached || decide_streaming(config, source, &listed, note))
     return load_streamed(config, source,

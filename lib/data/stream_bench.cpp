@@ -35,9 +35,8 @@ StreamBenchResult bench_stream(const std::string& folder, const StreamBenchOptio
                                const std::function<void(const std::string&)>& warn) {
   StreamBenchResult r;
   auto start = Clock::now();
-  const FileListing files = list_image_split(folder, o.split, nullptr, [&](int64_t n) {
-    if (warn) warn(fmt::format("listing {}/{}: {} files", folder, o.split, n));
-  });
+  const FileListing files =
+      list_image_split(folder, o.split, nullptr, listing_progress(folder, o.split, warn));
   r.list_seconds = seconds_since(start);
   r.files = files.size();
   BadImageLog bad(warn);

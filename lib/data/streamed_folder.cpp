@@ -31,29 +31,27 @@ std::string listing_cache_path(const std::string& run_dir, const std::string& sp
   return (fs::path(run_dir) / fmt::format("listing-{}.txt", split)).string();
 }
 
+bool has_cached_listing(const std::string& run_dir, const std::string& split) {
+  std::error_code ec;
+  return !run_dir.empty() && fs::exists(listing_cache_path(run_dir, split), ec);
+}
+
 StreamedFolder list_streamed_folder(const DataConfig& config, const std::string& cache_dir,
                                     const ListingNote& note) {
   StreamedFolder f;
   const std::string train_cache = listing_cache_path(cache_dir, "train");
   const std::string test_cache = listing_cache_path(cache_dir, "test");
-  std::error_code ec;
-  const auto cached = [&](const std::string& path) {
-    return !cache_dir.empty() && fs::exists(path, ec);
-  };
-  const auto progress = [&](const std::string& split) {
-    return [&, split](int64_t n) {
-      if (note) note(fmt::format("listing {}/{}: {} files", config.path, split, n));
-    };
-  };
   // Each split from its cache where there is one (a run stopped between writing the two has
   // only the first); the folder is the config's, the same for a resumed run.
-  f.train = cached(train_cache)
+  f.train = has_cached_listing(cache_dir, "train")
                 ? load_listing(train_cache)
-                : list_image_split(config.path, "train", nullptr, progress("train"));
+                : list_image_split(config.path, "train", nullptr,
+                                   listing_progress(config.path, "train", note));
   const std::string test = test_split(config.path);
-  f.test = cached(test_cache)
+  f.test = has_cached_listing(cache_dir, "test")
                ? load_listing(test_cache)
-               : list_image_split(config.path, test, &f.train.class_names, progress(test));
+               : list_image_split(config.path, test, &f.train.class_names,
+                                  listing_progress(config.path, test, note));
   f.train.root = f.test.root = config.path;
   if (f.test.class_names != f.train.class_names)
     fail<DataError>("{}: its classes differ from {}'s", test_cache, train_cache);

@@ -20,6 +20,8 @@ struct StreamedFolder {
 
 // The listings' file names in a run folder.
 std::string listing_cache_path(const std::string& run_dir, const std::string& split);
+// Whether `run_dir` ("" for none) holds the listing of `split`: a run that streamed when it began.
+bool has_cached_listing(const std::string& run_dir, const std::string& split);
 
 // Whether `config` (an image folder) streams: "on"; or "auto" with data.image_size set and the
 // decoded training and test images (3 x image_size^2 bytes each) over data.memory_budget_gb
