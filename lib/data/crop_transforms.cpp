@@ -62,9 +62,9 @@ namespace {
 
 // One axis of the antialiased bilinear resize, ATen's (and PIL's) separable kernel: output i
 // averages the inputs around scale * (i + 0.5) under the triangle filter, widened by the scale
-// when shrinking, with the weights normalised to sum 1 (at the borders too). The arithmetic
-// mirrors ATen's types (float weights, double intermediates where ATen has them), so the result
-// equals F::interpolate(bilinear, antialias=true), which a test checks.
+// when shrinking, with the weights normalised to sum 1 (at the borders too). The weights mirror
+// ATen's arithmetic (float, with double intermediates where ATen has them); the sums differ from
+// F::interpolate(bilinear, antialias=true) only in the last bit (crop_resize says why).
 struct AxisWeights {
   std::vector<int64_t> first, count;  // (out,): the first input and how many contribute
   std::vector<float> weights;         // (out, taps)
