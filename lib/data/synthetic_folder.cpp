@@ -4,11 +4,11 @@
 
 #include <atomic>
 #include <filesystem>
-#include <fstream>
 #include <mutex>
 #include <thread>
 #include <vector>
 
+#include "core/atomic_file.h"
 #include "core/cpu_runtime.h"
 #include "core/error.h"
 #include "data/image_decode.h"
@@ -40,13 +40,6 @@ torch::Tensor synthetic_image(const SyntheticFolderOptions& o, int64_t i, int k)
   return (colour + wave + noise).clamp(0, 255).to(torch::kUInt8).contiguous();  // (H, W, 3)
 }
 
-void write_binary(const fs::path& path, const std::vector<uint8_t>& bytes) {
-  std::ofstream out(path, std::ios::binary);
-  out.write(reinterpret_cast<const char*>(bytes.data()),
-            static_cast<std::streamsize>(bytes.size()));
-  if (!out) fail<IoError>("{}: cannot write the file", path.string());
-}
-
 }  // namespace
 
 SyntheticFolderSummary write_synthetic_folder(const std::string& out,
@@ -70,6 +63,7 @@ SyntheticFolderSummary write_synthetic_folder(const std::string& out,
   std::mutex progress_mutex;
   std::exception_ptr error;
   const auto work = [&] {
+    use_one_compute_thread_here();  // each thread makes its own images (see stream_loader.cpp)
     try {
       for (int64_t i = next++; i < o.images; i = next++) {
         const int k = static_cast<int>(i % o.classes);
@@ -80,7 +74,8 @@ SyntheticFolderSummary write_synthetic_folder(const std::string& out,
         const auto jpeg = encode_jpeg(synthetic_image(o, i, k), o.quality);
         const fs::path file = fs::path(out) / (is_val ? "val" : "train") /
                               fmt::format("class_{:03d}", k) / fmt::format("img_{:07d}.jpg", i);
-        write_binary(file, jpeg);
+        // Atomic: a generator stopped midway leaves no truncated JPEG behind.
+        write_file_atomic(file.string(), std::string(jpeg.begin(), jpeg.end()));
         bytes += jpeg.size();
         val += is_val;
         const int64_t n = ++done;
