@@ -214,6 +214,12 @@ TEST_CASE("configs that streaming refuses exit 2 naming the key", "[streaming][t
   Json subset = folder_run(root, "on");
   subset["data"]["train_size"] = 4;
   refused(subset, "data.train_size", "d");
+  for (const char* key : {"train_size", "per_class", "val_size", "test_size"}) {
+    Json over_budget = folder_run(root, "auto");  // "auto" would stream: subsets are refused
+    over_budget["data"]["memory_budget_gb"] = 1e-6;
+    over_budget["data"][key] = 2;
+    refused(over_budget, "data.streaming", std::string("auto-") + key);
+  }
   Json masked = folder_run(root, "on");
   masked["train"]["objective"] = "masked_patch";
   refused(masked, "train.objective", "e");
