@@ -83,6 +83,17 @@ bool wait_for_file(const std::string& path, double seconds) {
   return true;
 }
 
+double seconds_after_file(const std::vector<std::string>& args, const std::string& file,
+                          const std::string& log) {
+  const pid_t pid = spawn_vitlab(args, log);
+  REQUIRE(wait_for_file(file, 120));
+  const auto start = std::chrono::steady_clock::now();
+  const int status = wait_exit_status(pid);
+  INFO((log.empty() ? std::string() : read_text(log)));
+  REQUIRE(status == 0);
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
 bool kill_and_wait(pid_t pid) {
   ::kill(pid, SIGKILL);
   int status = 0;

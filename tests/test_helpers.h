@@ -89,6 +89,13 @@ pid_t spawn_vitlab(const std::vector<std::string>& args, const std::string& log 
 int wait_exit_status(pid_t pid);
 // Waits until `path` exists (true) or `seconds` pass (false).
 bool wait_for_file(const std::string& path, double seconds = 180);
+// Runs vitlab with `args` to completion (exit status 0 required) and returns the seconds from
+// `file` appearing to the exit: tests that signal a run mid-way sleep a share of this after the
+// same file appears. Start-up before it (loading CUDA's libraries, listing a folder) varies by
+// machine far more than the steps after it, and a share of the whole time ended after the run on
+// the GPU machine.
+double seconds_after_file(const std::vector<std::string>& args, const std::string& file,
+                          const std::string& log = "");
 // SIGKILLs the process and reaps it; returns true when it died of the signal (had not finished).
 bool kill_and_wait(pid_t pid);
 
