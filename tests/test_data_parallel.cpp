@@ -150,6 +150,7 @@ TEST_CASE("torchrun's variables: alone without them, errors naming the one that 
 }
 
 TEST_CASE("two Gloo ranks train the weights one process trains on the combined batch", "[dist][cli]") {
+  SKIP_WITHOUT_GLOO();
   TempDir dir;
   const std::string config = dir.file("c.json");
   test::write_text(config, dp_config(2).dump());
@@ -200,11 +201,7 @@ TEST_CASE("two Gloo ranks train the weights one process trains on the combined b
 
 TEST_CASE("two Gloo ranks streaming an image folder train what one process trains",
           "[dist][cli][streaming]") {
-  // Ranks on CPU need c10d's Gloo, which the PyTorch wheel's LibTorch (the GPU build) lacks.
-  if (data_parallel_backends().find("gloo") == std::string::npos) {
-    WARN("this build has no Gloo: CPU data-parallel training is not possible here");
-    return;
-  }
+  SKIP_WITHOUT_GLOO();
   TempDir dir;
   const std::string root = dir.file("folder");
   test::write_png_split(root, "train", 16);
@@ -254,6 +251,7 @@ TEST_CASE("two Gloo ranks streaming an image folder train what one process train
 }
 
 TEST_CASE("data-parallel bad input exits 2 within the timeout", "[dist][cli]") {
+  SKIP_WITHOUT_GLOO();
   TempDir dir;
   const std::string config = dir.file("c.json");
   test::write_text(config, dp_config(1).dump());
@@ -290,6 +288,7 @@ TEST_CASE("data-parallel bad input exits 2 within the timeout", "[dist][cli]") {
 }
 
 TEST_CASE("a rank killed mid-run stops the other with an error, not a hang, and both resume", "[dist][cli]") {
+  SKIP_WITHOUT_GLOO();
   TempDir dir;
   const std::string config = dir.file("c.json");
   Json c = dp_config(200);  // long enough to be killed in
@@ -331,6 +330,7 @@ TEST_CASE("a rank killed mid-run stops the other with an error, not a hang, and 
 }
 
 TEST_CASE("torchrun starts the ranks: one node, and two nodes on one machine", "[dist][cli][torchrun]") {
+  SKIP_WITHOUT_GLOO();
   // Debian's torchrun through scripts/torchrun (it explains why); both set the variables the
   // same way as PyTorch 2.x's torchrun, with the store hosted by torchrun's agent.
   const std::string torchrun = std::string(VITLAB_SOURCE_DIR) + "/scripts/torchrun";
@@ -375,6 +375,7 @@ TEST_CASE("a sweep started under torchrun's variables trains each run as one pro
 }
 
 TEST_CASE("a stop asked of one rank stops both at the same step, and they resume to the uninterrupted weights", "[dist][cli][interrupt]") {
+  SKIP_WITHOUT_GLOO();
   TempDir dir;
   const std::string config = dir.file("c.json");
   // 8 epochs of 64 steps; the stop is asked for once the first epoch is recorded, so that it lands
