@@ -2,7 +2,7 @@
 #   make run   - install missing packages, build Release, run the quickstart job
 #   make test  - install missing packages, build Release, run every test through ctest
 PACKAGES := build-essential cmake git libtorch-dev libcxxopts-dev nlohmann-json3-dev catch2 libfmt-dev \
-            libopenblas0-pthread zlib1g-dev libstb-dev libgloo-dev libzip-dev libturbojpeg0-dev \
+            libopenblas0-pthread zlib1g-dev libstb-dev libgloo-dev libzip-dev libturbojpeg0-dev libjpeg62-turbo-dev \
             dataset-fashion-mnist
 # Only the tests need these: the report test opens report.html in headless Chromium; the
 # data-parallel tests start ranks with torchrun (python3-torch).

@@ -16,6 +16,7 @@
 #include "data/file_listing.h"
 #include "data/image_decode.h"
 #include "data/image_folder.h"
+#include "data/jpeg_region.h"
 #include "data/stream_loader.h"
 #include "test_helpers.h"
 
@@ -102,6 +103,51 @@ TEST_CASE("decode_rgb: JPEG colour, greyscale and CMYK to RGB, PNG, DCT downscal
       {"x.gif", "not a JPEG or PNG"});
   require_data_error([&] { decode_rgb({0xFF, 0xD8, 0xFF, 0, 1, 2}, "junk.jpg", 0); }, {"junk.jpg"});
   require_data_error([&] { image_size_of({0xFF, 0xD8, 0xFF, 1, 2}, "tiny.jpg"); }, {"tiny.jpg"});
+}
+
+TEST_CASE("decode_rgb_box: a JPEG crop decoded alone has the whole image's pixels",
+          "[data][streaming]") {
+  if (!have_turbojpeg()) return;
+  torch::manual_seed(3);
+  // Noise (every coefficient busy), 4:2:0 colour with odd sizes, greyscale, CMYK (4:4:4), and a
+  // large image that the DCT shrinks.
+  const std::vector<std::pair<std::string, torch::Tensor>> images = {
+      {"noise.jpg", torch::randint(0, 256, {97, 131, 3}, torch::kUInt8)},
+      {"grey.jpg", torch::randint(0, 256, {40, 57, 1}, torch::kUInt8)},
+      {"cmyk.jpg", torch::randint(0, 256, {45, 38, 4}, torch::kUInt8)},
+      {"big.jpg", torch::randint(0, 256, {384, 512, 3}, torch::kUInt8)}};
+  std::mt19937_64 rng(4);
+  for (const auto& [name, pixels] : images) {
+    INFO(name);
+    const auto bytes = encode_jpeg(pixels, 90);
+    for (int64_t min_side : {0, 100, 200}) {
+      const DecodedImage whole = decode_rgb(bytes, name, min_side);
+      bool smaller = false;
+      for (int k = 0; k < 40; ++k) {
+        const CropBox box =
+            random_resized_crop_box(whole.file_height, whole.file_width, {}, rng);
+        const DecodedImage part = decode_rgb_box(bytes, name, box, min_side);
+        const CropBox at =
+            scale_box(box, whole.file_height, whole.file_width, whole.hwc.size(0), whole.hwc.size(1));
+        INFO("min_side " << min_side << " box " << box.top << "," << box.left << " " << box.height
+                         << "x" << box.width);
+        REQUIRE(part.box.height == at.height);
+        REQUIRE(part.box.width == at.width);
+        CHECK(part.file_height == whole.file_height);
+        const auto want = whole.hwc.narrow(0, at.top, at.height).narrow(1, at.left, at.width);
+        const auto got =
+            part.hwc.narrow(0, part.box.top, at.height).narrow(1, part.box.left, at.width);
+        REQUIRE(torch::equal(got, want));
+        smaller |= part.hwc.numel() < whole.hwc.numel();
+      }
+      if (have_jpeg_regions()) CHECK(smaller);  // only the crop's part was decoded
+    }
+  }
+  // A file cut short is refused whatever the crop: without its end marker it is decoded whole.
+  auto bytes = encode_jpeg(torch::randint(0, 256, {64, 64, 3}, torch::kUInt8), 90);
+  bytes.resize(bytes.size() * 3 / 4);
+  require_data_error([&] { decode_rgb_box(bytes, "cut.jpg", {0, 0, 8, 8}, 0); },
+                     {"cut.jpg", "Premature end"});
 }
 
 TEST_CASE("timm's crops against hand-computed boxes and pixels", "[data][streaming]") {

@@ -72,6 +72,19 @@ else()
   message(STATUS "vitlab: TurboJPEG not found; JPEGs are decoded by stb_image")
 endif()
 
+# libjpeg's own API from the same libjpeg-turbo (Debian's libjpeg62-turbo-dev; staged likewise):
+# decoding only the part of a JPEG a crop needs (lib/data/jpeg_region.h). Optional: without it
+# JPEGs are decoded whole.
+find_path(VITLAB_LIBJPEG_INCLUDE jpeglib.h HINTS ${VITLAB_STAGED_DIR}/include)
+find_library(VITLAB_LIBJPEG_LIBRARY NAMES jpeg libjpeg.so.62 HINTS ${VITLAB_STAGED_DIR}/lib)
+if(VITLAB_LIBJPEG_INCLUDE AND VITLAB_LIBJPEG_LIBRARY)
+  target_include_directories(vitlab_deps SYSTEM INTERFACE ${VITLAB_LIBJPEG_INCLUDE})
+  target_link_libraries(vitlab_deps INTERFACE ${VITLAB_LIBJPEG_LIBRARY})
+  target_compile_definitions(vitlab_deps INTERFACE VITLAB_HAVE_LIBJPEG=1)
+else()
+  message(STATUS "vitlab: libjpeg not found; JPEGs are decoded whole")
+endif()
+
 # Threads for the sweep runner's job control.
 find_package(Threads REQUIRED)
 target_link_libraries(vitlab_deps INTERFACE Threads::Threads)

@@ -18,6 +18,11 @@ mkdir -p "$dst/lib"
 cp /usr/include/turbojpeg.h "$dst/include/"
 cp -P /usr/lib/x86_64-linux-gnu/libturbojpeg.so.0* "$dst/lib/"
 ln -sf libturbojpeg.so.0 "$dst/lib/libturbojpeg.so"
+# libjpeg's API from the same libjpeg-turbo (libjpeg62-turbo-dev): decoding part of a JPEG.
+cp /usr/include/jpeglib.h /usr/include/jmorecfg.h /usr/include/jerror.h \
+   /usr/include/x86_64-linux-gnu/jconfig.h "$dst/include/"
+cp -P /usr/lib/x86_64-linux-gnu/libjpeg.so.62* "$dst/lib/"
+ln -sf libjpeg.so.62 "$dst/lib/libjpeg.so"
 cp /usr/lib/cmake/Catch2/Catch.cmake /usr/lib/cmake/Catch2/CatchAddTests.cmake "$dst/cmake/"
 cp /usr/share/datasets/fashion-mnist/*.gz "$dst/data/fashion-mnist/"
 du -sh "$dst"

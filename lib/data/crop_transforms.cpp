@@ -109,6 +109,18 @@ uint8_t round_to_byte(float v) {
 
 }  // namespace
 
+CropBox scale_box(const CropBox& box, int64_t file_height, int64_t file_width, int64_t height,
+                  int64_t width) {
+  if (height == file_height && width == file_width) return box;
+  const double sy = double(height) / double(file_height), sx = double(width) / double(file_width);
+  CropBox b;
+  b.top = std::min<int64_t>(height - 1, static_cast<int64_t>(std::floor(double(box.top) * sy)));
+  b.left = std::min<int64_t>(width - 1, static_cast<int64_t>(std::floor(double(box.left) * sx)));
+  b.height = std::clamp<int64_t>(std::llround(double(box.height) * sy), 1, height - b.top);
+  b.width = std::clamp<int64_t>(std::llround(double(box.width) * sx), 1, width - b.left);
+  return b;
+}
+
 torch::Tensor crop_resize(const torch::Tensor& hwc, const CropBox& box, int64_t out_height,
                           int64_t out_width, bool flip) {
   TORCH_CHECK(hwc.dim() == 3 && hwc.size(2) == 3 && hwc.scalar_type() == torch::kUInt8,

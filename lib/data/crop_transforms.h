@@ -14,6 +14,11 @@ struct CropBox {
   int64_t top = 0, left = 0, height = 0, width = 0;
 };
 
+// `box` of a file_height x file_width image on the same image decoded at height x width (a JPEG
+// shrunk in the DCT domain): corners scaled down, sides rounded, at least one pixel, inside.
+CropBox scale_box(const CropBox& box, int64_t file_height, int64_t file_width, int64_t height,
+                  int64_t width);
+
 // timm's RandomResizedCrop(scale=(0.08, 1.0), ratio=(3/4, 4/3)).
 struct RandomResizedCropParams {
   double scale_min = 0.08, scale_max = 1.0;             // of the image's area

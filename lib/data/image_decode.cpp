@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "data/image_checks.h"
+#include "data/jpeg_region.h"
 #if VITLAB_HAVE_TURBOJPEG
 #include <turbojpeg.h>
 #endif
@@ -28,6 +29,14 @@ void check_size(int64_t height, int64_t width, int64_t limit, const std::string&
   if (height <= 0 || width <= 0 || height * width > limit)
     fail<DataError>("{}: image size {}x{} is empty or larger than {} pixels", path, width, height,
                     limit);
+}
+
+// Adobe's inverted CMYK ((H, W, 4) uint8) to RGB: R = C * K / 255, as libjpeg-turbo's own tools
+// convert it.
+torch::Tensor cmyk_to_rgb(const torch::Tensor& cmyk) {
+  const auto k = cmyk.select(2, 3).to(torch::kInt32).unsqueeze(2);
+  const auto cmy = cmyk.narrow(2, 0, 3).to(torch::kInt32);
+  return ((cmy * k + 127) / 255).to(torch::kUInt8).contiguous();  // (H, W, 3)
 }
 
 #if VITLAB_HAVE_TURBOJPEG
@@ -78,12 +87,16 @@ DecodedImage decode_with_turbojpeg(const std::vector<uint8_t>& bytes, const std:
     if (tjGetErrorCode(tj) != TJERR_WARNING || why.find("Premature end") != std::string::npos)
       fail<DataError>("{}: cannot decode JPEG: {}", path, why);
   }
-  if (cmyk) {  // Adobe's inverted CMYK: R = C * K / 255, as libjpeg-turbo's own tools convert it
-    const auto k = out.select(2, 3).to(torch::kInt32).unsqueeze(2);
-    const auto cmy = out.narrow(2, 0, 3).to(torch::kInt32);
-    out = ((cmy * k + 127) / 255).to(torch::kUInt8).contiguous();  // (H, W, 3)
-  }
-  return {out, height, width};
+  return {cmyk ? cmyk_to_rgb(out) : out, height, width, {}};
+}
+
+// Whether the JPEG's last bytes hold its end-of-image marker (0xFF 0xD9). Inside entropy-coded
+// data 0xFF is followed only by 0x00 or a restart marker, so a file cut there has none.
+bool has_end_marker(const std::vector<uint8_t>& b) {
+  const size_t from = b.size() > 64 ? b.size() - 64 : 0;
+  for (size_t i = from; i + 1 < b.size(); ++i)
+    if (b[i] == 0xFF && b[i + 1] == 0xD9) return true;
+  return false;
 }
 #endif
 
@@ -153,7 +166,32 @@ DecodedImage decode_rgb(const std::vector<uint8_t>& bytes, const std::string& pa
   (void)min_side;
 #endif
   const auto hwc = decode_with_stb(bytes, path, 3);  // (H, W, 3)
-  return {hwc, hwc.size(0), hwc.size(1)};
+  return {hwc, hwc.size(0), hwc.size(1), {}};
+}
+
+DecodedImage decode_rgb_box(const std::vector<uint8_t>& bytes, const std::string& path,
+                            const CropBox& file_box, int64_t min_side) {
+#if VITLAB_HAVE_TURBOJPEG
+  if (have_jpeg_regions() && is_jpeg(bytes) && bytes.size() <= kMaxImageFileBytes &&
+      has_end_marker(bytes)) {
+    tjhandle tj = decompressor();
+    int width = 0, height = 0, subsampling = 0, colorspace = 0;
+    if (tjDecompressHeader3(tj, const_cast<unsigned char*>(bytes.data()),
+                            static_cast<unsigned long>(bytes.size()), &width, &height,
+                            &subsampling, &colorspace) != 0)
+      fail<DataError>("{}: cannot decode JPEG: {}", path, tjGetErrorStr2(tj));
+    check_size(height, width, kMaxFilePixels, path);
+    const tjscalingfactor f = scaling_for(width, height, min_side);
+    check_size(TJSCALED(height, f), TJSCALED(width, f), kMaxOutputPixels, path);
+    const JpegRegion r = decode_jpeg_region(bytes, path, f.num, f.denom, file_box);
+    DecodedImage d{r.pixels.size(2) == 4 ? cmyk_to_rgb(r.pixels) : r.pixels, r.file_height,
+                   r.file_width, r.box};
+    return d;
+  }
+#endif
+  DecodedImage d = decode_rgb(bytes, path, min_side);
+  d.box = scale_box(file_box, d.file_height, d.file_width, d.hwc.size(0), d.hwc.size(1));
+  return d;
 }
 
 std::vector<uint8_t> encode_jpeg(const torch::Tensor& hwc, int quality) {

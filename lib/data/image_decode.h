@@ -11,6 +11,8 @@
 #include <utility>
 #include <vector>
 
+#include "data/crop_transforms.h"
+
 namespace vitlab {
 
 // The largest image file read (a guard against reading a huge non-image into memory).
@@ -20,6 +22,7 @@ struct DecodedImage {
   torch::Tensor hwc;        // (H, W, 3) uint8 RGB, contiguous
   int64_t file_height = 0;  // the size stored in the file, before any downscaling
   int64_t file_width = 0;
+  CropBox box;              // decode_rgb_box: where the crop lies in hwc
 };
 
 // Decodes `bytes` (the contents of `path`, named in errors) to RGB: greyscale is replicated,
@@ -30,6 +33,14 @@ struct DecodedImage {
 // extraneous bytes before a marker, which PIL reads past too) keep the decoded image.
 DecodedImage decode_rgb(const std::vector<uint8_t>& bytes, const std::string& path,
                         int64_t min_side);
+
+// decode_rgb for one crop, `file_box` in the file's pixels: `hwc` holds at least the part of the
+// image that the crop covers, at the scale decode_rgb would choose, and `box` says where the crop
+// lies in it. A JPEG that ends with its end-of-image marker is decoded only in that part where
+// the build can (data/jpeg_region.h); other files whole. Either way the crop's pixels are those
+// of decode_rgb's image at scale_box(file_box).
+DecodedImage decode_rgb_box(const std::vector<uint8_t>& bytes, const std::string& path,
+                            const CropBox& file_box, int64_t min_side);
 
 // The size stored in a JPEG's or PNG's header, without decoding: (height, width). DataError
 // naming `path` as decode_rgb's.

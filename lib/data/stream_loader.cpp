@@ -17,18 +17,6 @@ constexpr int kStandIns = 10;
 // Separates the crop draws from other users of the run seed.
 constexpr uint64_t kStreamCropStream = 0x57c0b;
 
-// `box` of a file_h x file_w image on the same image decoded at h x w.
-CropBox scaled_box(const CropBox& box, int64_t file_h, int64_t file_w, int64_t h, int64_t w) {
-  if (h == file_h && w == file_w) return box;
-  const double sy = double(h) / double(file_h), sx = double(w) / double(file_w);
-  CropBox b;
-  b.top = std::min<int64_t>(h - 1, static_cast<int64_t>(std::floor(double(box.top) * sy)));
-  b.left = std::min<int64_t>(w - 1, static_cast<int64_t>(std::floor(double(box.left) * sx)));
-  b.height = std::clamp<int64_t>(std::llround(double(box.height) * sy), 1, h - b.top);
-  b.width = std::clamp<int64_t>(std::llround(double(box.width) * sx), 1, w - b.left);
-  return b;
-}
-
 }  // namespace
 
 int StreamOptions::thread_count() const {
@@ -153,12 +141,10 @@ torch::Tensor BatchStream::decode_slot(int64_t slot, int64_t* file_used) const {
                               : center_crop_box(file_h, file_w, s, options_.crop_pct);
       const bool flip = options_.random_crop && options_.flip && uniform01(rng) < 0.5;
       const int64_t crop_side = std::min(box.height, box.width);
-      const DecodedImage image =
-          decode_rgb(bytes, path, (std::min(file_h, file_w) * s + crop_side - 1) / crop_side);
+      const DecodedImage image = decode_rgb_box(
+          bytes, path, box, (std::min(file_h, file_w) * s + crop_side - 1) / crop_side);
       *file_used = file;
-      auto chw = crop_resize(image.hwc,
-                             scaled_box(box, file_h, file_w, image.hwc.size(0), image.hwc.size(1)),
-                             s, s, flip);  // (3, s, s)
+      auto chw = crop_resize(image.hwc, image.box, s, s, flip);  // (3, s, s)
       if (!options_.rand_augment) return chw;
       const auto hwc =
           rand_augment(chw.permute({1, 2, 0}).contiguous(), options_.rand_augment_config, rng);
