@@ -422,3 +422,52 @@ TEST_CASE(
   CHECK(r.exit_code == 2);
   CHECK(r.output.find("--quality") != std::string::npos);
 }
+
+TEST_CASE("batch stream on the GPU: the CPU's batches through reused pinned buffers, errors and an "
+          "early stop",
+          "[cuda][streaming]") {
+  SKIP_WITHOUT_CUDA();
+  const torch::Device gpu(torch::kCUDA, 0);
+  TempDir tmp;
+  write_folder(tmp.path(), 50);
+  const FileListing files = list_image_split(tmp.path().string(), "train", nullptr);
+  const auto order = epoch_permutation_indices(9, 0, files.size());
+  StreamOptions o;
+  o.image_size = 6;
+  o.threads = 3;
+  o.queue_batches = 2;  // 2 + 3 buffers for 13 batches: each is refilled after its copy
+  BatchStream cpu(files, whole_plan(order), 4, /*drop_last=*/false, 0, 9, o, torch::kCPU, nullptr);
+  BatchStream cuda(files, whole_plan(order), 4, /*drop_last=*/false, 0, 9, o, gpu, nullptr);
+  REQUIRE(cuda.size() == 13);  // the last batch short: 2 images
+  std::vector<Batch> got;
+  for (int64_t i = 0; i < cuda.size(); ++i) got.push_back(cuda.next());  // held, as a step would
+  for (int64_t i = 0; i < cpu.size(); ++i) {
+    INFO("batch " << i);
+    const Batch want = cpu.next();
+    CHECK(got[i].images.device() == gpu);
+    CHECK(got[i].images.cpu().equal(want.images));
+    CHECK(got[i].labels.cpu().equal(want.labels));
+    CHECK(got[i].indices.equal(want.indices));
+  }
+  {  // stopped after two batches, with the others decoding or waiting for a buffer
+    BatchStream early(files, whole_plan(order), 4, false, 0, 9, o, gpu, nullptr);
+    early.next();
+    early.next();
+  }
+  // A bad file under "error": the error comes through next(), and the stream still closes.
+  test::write_text(tmp.file("train/a/img99.png"), "not a png");
+  const FileListing with_bad = list_image_split(tmp.path().string(), "train", nullptr);
+  o.skip_bad_images = false;
+  std::vector<int64_t> all(with_bad.size());
+  std::iota(all.begin(), all.end(), 0);
+  BatchStream strict(with_bad, whole_plan(all), 4, false, 0, 0, o, gpu, nullptr);
+  bool failed = false;
+  for (int64_t i = 0; i < strict.size() && !failed; ++i) {
+    try {
+      strict.next();
+    } catch (const DataError& e) {
+      failed = std::string(e.what()).find("img99.png") != std::string::npos;
+    }
+  }
+  CHECK(failed);
+}

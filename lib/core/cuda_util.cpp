@@ -5,6 +5,7 @@
 
 #if VITLAB_WITH_CUDA
 #include <ATen/cuda/CUDAContext.h>
+#include <ATen/cuda/CUDAEvent.h>
 #include <ATen/cuda/CUDAGraph.h>
 #include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAFunctions.h>
@@ -46,6 +47,22 @@ void reset_peak_memory(const torch::Device& device) {
 
 void set_device(const torch::Device& device) {
   if (device.is_cuda()) c10::cuda::set_device(device.index() < 0 ? 0 : device.index());
+}
+
+struct StreamMark::Impl {
+  at::cuda::CUDAEvent event;
+};
+
+StreamMark::StreamMark(const torch::Device& device) : impl_(std::make_unique<Impl>()) {
+  impl_->event.record(at::cuda::getCurrentCUDAStream(device.index() < 0 ? 0 : device.index()));
+}
+
+bool StreamMark::reached() const {
+  return impl_->event.query();
+}
+
+void StreamMark::wait() const {
+  impl_->event.synchronize();
 }
 
 struct Graph::Impl {
@@ -107,6 +124,14 @@ void reset_peak_memory(const torch::Device&) {}
 void set_device(const torch::Device& device) {
   if (device.is_cuda()) throw UserError("this vitlab was built without CUDA");
 }
+struct StreamMark::Impl {};
+StreamMark::StreamMark(const torch::Device&) {
+  throw UserError("this vitlab was built without CUDA");
+}
+bool StreamMark::reached() const {
+  return true;
+}
+void StreamMark::wait() const {}
 struct Graph::Impl {};
 Graph::Graph(bool thread_local_capture) : thread_local_capture_(thread_local_capture) {}
 Graph::~Graph() = default;
@@ -120,5 +145,10 @@ void Graph::replay() {
   throw UserError("CUDA graphs need a CUDA build of vitlab");
 }
 #endif
+
+// Both builds: Impl is complete here.
+StreamMark::~StreamMark() = default;
+StreamMark::StreamMark(StreamMark&&) noexcept = default;
+StreamMark& StreamMark::operator=(StreamMark&&) noexcept = default;
 
 }  // namespace vitlab::cuda

@@ -17,6 +17,23 @@ void reset_peak_memory(const torch::Device& device);
 // Makes `device` the process's current CUDA device (NCCL and new streams use it).
 void set_device(const torch::Device& device);
 
+// The point reached by the work queued so far on `device`'s current stream (an event recorded
+// there), which the host can test or wait for: when an asynchronous copy out of a host buffer is
+// done with it.
+class StreamMark {
+ public:
+  explicit StreamMark(const torch::Device& device);
+  ~StreamMark();
+  StreamMark(StreamMark&&) noexcept;
+  StreamMark& operator=(StreamMark&&) noexcept;
+  bool reached() const;  // without waiting
+  void wait() const;     // blocks the calling thread until reached
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
 // A captured CUDA graph of some work; replay() reruns it on the same (static) tensors.
 class Graph {
  public:

@@ -16,6 +16,8 @@ namespace {
 constexpr int kStandIns = 10;
 // Separates the crop draws from other users of the run seed.
 constexpr uint64_t kStreamCropStream = 0x57c0b;
+// Pinned buffers whose copies to the device may run at once; next() waits for the oldest beyond.
+constexpr size_t kCopiesInFlight = 3;
 
 }  // namespace
 
@@ -78,6 +80,20 @@ BatchStream::BatchStream(const FileListing& files, StreamPlan plan, int64_t batc
               first_batch, " of ", num_batches_);
   const int threads = options.thread_count();
   depth_ = options.queue_batches > 0 ? options.queue_batches : 2 * threads;
+  if (device_.is_cuda()) {
+    // Here, on the consumer's thread: allocating pinned memory queries CUDA events, which a CUDA
+    // graph's capture in global mode forbids in any thread while it lasts. The decoding threads
+    // then write into these buffers, making no CUDA call, and next() copies from them without
+    // first copying each batch into pinned memory on the thread that runs the steps.
+    const int64_t s = options.image_size;
+    const auto pinned = torch::TensorOptions().dtype(torch::kUInt8).pinned_memory(true);
+    const int64_t count = std::min<int64_t>(depth_, num_batches_ - first_batch) + kCopiesInFlight;
+    for (int i = 0; i < count; ++i) {
+      pinned_images_.push_back(torch::empty({batch_size_, 3, s, s}, pinned));  // (B, 3, S, S)
+      pinned_labels_.push_back(torch::empty({batch_size_}, pinned.dtype(torch::kInt64)));
+      free_buffers_.push_back(i);
+    }
+  }
   start_ = std::chrono::steady_clock::now();
   for (int t = 0; t < std::min<int64_t>(threads, num_batches_ - first_batch); ++t)
     workers_.emplace_back([this] { work(); });
@@ -107,12 +123,17 @@ void BatchStream::work() {
       if (stopping_ || next_to_make_ >= num_batches_) return;
       batch = next_to_make_++;
     }
+    // At most depth_ batches are claimed and kCopiesInFlight copied at once, and there are that
+    // many buffers: one is free or soon freed by next().
+    const int buffer = pinned_images_.empty() ? -1 : take_buffer();
+    if (buffer < 0 && !pinned_images_.empty()) return;  // stopping
     Made made;
     try {
-      made = make(batch);
+      made = make(batch, buffer);
     } catch (...) {
       made.error = std::current_exception();
     }
+    made.buffer = buffer;
     {
       std::lock_guard<std::mutex> lock(mutex_);
       if (made.images.defined()) images_made_ += made.images.size(0);
@@ -120,6 +141,33 @@ void BatchStream::work() {
     }
     changed_.notify_all();
   }
+}
+
+// A free pinned buffer's index, once there is one; -1 when the stream stops first.
+int BatchStream::take_buffer() {
+  std::unique_lock<std::mutex> lock(mutex_);
+  changed_.wait(lock, [&] { return stopping_ || !free_buffers_.empty(); });
+  if (stopping_) return -1;
+  const int buffer = free_buffers_.back();
+  free_buffers_.pop_back();
+  return buffer;
+}
+
+// Frees the buffers whose copies have finished, and waits for the oldest ones while more than
+// `keep` may still run. CUDA event queries, on the consumer's thread between its steps.
+void BatchStream::release_copied(size_t keep) {
+  std::vector<int> done;
+  while (!copying_.empty() && (copying_.size() > keep || copying_.front().second.reached())) {
+    copying_.front().second.wait();
+    done.push_back(copying_.front().first);
+    copying_.pop_front();
+  }
+  if (done.empty()) return;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    free_buffers_.insert(free_buffers_.end(), done.begin(), done.end());
+  }
+  changed_.notify_all();
 }
 
 // The slot's image: its file decoded and augmented; a bad file under "skip" gives way to the
@@ -161,14 +209,19 @@ torch::Tensor BatchStream::decode_slot(int64_t slot, int64_t* file_used) const {
   }
 }
 
-BatchStream::Made BatchStream::make(int64_t batch) const {
+BatchStream::Made BatchStream::make(int64_t batch, int buffer) const {
   const int64_t first = batch * batch_size_;
   const int64_t count =
       std::min<int64_t>(batch_size_, static_cast<int64_t>(plan_.files.size()) - first);
   const int64_t s = options_.image_size;
   Made m;
-  m.images = torch::empty({count, 3, s, s}, torch::kUInt8);  // (B, 3, S, S)
-  m.labels = torch::empty({count}, torch::kInt64);
+  if (buffer >= 0) {
+    m.images = pinned_images_[static_cast<size_t>(buffer)].narrow(0, 0, count);
+    m.labels = pinned_labels_[static_cast<size_t>(buffer)].narrow(0, 0, count);
+  } else {
+    m.images = torch::empty({count, 3, s, s}, torch::kUInt8);  // (B, 3, S, S)
+    m.labels = torch::empty({count}, torch::kInt64);
+  }
   m.files = torch::empty({count}, torch::kInt64);
   for (int64_t i = 0; i < count; ++i) {
     int64_t file = 0;
@@ -180,6 +233,7 @@ BatchStream::Made BatchStream::make(int64_t batch) const {
 }
 
 Batch BatchStream::next() {
+  if (!pinned_images_.empty()) release_copied(kCopiesInFlight - 1);
   Made made;
   {
     std::unique_lock<std::mutex> lock(mutex_);
@@ -191,13 +245,20 @@ Batch BatchStream::next() {
     ++next_to_take_;
   }
   changed_.notify_all();
-  if (made.error) std::rethrow_exception(made.error);
+  if (made.error) {
+    if (made.buffer >= 0) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      free_buffers_.push_back(made.buffer);
+    }
+    changed_.notify_all();
+    std::rethrow_exception(made.error);
+  }
   if (!device_.is_cuda()) return {made.images, made.labels, made.files};
-  // Pinned here, in the thread that runs the train step, not in the decoding threads: pinned
-  // allocations query CUDA events, which a CUDA graph's capture in global mode forbids in any
-  // thread while it lasts. The copies then leave the host free; the file indices stay on the CPU.
-  return {made.images.pin_memory().to(device_, /*non_blocking=*/true),
-          made.labels.pin_memory().to(device_, /*non_blocking=*/true), made.files};
+  // From pinned memory the copies leave the host free; the file indices stay on the CPU.
+  Batch b{made.images.to(device_, /*non_blocking=*/true),
+          made.labels.to(device_, /*non_blocking=*/true), made.files};
+  copying_.emplace_back(made.buffer, cuda::StreamMark(device_));
+  return b;
 }
 
 int64_t BatchStream::queued() const {

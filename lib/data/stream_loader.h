@@ -1,6 +1,7 @@
 // Batches of a streamed image folder, decoded by a pool of threads ahead of the training step:
 // each thread makes whole batches (decode, crop, resize, flip), at most `queue_batches` ahead of
-// the consumer; on CUDA a batch is pinned and copied without holding up the host.
+// the consumer; on CUDA the threads write into pinned buffers that the consumer copies from
+// without holding up the host.
 //
 // Deterministic whatever the thread timing: slot s of the plan is file order[s], augmented with
 // draws seeded by streams[s] (its position in the epoch's global order), so a run resumed at any
@@ -10,6 +11,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <deque>
 #include <cstdint>
 #include <exception>
 #include <functional>
@@ -21,6 +23,7 @@
 #include <vector>
 
 #include "config/rand_augment_config.h"
+#include "core/cuda_util.h"
 #include "data/batcher.h"
 #include "data/crop_transforms.h"
 #include "data/file_listing.h"
@@ -90,10 +93,13 @@ class BatchStream {
  private:
   struct Made {
     torch::Tensor images, labels, files;
+    int buffer = -1;  // the pinned buffer images and labels lie in (CUDA), else -1
     std::exception_ptr error;
   };
   void work();
-  Made make(int64_t batch) const;
+  int take_buffer();
+  void release_copied(size_t keep);
+  Made make(int64_t batch, int buffer) const;
   torch::Tensor decode_slot(int64_t slot, int64_t* file_used) const;
 
   const FileListing& files_;
@@ -110,6 +116,12 @@ class BatchStream {
   mutable std::mutex mutex_;
   std::condition_variable changed_;
   std::map<int64_t, Made> ready_;
+  // CUDA: whole-batch pinned buffers (images, labels), allocated by the constructor on the
+  // consumer's thread; the free ones by index; those whose copies to the device may still run,
+  // oldest first (the consumer's alone).
+  std::vector<torch::Tensor> pinned_images_, pinned_labels_;
+  std::vector<int> free_buffers_;
+  std::deque<std::pair<int, cuda::StreamMark>> copying_;
   std::vector<std::thread> workers_;
 };
 
