@@ -78,7 +78,9 @@ bool read_rows(jpeg_decompress_struct& ci, ErrorManager& e, uint8_t* out, JDIMEN
   while (done < rows && !e.premature_end) {
     const JDIMENSION n = std::min<JDIMENSION>(rows - done, 16);
     for (JDIMENSION i = 0; i < n; ++i) pointers[i] = out + (done + i) * stride;
-    done += jpeg_read_scanlines(&ci, pointers, n);
+    const JDIMENSION got = jpeg_read_scanlines(&ci, pointers, n);
+    if (got == 0) e.premature_end = true;  // no rows left: the rest would be unset
+    done += got;
   }
   return true;
 }
