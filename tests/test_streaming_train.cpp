@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <sstream>
 #include <thread>
 
 #include "test_helpers.h"
@@ -57,6 +58,23 @@ TEST_CASE("a streamed run trains as the in-memory run of the same folder and kee
   const Json b = Json::parse(test::read_text(tmp.file("streamed_aug/result.json")));
   CHECK(b.at("streamed").get<bool>());
   CHECK_FALSE(a.at("streamed").get<bool>());
+  // Each epoch says how long its steps waited for the decoders; in-memory epochs do not.
+  for (const auto& [dir, streamed] : {std::pair<std::string, bool>{"streamed_aug", true}, {"memory_aug", false}}) {
+    std::istringstream lines(test::read_text(tmp.file(dir + "/metrics.jsonl")));
+    int epochs = 0;
+    for (std::string line; std::getline(lines, line);) {
+      const Json e = Json::parse(line);
+      if (!e.contains("epoch_seconds")) continue;
+      ++epochs;
+      INFO(line);
+      CHECK(e.contains("data_wait_seconds") == streamed);
+      if (streamed) {
+        CHECK(e.at("data_wait_seconds").get<double>() >= 0.0);
+        CHECK(e.at("data_wait_seconds").get<double>() <= e.at("epoch_seconds").get<double>());
+      }
+    }
+    CHECK(epochs == 2);
+  }
   CHECK(b.at("train_images") == 24);
   CHECK(b.at("test_images") == 6);
   CHECK(b.at("bad_images") == 0);

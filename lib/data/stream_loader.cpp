@@ -238,7 +238,10 @@ Batch BatchStream::next() {
   {
     std::unique_lock<std::mutex> lock(mutex_);
     TORCH_CHECK(next_to_take_ < num_batches_, "BatchStream: all ", num_batches_, " batches taken");
+    const auto asked = std::chrono::steady_clock::now();
     changed_.wait(lock, [&] { return ready_.count(next_to_take_) > 0; });
+    waited_seconds_ +=
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - asked).count();
     auto it = ready_.find(next_to_take_);
     made = std::move(it->second);
     ready_.erase(it);
@@ -264,6 +267,11 @@ Batch BatchStream::next() {
 int64_t BatchStream::queued() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return static_cast<int64_t>(ready_.size());
+}
+
+double BatchStream::waited_seconds() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return waited_seconds_;
 }
 
 double BatchStream::images_per_second() const {

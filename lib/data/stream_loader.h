@@ -89,6 +89,8 @@ class BatchStream {
   Batch next();
   int64_t queued() const;            // batches made and not yet taken
   double images_per_second() const;  // made since the start
+  // Seconds next() spent waiting for a batch not yet made: the decoders falling behind the step.
+  double waited_seconds() const;
 
  private:
   struct Made {
@@ -112,6 +114,7 @@ class BatchStream {
   int depth_;
   std::chrono::steady_clock::time_point start_;
   int64_t images_made_ = 0;
+  double waited_seconds_ = 0;
   bool stopping_ = false;
   mutable std::mutex mutex_;
   std::condition_variable changed_;

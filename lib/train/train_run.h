@@ -5,6 +5,7 @@
 #include <chrono>
 #include <filesystem>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -65,6 +66,8 @@ struct EpochStats {
   double seconds = 0;
   double lr = 0;  // of the epoch's last step
   int64_t images = 0;
+  // Streamed data: the seconds this process's steps waited for decoded batches (NaN otherwise).
+  double data_wait_seconds = std::numeric_limits<double>::quiet_NaN();
 };
 
 // One run in named steps. The constructor is the set-up: every input is checked before anything

@@ -229,6 +229,7 @@ EpochStats TrainRun::train_epoch(int64_t epoch) {
   stats.train_accuracy = objective_->has_accuracy()
                              ? double(p.correct.item<int64_t>()) / double(std::max<int64_t>(p.scored.item<int64_t>(), 1))
                              : std::numeric_limits<double>::quiet_NaN();
+  if (stream) stats.data_wait_seconds = stream->waited_seconds();
   images_trained_ += (steps_per_epoch_ - first_step) * cfg_.train.batch_size;
   train_seconds_now_ += seconds_now;
   state_.train_seconds += stats.seconds;
@@ -270,6 +271,9 @@ Json TrainRun::epoch_record(int64_t epoch, const EpochStats& stats, const EvalRe
                  {"train_" + kind + "accuracy", number(stats.train_accuracy)},
                  {"epoch_seconds", stats.seconds},
                  {"images_per_second", double(stats.images) / stats.seconds}};
+  // Streamed: how long the steps waited for the decoding threads (the part of the epoch this
+  // process ran; rank 0's under torchrun). Near 0: the data kept up; else the step was starved.
+  if (!std::isnan(stats.data_wait_seconds)) record["data_wait_seconds"] = stats.data_wait_seconds;
   if (val.count > 0) {
     record["val_" + kind + "loss"] = val.loss;
     record["val_" + kind + "accuracy"] = number(val.accuracy);
