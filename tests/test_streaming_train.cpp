@@ -3,6 +3,7 @@
 // configs streaming refuses.
 #include <signal.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -10,6 +11,8 @@
 #include <sstream>
 #include <thread>
 
+#include "data/file_listing.h"
+#include "data/streamed_folder.h"
 #include "test_helpers.h"
 
 using namespace vitlab;
@@ -109,7 +112,7 @@ TEST_CASE("a streamed run trains as the in-memory run of the same folder and kee
   CHECK(talk.output.find("batches ready") != std::string::npos);
   CHECK(talk.output.find("decoding ") != std::string::npos);
   CHECK(talk.output.find("listing " + root + "/train: 24 files") != std::string::npos);
-  CHECK(talk.output.find("streaming " + root + ": 24 training and 6 test images") !=
+  CHECK(talk.output.find("streaming " + root + ": 24 training, 0 validation and 6 test images") !=
         std::string::npos);
 
   Json tiny_budget = folder_run(root, "auto");
@@ -208,6 +211,76 @@ TEST_CASE("a streamed run stopped inside an epoch resumes to the uninterrupted r
   CHECK(inside_epoch >= 1);
 }
 
+TEST_CASE("streamed subsets and validation split: the in-memory run's files, listings kept",
+          "[streaming][train]") {
+  TempDir tmp;
+  const std::string root = tmp.file("folder");
+  test::write_png_split(root, "train", 12);
+  test::write_png_split(root, "test", 5);
+  const auto with_subsets = [&](const std::string& streaming) {
+    Json c = folder_run(root, streaming);
+    c["data"]["train_size"] = 18;
+    c["data"]["val_size"] = 6;
+    c["data"]["test_size"] = 6;
+    c["data"]["subset_seed"] = 3;
+    return c;
+  };
+  const auto memory = train(tmp, with_subsets("off"), "memory");
+  INFO(memory.output);
+  REQUIRE(memory.exit_code == 0);
+  Json over_budget = with_subsets("auto");  // "auto" streams it: the budget is too small
+  over_budget["data"]["memory_budget_gb"] = 1e-6;
+  const auto streamed = train(tmp, over_budget, "streamed");
+  INFO(streamed.output);
+  REQUIRE(streamed.exit_code == 0);
+  const Json a = Json::parse(test::read_text(tmp.file("memory/result.json")));
+  const Json b = Json::parse(test::read_text(tmp.file("streamed/result.json")));
+  CHECK(b.at("streamed").get<bool>());
+  for (const char* key : {"train_images", "val_images", "test_images"}) {
+    INFO(key);
+    CHECK(b.at(key) == a.at(key));
+  }
+  CHECK(b.at("train_images") == 12);
+  CHECK(b.at("val_images") == 6);
+  CHECK(b.at("test_images") == 6);
+  CHECK(b.at("test_loss").get<double>() == Approx(a.at("test_loss").get<double>()).epsilon(1e-5));
+  CHECK(b.at("test_accuracy") == a.at("test_accuracy"));
+  // Every epoch's validation numbers: the same held-out files.
+  const auto val_losses = [&](const std::string& dir) {
+    std::vector<double> out;
+    std::istringstream lines(test::read_text(tmp.file(dir + "/metrics.jsonl")));
+    for (std::string line; std::getline(lines, line);) {
+      const Json e = Json::parse(line);
+      if (e.contains("val_loss")) out.push_back(e.at("val_loss").get<double>());
+    }
+    return out;
+  };
+  const auto va = val_losses("memory"), vb = val_losses("streamed");
+  REQUIRE(va.size() == 2);
+  REQUIRE(vb.size() == 2);
+  for (size_t i = 0; i < 2; ++i) CHECK(vb[i] == Approx(va[i]).epsilon(1e-5));
+  // The parts are kept in the run folder, the training part last (a resume reads them).
+  const FileListing val = load_listing(tmp.file("streamed/listing-val.txt"));
+  const FileListing part = load_listing(tmp.file("streamed/listing-train.txt"));
+  CHECK(val.size() == 6);
+  CHECK(part.size() == 12);
+  CHECK(load_listing(tmp.file("streamed/listing-test.txt")).size() == 6);
+  for (const auto& f : val.files)
+    CHECK(std::find(part.files.begin(), part.files.end(), f) == part.files.end());
+  // Read back from the run folder as a resume does: the same parts, not subset again.
+  DataConfig d;
+  d.dataset = DatasetKind::kImageFolder;
+  d.path = root;
+  d.train_size = 18;
+  d.val_size = 6;
+  d.test_size = 6;
+  d.subset_seed = 3;
+  const StreamedFolder again = list_streamed_folder(d, tmp.file("streamed"));
+  CHECK(again.train.files == part.files);
+  CHECK(again.val.files == val.files);
+  CHECK(again.test.size() == 6);
+}
+
 TEST_CASE("configs that streaming refuses exit 2 naming the key", "[streaming][train][config]") {
   TempDir tmp;
   const std::string root = tmp.file("folder");
@@ -228,14 +301,10 @@ TEST_CASE("configs that streaming refuses exit 2 naming the key", "[streaming][t
   Json sized = folder_run(root, "on");
   sized["data"]["image_size"] = 0;
   refused(sized, "data.image_size", "c");
-  Json subset = folder_run(root, "on");
-  subset["data"]["train_size"] = 4;
-  refused(subset, "data.train_size", "d");
   for (const char* key : {"train_size", "per_class", "val_size", "test_size"}) {
-    Json over_budget = folder_run(root, "auto");  // "auto" would stream: subsets are refused
-    over_budget["data"]["memory_budget_gb"] = 1e-6;
-    over_budget["data"][key] = 2;
-    refused(over_budget, "data.streaming", std::string("auto-") + key);
+    Json too_many = folder_run(root, "on");  // subsets of a streamed folder, checked as in memory
+    too_many["data"][key] = 1000;
+    refused(too_many, std::string("data.") + key, std::string("subset-") + key);
   }
   Json masked = folder_run(root, "on");
   masked["train"]["objective"] = "masked_patch";

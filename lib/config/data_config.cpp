@@ -127,25 +127,13 @@ void DataConfig::validate(const std::string& source, const std::string& path) co
   }
   if (streaming == Streaming::kOn && image_size == 0)
     bad("image_size", "required when streaming: the folder's images differ in size");
-  if (streaming == Streaming::kOn)
-    for (const auto& [key, value] : subset_keys())
-      if (value > 0) bad(key, "subsets and validation splits of streamed folders are not supported yet");
   if (train_part == TrainPart::kSubset && train_size > 0 && val_size >= train_size)
     bad("val_size", fmt::format("{} leaves no training images out of train_size {}", val_size,
                                 train_size));
 }
 
-std::vector<std::pair<const char*, int64_t>> DataConfig::subset_keys() const {
-  return {{"train_size", train_size},
-          {"per_class", per_class},
-          {"val_size", val_size},
-          {"test_size", test_size}};
-}
-
 bool DataConfig::has_subsets() const {
-  for (const auto& [key, value] : subset_keys())
-    if (value > 0) return true;
-  return false;
+  return train_size > 0 || per_class > 0 || val_size > 0 || test_size > 0;
 }
 
 }  // namespace vitlab

@@ -73,8 +73,7 @@ struct DataConfig {
   void read(JsonReader& reader);
   Json to_json() const;
   void validate(const std::string& source = "", const std::string& path = "data") const;
-  // The keys that draw a subset or split off validation images, with their values (0: unused).
-  std::vector<std::pair<const char*, int64_t>> subset_keys() const;
+  // Whether train_size, per_class, val_size or test_size draws a subset or splits off images.
   bool has_subsets() const;
 };
 

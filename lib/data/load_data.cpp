@@ -157,7 +157,7 @@ DataBundle load_data(const DataConfig& config, const std::string& source,
     return load_streamed(config, source,
                          listed.train.size() > 0
                              ? std::move(listed)
-                             : list_streamed_folder(config, listing_cache_dir, note));
+                             : list_streamed_folder(config, listing_cache_dir, note, source));
 
   const DatasetSplits splits = read_dataset(config);
   SubsetSplits parts = make_subsets(splits, config, source);

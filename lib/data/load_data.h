@@ -28,6 +28,7 @@ struct DataBundle {
 
   int64_t train_count() const { return streamed ? streamed->train.size() : train.size(); }
   int64_t test_count() const { return streamed ? streamed->test.size() : test.size(); }
+  int64_t val_count() const { return streamed ? streamed->val.size() : val.size(); }
 };
 
 // The official train/test splits of the configured data set (before subsetting or resizing).

@@ -9,6 +9,7 @@
 
 #include "config/rand_augment_config.h"
 #include "core/error.h"
+#include "data/subset.h"
 
 namespace vitlab {
 namespace {
@@ -36,25 +37,74 @@ bool has_cached_listing(const std::string& run_dir, const std::string& split) {
   return !run_dir.empty() && fs::exists(listing_cache_path(run_dir, split), ec);
 }
 
+namespace {
+
+// The files `rows` (int64 indices into `listing`) as a listing of their own.
+FileListing select_files(const FileListing& listing, const torch::Tensor& rows) {
+  FileListing out = listing;
+  out.files.clear();
+  out.labels.clear();
+  const auto r = rows.contiguous();
+  for (int64_t i = 0; i < r.numel(); ++i) {
+    const auto k = static_cast<size_t>(r.data_ptr<int64_t>()[i]);
+    out.files.push_back(listing.files[k]);
+    out.labels.push_back(listing.labels[k]);
+  }
+  return out;
+}
+
+// A listing as make_subsets' input: its labels, and in place of each image its own index, which
+// the draw carries through to the parts.
+Dataset as_rows(const FileListing& listing, const std::string& name) {
+  Dataset d;
+  d.images = torch::arange(listing.size(), torch::kInt64).view({-1, 1, 1, 1});  // (N, 1, 1, 1)
+  d.labels = torch::tensor(std::vector<int64_t>(listing.labels.begin(), listing.labels.end()),
+                           torch::kInt64);
+  d.num_classes = static_cast<int>(listing.class_names.size());
+  d.class_names = listing.class_names;
+  d.name = name;
+  return d;
+}
+
+// data.train_size, per_class, val_size and test_size on freshly listed splits.
+void take_subsets(StreamedFolder& f, const DataConfig& config, const std::string& source) {
+  if (!config.has_subsets()) return;
+  const SubsetSplits parts = make_subsets(
+      {as_rows(f.train, "image-folder/train"), as_rows(f.test, "image-folder/" + f.test.split)},
+      config, source);
+  const FileListing train = f.train;
+  f.train = select_files(train, parts.train.images.flatten());
+  f.val = select_files(train, parts.val.images.flatten());
+  f.val.split = "val-of-train";
+  f.test = select_files(f.test, parts.test.images.flatten());
+}
+
+}  // namespace
+
 StreamedFolder list_streamed_folder(const DataConfig& config, const std::string& cache_dir,
-                                    const ListingNote& note) {
+                                    const ListingNote& note, const std::string& source) {
   StreamedFolder f;
   const std::string train_cache = listing_cache_path(cache_dir, "train");
   const std::string test_cache = listing_cache_path(cache_dir, "test");
-  // Each split from its cache where there is one (a run stopped between writing the two has
-  // only the first); the folder is the config's, the same for a resumed run.
-  f.train = has_cached_listing(cache_dir, "train")
-                ? load_listing(train_cache)
-                : list_image_split(config.path, "train", nullptr,
-                                   listing_progress(config.path, "train", note));
+  // A resumed run reads the parts it began with: the training part's listing is written last, so
+  // the others are there too (test was listed by itself where an older run wrote train first).
+  const bool resumed = has_cached_listing(cache_dir, "train");
+  f.train = resumed ? load_listing(train_cache)
+                    : list_image_split(config.path, "train", nullptr,
+                                       listing_progress(config.path, "train", note));
   const std::string test = test_split(config.path);
-  f.test = has_cached_listing(cache_dir, "test")
+  f.test = resumed && has_cached_listing(cache_dir, "test")
                ? load_listing(test_cache)
                : list_image_split(config.path, test, &f.train.class_names,
                                   listing_progress(config.path, test, note));
-  f.train.root = f.test.root = config.path;
+  if (resumed && has_cached_listing(cache_dir, "val")) f.val = load_listing(listing_cache_path(cache_dir, "val"));
+  f.train.root = f.test.root = f.val.root = config.path;
   if (f.test.class_names != f.train.class_names)
     fail<DataError>("{}: its classes differ from {}'s", test_cache, train_cache);
+  if (!resumed) take_subsets(f, config, source);
+  else if (config.val_size > 0 && f.val.size() == 0)
+    fail<DataError>("{}: missing, but {} holds a training part and data.val_size is {}",
+                    listing_cache_path(cache_dir, "val"), cache_dir, config.val_size);
   for (const FileListing* l : {&f.train, &f.test})
     for (const auto& name : l->empty_classes) {
       const std::string folder = fmt::format("{}/{}/{}", l->root, l->split, name);
@@ -73,20 +123,12 @@ bool decide_streaming(const DataConfig& config, const std::string& source, Strea
     return false;
   if (config.streaming == Streaming::kOn) return true;
   if (config.image_size == 0) return false;  // the in-memory reader takes the first image's size
-  *listed = list_streamed_folder(config, "", note);
+  *listed = list_streamed_folder(config, "", note, source);
   const double side = double(config.image_size);
-  const double gb = double(listed->train.size() + listed->test.size()) * 3.0 * side * side / 1e9;
+  const double images = double(listed->train.size() + listed->val.size() + listed->test.size());
   const double budget =
       config.memory_budget_gb > 0 ? config.memory_budget_gb : machine_memory_gb() / 2;
-  if (gb <= budget) return false;
-  if (config.has_subsets())
-    config_error(
-        source, "data.streaming",
-        fmt::format("\"auto\": the decoded images ({:.1f} GB) exceed the budget ({:.1f} GB), "
-                    "and subsets or validation splits of streamed folders are not supported "
-                    "yet; remove them, or set \"off\" to decode the folder into memory anyway",
-                    gb, budget));
-  return true;
+  return images * 3.0 * side * side / 1e9 > budget;
 }
 
 StreamOptions stream_options(const DataConfig& config, bool training) {

@@ -107,7 +107,7 @@ class TrainRun {
   void data_warning(const std::string& text);
   std::unique_ptr<BatchStream> train_stream(int64_t epoch, int64_t first_step);
   StreamOptions decode_options(bool training) const;
-  EvalResult evaluate_streamed_test();
+  EvalResult evaluate_streamed(const FileListing& files);
   Batch in_global_batch(const Batch& share) const;
   FewShotOptions fewshot_options() const;
   Json epoch_record(int64_t epoch, const EpochStats& stats, const EvalResult& val) const;

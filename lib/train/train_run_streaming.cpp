@@ -33,17 +33,20 @@ void TrainRun::check_streamable() const {
 // order, whatever the folder holds by then); warnings about skipped folders and files.
 void TrainRun::prepare_streaming() {
   on_main("listings", [&] {
-    for (const FileListing* l : {&data_.streamed->train, &data_.streamed->test}) {
-      const std::string path =
-          listing_cache_path(files_.dir.string(), l == &data_.streamed->train ? "train" : "test");
-      if (!std::filesystem::exists(path)) save_listing(*l, path);
+    // The training part last: a resumed run that finds it finds the others (data/streamed_folder.h).
+    const auto& f = *data_.streamed;
+    for (const auto& [l, part] : {std::pair<const FileListing*, const char*>{&f.val, "val"},
+                                  {&f.test, "test"}, {&f.train, "train"}}) {
+      const std::string path = listing_cache_path(files_.dir.string(), part);
+      if (l->size() > 0 && !std::filesystem::exists(path)) save_listing(*l, path);
     }
   });
   for (const auto& w : data_.streamed->warnings) data_warning(w);
   bad_images_ =
       std::make_unique<BadImageLog>([this](const std::string& w) { data_warning("skipped " + w); });
-  progress_->message(fmt::format("streaming {}: {} training and {} test images, decoded on the fly",
-                                 cfg_.data.path, data_.train_count(), data_.test_count()));
+  progress_->message(fmt::format(
+      "streaming {}: {} training, {} validation and {} test images, decoded on the fly",
+      cfg_.data.path, data_.train_count(), data_.streamed->val.size(), data_.test_count()));
 }
 
 // A data problem the run goes on past: on stderr even with --quiet, and appended to the run
@@ -94,10 +97,9 @@ Batch TrainRun::in_global_batch(const Batch& share) const {
   return global;
 }
 
-// The test split through the evaluation crop; data-parallel ranks take contiguous shares, whose
-// sums reduced() adds up.
-EvalResult TrainRun::evaluate_streamed_test() {
-  const FileListing& files = data_.streamed->test;
+// A part (the test split, or the validation part held out of train) through the evaluation crop;
+// data-parallel ranks take contiguous shares, whose sums reduced() adds up.
+EvalResult TrainRun::evaluate_streamed(const FileListing& files) {
   const int64_t n = files.size(), w = dp_ ? dp_->world_size() : 1, r = dp_ ? dp_->rank() : 0;
   StreamPlan plan;
   for (int64_t i = n * r / w; i < n * (r + 1) / w; ++i) {

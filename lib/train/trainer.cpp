@@ -169,7 +169,7 @@ void TrainRun::prepare_data_and_result() {
   result_ = {{"status", "running"}, {"parameters", params_count}, {"device", dev_.str()},
              {"cpu_threads", cpu_threads_}, {"git_commit", git_commit()},
              {"torch_version", torch_version()}, {"train_images", data_.train_count()},
-             {"val_images", data_.val.size()}, {"test_images", data_.test_count()},
+             {"val_images", data_.val_count()}, {"test_images", data_.test_count()},
              {"streamed", data_.streamed != nullptr},
              {"world_size", dp_ ? dp_->world_size() : 1}, {"config", resolved_}};
   // What init_from did (resized position embeddings, a re-initialised head). A resumed run took
@@ -284,6 +284,8 @@ Json TrainRun::epoch_record(int64_t epoch, const EpochStats& stats, const EvalRe
 // The validation set's loss and accuracy under the run's objective; the masked-patch corruption
 // is drawn from the same seed every epoch.
 EvalResult TrainRun::validate() {
+  if (data_.streamed && data_.streamed->val.size() > 0)
+    return reduced(evaluate_streamed(data_.streamed->val));
   if (objective_->supervised())
     return reduced(evaluate(*training_.model, val_set_, normalize_, cfg_.train.eval_batch_size, bf16_));
   return evaluate_masked_patches(*training_.model, val_set_, normalize_, *objective_,
@@ -351,7 +353,7 @@ void TrainRun::finish() {
   });
   if (objective_->supervised()) {
     const EvalResult test =
-        reduced(data_.streamed ? evaluate_streamed_test()
+        reduced(data_.streamed ? evaluate_streamed(data_.streamed->test)
                                : evaluate(*training_.model, test_set_, normalize_, cfg_.train.eval_batch_size, bf16_));
     result_["test_accuracy"] = test.accuracy;
     result_["test_loss"] = test.loss;
