@@ -2,6 +2,7 @@
 // run the few-shot linear evaluation on its frozen features.
 #include "apps/cli.h"
 
+#include <filesystem>
 #include <iostream>
 
 #include "apps/commands.h"
@@ -9,6 +10,7 @@
 #include "core/cpu_runtime.h"
 #include "data/batcher.h"
 #include "data/load_data.h"
+#include "data/streamed_folder.h"
 #include "ops/fast_kernels.h"
 #include "train/evaluate.h"
 #include "train/fewshot.h"
@@ -77,15 +79,32 @@ int cmd_eval(int argc, char** argv) {
   ImageClassifier model = loaded.model;
   model->to(device);
   const ops::FastKernels kernels(dev.cuda && config.train.fast_path);  // the run's CUDA kernels
-  DataBundle data = load_data(config.data, path);
-  if (data.streamed)
-    throw UserError(fmt::format("{}: the run streams its image folder (data.streaming); vitlab eval of a "
-                                "streamed folder is not supported yet (result.json holds the run's test numbers)",
-                                path));
-  const Dataset& part = split == "test" ? data.test : data.val;
-  if (part.size() == 0) throw UserError(fmt::format("{}: the run has no {} split (data.val_size is 0)", path, split));
+  // A streamed run's parts from its run folder's listings (checkpoints/ is in the run folder),
+  // else listed again with the config's subset draw.
+  const std::string run_dir = std::filesystem::path(path).parent_path().parent_path().string();
+  DataBundle data = load_data(config.data, path, has_cached_listing(run_dir, "train") ? run_dir : "");
   const bool bf16 = dev.cuda && config.train.precision == Precision::kBf16;
   const Normalizer normalize(data.mean, data.std, device);
+  const auto report = [&](const EvalResult& r, Json extra) {
+    Json out = {{"checkpoint", path}, {"split", split}, {"epochs_done", loaded.checkpoint.epochs_done},
+                {"accuracy", r.accuracy}, {"loss", r.loss}, {"images", r.count}, {"device", dev.str()}};
+    out.update(extra);
+    std::cout << out.dump(2) << "\n";
+    return 0;
+  };
+  if (data.streamed) {
+    if (!shots.empty())
+      throw UserError(fmt::format("--fewshot: {} streams its image folder (data.streaming); few-shot "
+                                  "evaluation of a streamed folder is not supported yet", path));
+    const FileListing& files = split == "test" ? data.streamed->test : data.streamed->val;
+    if (files.size() == 0) throw UserError(fmt::format("{}: the run has no {} split (data.val_size is 0)", path, split));
+    BadImageLog bad([](const std::string& w) { std::cerr << "vitlab eval: warning: skipped " << w << "\n"; });
+    const EvalResult r = evaluate_streamed(*model, files, stream_options(config.data, false), args["batch"].as<int>(),
+                                           normalize, bf16, device, &bad);
+    return report(r, {{"streamed", true}, {"bad_images", bad.count()}});
+  }
+  const Dataset& part = split == "test" ? data.test : data.val;
+  if (part.size() == 0) throw UserError(fmt::format("{}: the run has no {} split (data.val_size is 0)", path, split));
   if (!shots.empty()) {
     FewShotOptions few;
     few.shots = shots;
@@ -104,13 +123,8 @@ int cmd_eval(int argc, char** argv) {
     std::cout << out.dump(2) << "\n" << "few-shot " << r.summary() << "\n";
     return 0;
   }
-  const EvalResult r = evaluate(*model, DeviceDataset(part, device), normalize,
-                                args["batch"].as<int>(), bf16);
-  std::cout << Json{{"checkpoint", path}, {"split", split}, {"epochs_done", loaded.checkpoint.epochs_done},
-                    {"accuracy", r.accuracy}, {"loss", r.loss}, {"images", r.count}, {"device", dev.str()}}
-                   .dump(2)
-            << "\n";
-  return 0;
+  return report(evaluate(*model, DeviceDataset(part, device), normalize, args["batch"].as<int>(), bf16),
+                Json::object());
 }
 
 }  // namespace vitlab::app

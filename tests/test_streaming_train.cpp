@@ -279,6 +279,24 @@ TEST_CASE("streamed subsets and validation split: the in-memory run's files, lis
   CHECK(again.train.files == part.files);
   CHECK(again.val.files == val.files);
   CHECK(again.test.size() == 6);
+  // vitlab eval of the streamed checkpoint: the run's test numbers, and its last validation loss.
+  const std::string checkpoint = tmp.file("streamed/checkpoints/last.pt");
+  const auto on_test = test::run_vitlab("eval " + checkpoint + " --device cpu");
+  INFO(on_test.output);
+  REQUIRE(on_test.exit_code == 0);
+  const Json t = Json::parse(on_test.output);
+  CHECK(t.at("streamed").get<bool>());
+  CHECK(t.at("images") == 6);
+  CHECK(t.at("accuracy") == b.at("test_accuracy"));
+  CHECK(t.at("loss").get<double>() == Approx(b.at("test_loss").get<double>()).epsilon(1e-5));
+  const auto on_val = test::run_vitlab("eval " + checkpoint + " --split val --device cpu");
+  REQUIRE(on_val.exit_code == 0);
+  const Json v = Json::parse(on_val.output);
+  CHECK(v.at("images") == 6);
+  CHECK(v.at("loss").get<double>() == Approx(vb.back()).epsilon(1e-5));
+  const auto fewshot = test::run_vitlab("eval " + checkpoint + " --fewshot 1 --device cpu");
+  CHECK(fewshot.exit_code == 2);
+  CHECK(fewshot.output.find("--fewshot") != std::string::npos);
 }
 
 TEST_CASE("configs that streaming refuses exit 2 naming the key", "[streaming][train][config]") {

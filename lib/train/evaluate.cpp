@@ -48,6 +48,22 @@ EvalResult evaluate_batches(ImageClassifierImpl& model, int64_t batches,
   return r;
 }
 
+EvalResult evaluate_streamed(ImageClassifierImpl& model, const FileListing& files,
+                             const StreamOptions& options, int64_t batch_size,
+                             const Normalizer& normalize, bool bf16_autocast, torch::Device device,
+                             BadImageLog* bad, int share, int shares) {
+  const int64_t n = files.size();
+  StreamPlan plan;
+  for (int64_t i = n * share / shares; i < n * (share + 1) / shares; ++i) {
+    plan.files.push_back(i);
+    plan.streams.push_back(static_cast<uint64_t>(i));
+  }
+  BatchStream stream(files, std::move(plan), forward_batch_size(device, batch_size),
+                     /*drop_last=*/false, 0, 0, options, device, bad);
+  return evaluate_batches(model, stream.size(), [&] { return stream.next(); }, normalize,
+                          bf16_autocast, device);
+}
+
 EvalResult evaluate(ImageClassifierImpl& model, const DeviceDataset& data,
                     const Normalizer& normalize, int64_t batch_size, bool bf16_autocast) {
   if (data.size() == 0) return {};

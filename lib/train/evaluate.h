@@ -3,6 +3,8 @@
 #include <functional>
 
 #include "data/batcher.h"
+#include "data/file_listing.h"
+#include "data/stream_loader.h"
 #include "models/classifier.h"
 
 namespace vitlab {
@@ -28,6 +30,14 @@ EvalResult evaluate(ImageClassifierImpl& model, const DeviceDataset& data,
 EvalResult evaluate_batches(ImageClassifierImpl& model, int64_t batches,
                             const std::function<Batch()>& next, const Normalizer& normalize,
                             bool bf16_autocast, torch::Device device);
+
+// A streamed folder's part (`files`) decoded with `options` (the evaluation crop) on `device`, in
+// batches of forward_batch_size(batch_size). Share `share` of `shares` takes a contiguous part
+// of the files (data-parallel ranks, whose sums the caller adds up). Bad files go to `bad`.
+EvalResult evaluate_streamed(ImageClassifierImpl& model, const FileListing& files,
+                             const StreamOptions& options, int64_t batch_size,
+                             const Normalizer& normalize, bool bf16_autocast, torch::Device device,
+                             BadImageLog* bad, int share = 0, int shares = 1);
 
 // Cross-entropy against soft targets (B, K), computed in fp32; with label smoothing `smoothing`
 // the targets are mixed with the uniform distribution first (as PyTorch's label_smoothing).

@@ -100,17 +100,10 @@ Batch TrainRun::in_global_batch(const Batch& share) const {
 // A part (the test split, or the validation part held out of train) through the evaluation crop;
 // data-parallel ranks take contiguous shares, whose sums reduced() adds up.
 EvalResult TrainRun::evaluate_streamed(const FileListing& files) {
-  const int64_t n = files.size(), w = dp_ ? dp_->world_size() : 1, r = dp_ ? dp_->rank() : 0;
-  StreamPlan plan;
-  for (int64_t i = n * r / w; i < n * (r + 1) / w; ++i) {
-    plan.files.push_back(i);
-    plan.streams.push_back(static_cast<uint64_t>(i));
-  }
-  BatchStream stream(
-      files, std::move(plan), forward_batch_size(device_, cfg_.train.eval_batch_size),
-      /*drop_last=*/false, 0, 0, decode_options(false), device_, bad_images_.get());
-  return evaluate_batches(
-      *training_.model, stream.size(), [&] { return stream.next(); }, normalize_, bf16_, device_);
+  return vitlab::evaluate_streamed(*training_.model, files, decode_options(false),
+                                   cfg_.train.eval_batch_size, normalize_, bf16_, device_,
+                                   bad_images_.get(), dp_ ? dp_->rank() : 0,
+                                   dp_ ? dp_->world_size() : 1);
 }
 
 }  // namespace vitlab::training
