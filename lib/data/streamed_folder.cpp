@@ -97,7 +97,8 @@ StreamedFolder list_streamed_folder(const DataConfig& config, const std::string&
                ? load_listing(test_cache)
                : list_image_split(config.path, test, &f.train.class_names,
                                   listing_progress(config.path, test, note));
-  if (resumed && has_cached_listing(cache_dir, "val")) f.val = load_listing(listing_cache_path(cache_dir, "val"));
+  if (resumed && has_cached_listing(cache_dir, "val"))
+    f.val = load_listing(listing_cache_path(cache_dir, "val"));
   f.train.root = f.test.root = f.val.root = config.path;
   if (f.test.class_names != f.train.class_names)
     fail<DataError>("{}: its classes differ from {}'s", test_cache, train_cache);

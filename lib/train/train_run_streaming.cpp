@@ -33,7 +33,8 @@ void TrainRun::check_streamable() const {
 // order, whatever the folder holds by then); warnings about skipped folders and files.
 void TrainRun::prepare_streaming() {
   on_main("listings", [&] {
-    // The training part last: a resumed run that finds it finds the others (data/streamed_folder.h).
+    // The training part last: a resumed run that finds it finds the others
+    // (data/streamed_folder.h).
     const auto& f = *data_.streamed;
     for (const auto& [l, part] : {std::pair<const FileListing*, const char*>{&f.val, "val"},
                                   {&f.test, "test"}, {&f.train, "train"}}) {
