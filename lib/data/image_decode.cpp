@@ -65,19 +65,40 @@ tjscalingfactor scaling_for(int width, int height, int64_t min_side) {
   return best;
 }
 
+// A JPEG's header: its size, checked (a header can claim 0x0), and its colour space.
+struct JpegHeader {
+  int width = 0, height = 0, colorspace = 0;
+};
+
+JpegHeader read_jpeg_header(tjhandle tj, const std::vector<uint8_t>& bytes,
+                            const std::string& path) {
+  JpegHeader h;
+  int subsampling = 0;
+  if (tjDecompressHeader3(tj, const_cast<unsigned char*>(bytes.data()),
+                          static_cast<unsigned long>(bytes.size()), &h.width, &h.height,
+                          &subsampling, &h.colorspace) != 0)
+    fail<DataError>("{}: cannot decode JPEG: {}", path, tjGetErrorStr2(tj));
+  check_size(h.height, h.width, kMaxFilePixels, path);
+  return h;
+}
+
+// scaling_for the header's size, with the decoded size checked.
+tjscalingfactor checked_scaling(const JpegHeader& header, int64_t min_side,
+                                const std::string& path) {
+  const tjscalingfactor f = scaling_for(header.width, header.height, min_side);
+  check_size(TJSCALED(header.height, f), TJSCALED(header.width, f), kMaxOutputPixels, path);
+  return f;
+}
+
 DecodedImage decode_with_turbojpeg(const std::vector<uint8_t>& bytes, const std::string& path,
                                    int64_t min_side) {
   tjhandle tj = decompressor();
   auto* data = const_cast<unsigned char*>(bytes.data());
   const auto size = static_cast<unsigned long>(bytes.size());
-  int width = 0, height = 0, subsampling = 0, colorspace = 0;
-  if (tjDecompressHeader3(tj, data, size, &width, &height, &subsampling, &colorspace) != 0)
-    fail<DataError>("{}: cannot decode JPEG: {}", path, tjGetErrorStr2(tj));
-  check_size(height, width, kMaxFilePixels, path);
-  const tjscalingfactor f = scaling_for(width, height, min_side);
-  const int w = TJSCALED(width, f), h = TJSCALED(height, f);
-  check_size(h, w, kMaxOutputPixels, path);
-  const bool cmyk = colorspace == TJCS_CMYK || colorspace == TJCS_YCCK;
+  const JpegHeader header = read_jpeg_header(tj, bytes, path);
+  const tjscalingfactor f = checked_scaling(header, min_side, path);
+  const int w = TJSCALED(header.width, f), h = TJSCALED(header.height, f);
+  const bool cmyk = header.colorspace == TJCS_CMYK || header.colorspace == TJCS_YCCK;
   auto out = torch::empty({h, w, cmyk ? 4 : 3}, torch::kUInt8);  // (H, W, 3 or 4)
   if (tjDecompress2(tj, data, size, out.data_ptr<uint8_t>(), w, 0, h, cmyk ? TJPF_CMYK : TJPF_RGB,
                     0) != 0) {
@@ -87,7 +108,7 @@ DecodedImage decode_with_turbojpeg(const std::vector<uint8_t>& bytes, const std:
     if (tjGetErrorCode(tj) != TJERR_WARNING || why.find("Premature end") != std::string::npos)
       fail<DataError>("{}: cannot decode JPEG: {}", path, why);
   }
-  return {cmyk ? cmyk_to_rgb(out) : out, height, width, {}};
+  return {cmyk ? cmyk_to_rgb(out) : out, header.height, header.width, {}};
 }
 
 // Whether the JPEG's last bytes hold its end-of-image marker (0xFF 0xD9). Inside entropy-coded
@@ -129,14 +150,8 @@ std::pair<int64_t, int64_t> image_size_of(const std::vector<uint8_t>& bytes,
   int w = 0, h = 0;
 #if VITLAB_HAVE_TURBOJPEG
   if (is_jpeg(bytes)) {
-    int subsampling = 0, colorspace = 0;
-    tjhandle tj = decompressor();
-    if (tjDecompressHeader3(tj, const_cast<unsigned char*>(bytes.data()),
-                            static_cast<unsigned long>(bytes.size()), &w, &h, &subsampling,
-                            &colorspace) != 0)
-      fail<DataError>("{}: cannot decode JPEG: {}", path, tjGetErrorStr2(tj));
-    check_size(h, w, kMaxFilePixels, path);  // a header can claim 0x0
-    return {h, w};
+    const JpegHeader header = read_jpeg_header(decompressor(), bytes, path);
+    return {header.height, header.width};
   }
 #endif
   int channels = 0;
@@ -174,15 +189,8 @@ DecodedImage decode_rgb_box(const std::vector<uint8_t>& bytes, const std::string
 #if VITLAB_HAVE_TURBOJPEG
   if (have_jpeg_regions() && is_jpeg(bytes) && bytes.size() <= kMaxImageFileBytes &&
       has_end_marker(bytes)) {
-    tjhandle tj = decompressor();
-    int width = 0, height = 0, subsampling = 0, colorspace = 0;
-    if (tjDecompressHeader3(tj, const_cast<unsigned char*>(bytes.data()),
-                            static_cast<unsigned long>(bytes.size()), &width, &height,
-                            &subsampling, &colorspace) != 0)
-      fail<DataError>("{}: cannot decode JPEG: {}", path, tjGetErrorStr2(tj));
-    check_size(height, width, kMaxFilePixels, path);
-    const tjscalingfactor f = scaling_for(width, height, min_side);
-    check_size(TJSCALED(height, f), TJSCALED(width, f), kMaxOutputPixels, path);
+    const JpegHeader header = read_jpeg_header(decompressor(), bytes, path);
+    const tjscalingfactor f = checked_scaling(header, min_side, path);
     const JpegRegion r = decode_jpeg_region(bytes, path, f.num, f.denom, file_box);
     DecodedImage d{r.pixels.size(2) == 4 ? cmyk_to_rgb(r.pixels) : r.pixels, r.file_height,
                    r.file_width, r.box};

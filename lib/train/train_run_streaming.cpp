@@ -47,7 +47,7 @@ void TrainRun::prepare_streaming() {
       std::make_unique<BadImageLog>([this](const std::string& w) { data_warning("skipped " + w); });
   progress_->message(fmt::format(
       "streaming {}: {} training, {} validation and {} test images, decoded on the fly",
-      cfg_.data.path, data_.train_count(), data_.streamed->val.size(), data_.test_count()));
+      cfg_.data.path, data_.train_count(), data_.val_count(), data_.test_count()));
 }
 
 // A data problem the run goes on past: on stderr even with --quiet, and appended to the run
