@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <functional>
 
+#include "config/run_config.h"
 #include "experiment/manifest.h"
 #include "experiment/plan.h"
 #include "experiment/run_folder.h"
@@ -289,6 +290,25 @@ TEST_CASE("stored and planned configs: the first difference is named, device is 
   b["init_from"] = "x";
   CHECK(first_config_difference(a, b) == "init_from (absent there, \"x\" in the sweep)");
   CHECK(config_differences(a, b) == std::vector<std::string>{"init_from=\"x\""});
+}
+
+TEST_CASE("stored configs from before a key existed match when the sweep keeps its default", "[sweep]") {
+  // A finished run's config.json lacks the keys added after it ran; those runs behaved as the
+  // defaults say, so a sweep that keeps them finds the results its own, and one that sets them
+  // otherwise is told which key differs.
+  const Json planned = read_run_config(tiny_base()).to_json();
+  Json stored = planned;
+  stored["data"]["augment"].erase("rand_augment");
+  stored["data"].erase("streaming");
+  CHECK(first_config_difference(stored, planned).empty());
+  Json changed = planned;
+  changed["data"]["augment"]["rand_augment"] = "rand-m9-mstd0.5";
+  CHECK(first_config_difference(stored, changed) ==
+        "data.augment.rand_augment (\"\" there, \"rand-m9-mstd0.5\" in the sweep)");
+  // A key the toolkit no longer knows is compared as it stands, and named.
+  Json retired = planned;
+  retired["data"]["retired_key"] = 1;
+  CHECK(first_config_difference(retired, planned) == "data.retired_key (1 there, absent in the sweep)");
 }
 
 TEST_CASE("named axes: alternatives that set several paths together", "[sweep]") {

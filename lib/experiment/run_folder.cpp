@@ -70,8 +70,23 @@ std::string difference(const Json& a, const Json& b, const std::string& path) {
 }
 }  // namespace
 
+namespace {
+// The config with every key's default filled in, or as it is when it does not parse (a key that
+// no longer exists, say: then the raw difference names it).
+Json with_defaults(const Json& config) {
+  try {
+    return read_run_config(config).to_json();
+  } catch (const std::exception&) {
+    return config;
+  }
+}
+}  // namespace
+
 std::string first_config_difference(const Json& stored, const Json& planned) {
-  return difference(stored, planned, "");
+  // A run folder written before a config key existed lacks the key, and that run behaved as the
+  // key's default says (a new key's default keeps the old behaviour). Comparing after defaults are
+  // filled keeps committed results usable, and still names a key set to anything else.
+  return difference(with_defaults(stored), with_defaults(planned), "");
 }
 
 std::vector<std::string> config_differences(const Json& from, const Json& to, const std::string& path) {
