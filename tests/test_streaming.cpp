@@ -298,7 +298,7 @@ TEST_CASE(
   plain.image_size = 8;
   plain.random_crop = false;
   plain.crop_pct = 1.0;
-  for (int threads : {1, 3}) {
+  for (int threads : {1, 3, 5}) {  // 5: more threads than a batch has images
     plain.threads = threads;
     plain.queue_batches = 1;
     BatchStream stream(files, whole_plan(order), 4, false, 0, seed, plain, torch::kCPU, nullptr);

@@ -49,6 +49,7 @@ StreamBenchResult bench_stream(const std::string& folder, const StreamBenchOptio
   for (int64_t i = 0; i < batches; ++i) {
     queued += double(stream.queued());
     r.images += stream.next().images.size(0);
+    if (i == 0) r.first_batch_seconds = seconds_since(start);
   }
   r.seconds = seconds_since(start);
   r.images_per_second = r.seconds > 0 ? double(r.images) / r.seconds : 0;

@@ -23,6 +23,7 @@ struct StreamBenchResult {
   int64_t images = 0;
   double seconds = 0;  // from the stream's start to the last batch taken
   double images_per_second = 0;
+  double first_batch_seconds = 0;  // from the stream's start to its first batch: each epoch's wait
   double mean_queued = 0;  // batches waiting when the consumer asked (0: the consumer waited)
   int threads = 0;
   int64_t bad_images = 0;

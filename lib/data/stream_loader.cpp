@@ -79,7 +79,8 @@ BatchStream::BatchStream(const FileListing& files, StreamPlan plan, int64_t batc
   TORCH_CHECK(first_batch >= 0 && first_batch <= num_batches_, "BatchStream: first batch ",
               first_batch, " of ", num_batches_);
   const int threads = options.thread_count();
-  depth_ = options.queue_batches > 0 ? options.queue_batches : 2 * threads;
+  threads_ = threads;
+  depth_ = options.queue_batches > 0 ? options.queue_batches : std::max(4, threads / 2);
   if (device_.is_cuda()) {
     // Here, on the consumer's thread: allocating pinned memory queries CUDA events, which a CUDA
     // graph's capture in global mode forbids in any thread while it lasts. The decoding threads
@@ -95,7 +96,7 @@ BatchStream::BatchStream(const FileListing& files, StreamPlan plan, int64_t batc
     }
   }
   start_ = std::chrono::steady_clock::now();
-  for (int t = 0; t < std::min<int64_t>(threads, num_batches_ - first_batch); ++t)
+  for (int t = 0; t < (num_batches_ > first_batch ? threads : 0); ++t)
     workers_.emplace_back([this] { work(); });
 }
 
@@ -109,48 +110,73 @@ BatchStream::~BatchStream() {
 }
 
 void BatchStream::work() {
-  // Each thread makes its own batches: measured on the GPU machine's 16 cores (README
-  // "Streamed image folders"), ATen's resize opening a 16-thread team in each of 16 decoders
-  // cost more than the team gave.
+  // Each thread runs ATen on itself: measured on the GPU machine's 16 cores (README "Streamed
+  // image folders"), ATen's resize opening a 16-thread team in each of 16 decoders cost more
+  // than the team gave.
   use_one_compute_thread_here();
-  while (true) {
-    int64_t batch;
-    {
-      std::unique_lock<std::mutex> lock(mutex_);
-      changed_.wait(lock, [&] {
-        return stopping_ || next_to_make_ >= num_batches_ || next_to_make_ < next_to_take_ + depth_;
-      });
-      if (stopping_ || next_to_make_ >= num_batches_) return;
-      batch = next_to_make_++;
-    }
-    // At most depth_ batches are claimed and kCopiesInFlight copied at once, and there are that
-    // many buffers: one is free or soon freed by next().
-    const int buffer = pinned_images_.empty() ? -1 : take_buffer();
-    if (buffer < 0 && !pinned_images_.empty()) return;  // stopping
-    Made made;
-    try {
-      made = make(batch, buffer);
-    } catch (...) {
-      made.error = std::current_exception();
-    }
-    made.buffer = buffer;
+  int64_t batch = 0, chunk = 0;
+  while (claim_chunk(&batch, &chunk)) {
+    Pending* p;
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      if (made.images.defined()) images_made_ += made.images.size(0);
-      ready_.emplace(batch, std::move(made));
+      p = &pending_.at(batch);  // std::map: stable while the batch is pending
+    }
+    const int64_t rows = p->made.images.size(0);
+    const int64_t from = chunk * rows / p->chunks, to = (chunk + 1) * rows / p->chunks;
+    std::exception_ptr error;
+    try {
+      fill_rows(p->made, batch, from, to);
+    } catch (...) {
+      error = std::current_exception();
+    }
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      images_made_ += to - from;
+      if (error && !p->made.error) p->made.error = error;
+      if (--p->chunks_left == 0) {
+        ready_.emplace(batch, std::move(p->made));
+        pending_.erase(batch);
+      }
     }
     changed_.notify_all();
   }
 }
 
-// A free pinned buffer's index, once there is one; -1 when the stream stops first.
-int BatchStream::take_buffer() {
+// The next chunk to decode, oldest batch first, once its batch may be made (at most depth_
+// ahead of the consumer); false when the stream stops or every batch is claimed. A batch's
+// first chunk sets the batch up, taking a pinned buffer on CUDA: at most depth_ batches are
+// claimed and kCopiesInFlight copied at once, and there are that many buffers, so one is free
+// or soon freed by next().
+bool BatchStream::claim_chunk(int64_t* batch, int64_t* chunk) {
   std::unique_lock<std::mutex> lock(mutex_);
-  changed_.wait(lock, [&] { return stopping_ || !free_buffers_.empty(); });
-  if (stopping_) return -1;
-  const int buffer = free_buffers_.back();
-  free_buffers_.pop_back();
-  return buffer;
+  changed_.wait(lock, [&] {
+    return stopping_ || next_to_make_ >= num_batches_ ||
+           (!setting_up_ && next_to_make_ < next_to_take_ + depth_);
+  });
+  if (stopping_ || next_to_make_ >= num_batches_) return false;
+  const int64_t b = next_to_make_;
+  if (next_chunk_ == 0) {
+    setting_up_ = true;
+    int buffer = -1;
+    if (!pinned_images_.empty()) {
+      changed_.wait(lock, [&] { return stopping_ || !free_buffers_.empty(); });
+      if (stopping_) return false;
+      buffer = free_buffers_.back();
+      free_buffers_.pop_back();
+    }
+    Pending& p = pending_[b];
+    p.made = start_batch(b, buffer);
+    p.chunks = p.chunks_left = std::min<int64_t>(threads_, p.made.images.size(0));
+    setting_up_ = false;
+    changed_.notify_all();
+  }
+  *batch = b;
+  *chunk = next_chunk_;
+  if (++next_chunk_ == pending_.at(b).chunks) {
+    next_chunk_ = 0;
+    ++next_to_make_;
+  }
+  return true;
 }
 
 // Frees the buffers whose copies have finished, and waits for the oldest ones while more than
@@ -209,12 +235,14 @@ torch::Tensor BatchStream::decode_slot(int64_t slot, int64_t* file_used) const {
   }
 }
 
-BatchStream::Made BatchStream::make(int64_t batch, int buffer) const {
+// Batch `batch`'s tensors, in pinned buffer `buffer` or (-1) new ones; its rows not yet made.
+BatchStream::Made BatchStream::start_batch(int64_t batch, int buffer) const {
   const int64_t first = batch * batch_size_;
   const int64_t count =
       std::min<int64_t>(batch_size_, static_cast<int64_t>(plan_.files.size()) - first);
   const int64_t s = options_.image_size;
   Made m;
+  m.buffer = buffer;
   if (buffer >= 0) {
     m.images = pinned_images_[static_cast<size_t>(buffer)].narrow(0, 0, count);
     m.labels = pinned_labels_[static_cast<size_t>(buffer)].narrow(0, 0, count);
@@ -223,13 +251,20 @@ BatchStream::Made BatchStream::make(int64_t batch, int buffer) const {
     m.labels = torch::empty({count}, torch::kInt64);
   }
   m.files = torch::empty({count}, torch::kInt64);
-  for (int64_t i = 0; i < count; ++i) {
-    int64_t file = 0;
-    m.images[i].copy_(decode_slot(first + i, &file));
-    m.labels[i] = static_cast<int64_t>(files_.labels[static_cast<size_t>(file)]);
-    m.files[i] = file;
-  }
   return m;
+}
+
+// Rows [from, to) of the batch: other threads fill its other rows at the same time, so each
+// row is written through its own view and pointers, never through the whole tensor.
+void BatchStream::fill_rows(Made& made, int64_t batch, int64_t from, int64_t to) const {
+  int64_t* labels = made.labels.data_ptr<int64_t>();
+  int64_t* files = made.files.data_ptr<int64_t>();
+  for (int64_t i = from; i < to; ++i) {
+    int64_t file = 0;
+    made.images[i].copy_(decode_slot(batch * batch_size_ + i, &file));
+    labels[i] = static_cast<int64_t>(files_.labels[static_cast<size_t>(file)]);
+    files[i] = file;
+  }
 }
 
 Batch BatchStream::next() {

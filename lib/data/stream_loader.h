@@ -1,6 +1,6 @@
 // Batches of a streamed image folder, decoded by a pool of threads ahead of the training step:
-// each thread makes whole batches (decode, crop, resize, flip), at most `queue_batches` ahead of
-// the consumer; on CUDA the threads write into pinned buffers that the consumer copies from
+// the threads share out each batch's images (decode, crop, resize, flip) in chunks, oldest batch
+// first, at most `queue_batches` batches ahead of the consumer; on CUDA the threads write into pinned buffers that the consumer copies from
 // without holding up the host.
 //
 // Deterministic whatever the thread timing: slot s of the plan is file order[s], augmented with
@@ -40,7 +40,7 @@ struct StreamOptions {
   double crop_pct = 0.875;      // the eval crop's (timm's default)
   int threads = 0;              // decoding threads; 0: this process's share of the cores
   int processes_sharing_cores = 1;  // data-parallel ranks on this machine (LOCAL_WORLD_SIZE)
-  int queue_batches = 0;        // batches made ahead; 0: two per thread
+  int queue_batches = 0;        // batches made ahead; 0: half the threads, at least 4
   bool skip_bad_images = true;  // data.on_bad_image: "skip" (the next file stands in) or "error"
 
   // `threads`, or the cores this process may use divided among the processes sharing them.
@@ -98,15 +98,24 @@ class BatchStream {
     int buffer = -1;  // the pinned buffer images and labels lie in (CUDA), else -1
     std::exception_ptr error;
   };
+  // A batch being made: its chunks share out its rows among the threads.
+  struct Pending {
+    Made made;
+    int64_t chunks = 0, chunks_left = 0;
+  };
   void work();
-  int take_buffer();
+  bool claim_chunk(int64_t* batch, int64_t* chunk);
   void release_copied(size_t keep);
-  Made make(int64_t batch, int buffer) const;
+  Made start_batch(int64_t batch, int buffer) const;
+  void fill_rows(Made& made, int64_t batch, int64_t from, int64_t to) const;
   torch::Tensor decode_slot(int64_t slot, int64_t* file_used) const;
 
   const FileListing& files_;
   StreamPlan plan_;
   int64_t batch_size_, num_batches_, next_to_make_, next_to_take_;
+  int64_t next_chunk_ = 0;    // of batch next_to_make_
+  bool setting_up_ = false;   // a thread is setting up batch next_to_make_
+  int threads_ = 1;
   uint64_t seed_;
   StreamOptions options_;
   torch::Device device_;
@@ -118,6 +127,7 @@ class BatchStream {
   bool stopping_ = false;
   mutable std::mutex mutex_;
   std::condition_variable changed_;
+  std::map<int64_t, Pending> pending_;
   std::map<int64_t, Made> ready_;
   // CUDA: whole-batch pinned buffers (images, labels), allocated by the constructor on the
   // consumer's thread; the free ones by index; those whose copies to the device may still run,
