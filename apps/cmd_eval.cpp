@@ -92,36 +92,44 @@ int cmd_eval(int argc, char** argv) {
     std::cout << out.dump(2) << "\n";
     return 0;
   };
+  FewShotOptions few;
+  few.shots = shots;
+  few.seeds = args["seeds"].as<int>();
+  few.batch_size = args["batch"].as<int>();
+  few.bf16 = bf16;
+  few.source = "--fewshot";
+  const auto report_fewshot = [&](const FewShotResult& r, Json extra) {
+    Json out = r.to_json();
+    out["checkpoint"] = path;
+    out["split"] = split;
+    out["train_images"] = data.train_count();
+    out["device"] = dev.str();
+    out.update(extra);
+    std::cout << out.dump(2) << "\n" << "few-shot " << r.summary() << "\n";
+    return 0;
+  };
   if (data.streamed) {
-    if (!shots.empty())
-      throw UserError(fmt::format("--fewshot: {} streams its image folder (data.streaming); few-shot "
-                                  "evaluation of a streamed folder is not supported yet", path));
     const FileListing& files = split == "test" ? data.streamed->test : data.streamed->val;
     if (files.size() == 0) throw UserError(fmt::format("{}: the run has no {} split (data.val_size is 0)", path, split));
     BadImageLog bad([](const std::string& w) { std::cerr << "vitlab eval: warning: skipped " << w << "\n"; });
-    const EvalResult r = evaluate_streamed(*model, files, stream_options(config.data, false), args["batch"].as<int>(),
-                                           normalize, bf16, device, &bad);
+    const StreamOptions decode = stream_options(config.data, false);
+    if (!shots.empty()) {
+      check_fewshot(data.train_labels(), data.num_classes, few);
+      const FewShotResult r = fewshot_evaluate_streamed(*model, data.streamed->train, files, decode,
+                                                        device, normalize, few, &bad);
+      return report_fewshot(r, {{"streamed", true}, {"bad_images", bad.count()}});
+    }
+    const EvalResult r = evaluate_streamed(*model, files, decode, args["batch"].as<int>(), normalize,
+                                           bf16, device, &bad);
     return report(r, {{"streamed", true}, {"bad_images", bad.count()}});
   }
   const Dataset& part = split == "test" ? data.test : data.val;
   if (part.size() == 0) throw UserError(fmt::format("{}: the run has no {} split (data.val_size is 0)", path, split));
   if (!shots.empty()) {
-    FewShotOptions few;
-    few.shots = shots;
-    few.seeds = args["seeds"].as<int>();
-    few.batch_size = args["batch"].as<int>();
-    few.bf16 = bf16;
-    few.source = "--fewshot";
     check_fewshot(data.train.labels, data.num_classes, few);
-    const FewShotResult r = fewshot_evaluate(*model, DeviceDataset(data.train, device),
-                                             DeviceDataset(part, device), normalize, few);
-    Json out = r.to_json();
-    out["checkpoint"] = path;
-    out["split"] = split;
-    out["train_images"] = data.train.size();
-    out["device"] = dev.str();
-    std::cout << out.dump(2) << "\n" << "few-shot " << r.summary() << "\n";
-    return 0;
+    return report_fewshot(fewshot_evaluate(*model, DeviceDataset(data.train, device),
+                                           DeviceDataset(part, device), normalize, few),
+                          Json::object());
   }
   return report(evaluate(*model, DeviceDataset(part, device), normalize, args["batch"].as<int>(), bf16),
                 Json::object());

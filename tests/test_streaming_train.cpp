@@ -294,9 +294,89 @@ TEST_CASE("streamed subsets and validation split: the in-memory run's files, lis
   const Json v = Json::parse(on_val.output);
   CHECK(v.at("images") == 6);
   CHECK(v.at("loss").get<double>() == Approx(vb.back()).epsilon(1e-5));
+  // Few-shot draws from the training part's listing (the 18 drawn less the 6 held out for
+  // validation), scored on the test part.
   const auto fewshot = test::run_vitlab("eval " + checkpoint + " --fewshot 1 --device cpu");
-  CHECK(fewshot.exit_code == 2);
-  CHECK(fewshot.output.find("--fewshot") != std::string::npos);
+  INFO(fewshot.output);
+  CHECK(fewshot.exit_code == 0);
+  CHECK(fewshot.output.find("\"train_images\": 12") != std::string::npos);
+  CHECK(fewshot.output.find("few-shot 1-shot") != std::string::npos);
+}
+
+TEST_CASE("masked patches and few-shot and the attention figures of a streamed folder: the in-memory numbers",
+          "[streaming][train]") {
+  TempDir tmp;
+  const std::string root = tmp.file("folder");
+  test::write_png_split(root, "train", 12);
+  test::write_png_split(root, "test", 3);
+  const auto result = [&](const std::string& run) {
+    return Json::parse(test::read_text(tmp.file(run + "/result.json")));
+  };
+  const auto both = [&](Json config, const std::string& name) {  // in memory, then streamed
+    for (const char* streaming : {"off", "on"}) {
+      config["data"]["streaming"] = streaming;
+      const auto r = train(tmp, config, name + "_" + streaming);
+      INFO(r.output);
+      REQUIRE(r.exit_code == 0);
+    }
+    return std::make_pair(result(name + "_off"), result(name + "_on"));
+  };
+
+  // Masked patch prediction: the same corruption draws over the same pixels, validation included.
+  Json masked = folder_run(root, "on");
+  masked["train"]["objective"] = "masked_patch";
+  masked["data"]["val_size"] = 6;
+  const auto [mm, ms] = both(masked, "masked");
+  CHECK(ms.at("streamed").get<bool>());
+  CHECK(ms.at("test_masked_loss").get<double>() ==
+        Approx(mm.at("test_masked_loss").get<double>()).epsilon(1e-6));
+  CHECK(ms.at("test_masked_accuracy") == mm.at("test_masked_accuracy"));
+  std::ifstream lines_off(tmp.file("masked_off/metrics.jsonl")), lines_on(tmp.file("masked_on/metrics.jsonl"));
+  int epochs = 0;
+  for (std::string a, b; std::getline(lines_off, a) && std::getline(lines_on, b); ++epochs) {
+    const Json ea = Json::parse(a), eb = Json::parse(b);
+    CHECK(eb.at("val_masked_loss").get<double>() == Approx(ea.at("val_masked_loss").get<double>()).epsilon(1e-6));
+    CHECK(eb.at("train_loss").get<double>() == Approx(ea.at("train_loss").get<double>()).epsilon(1e-6));
+  }
+  CHECK(epochs == 2);
+
+  // Few-shot: the same draws from the listing's labels, the same features.
+  Json few = folder_run(root, "on");
+  few["train"]["fewshot"] = {{"shots", {1, 3}}, {"seeds", 2}};
+  const auto [fm, fs_] = both(few, "few");
+  const Json& shots_memory = fm.at("fewshot").at("shots");
+  const Json& shots_streamed = fs_.at("fewshot").at("shots");
+  for (const char* k : {"1", "3"})
+    for (size_t i = 0; i < 2; ++i)
+      CHECK(shots_streamed.at(k).at("accuracies").at(i).get<double>() ==
+            Approx(shots_memory.at(k).at("accuracies").at(i).get<double>()).margin(1e-12));
+  CHECK(fs_.at("fewshot").at("test_images") == 6);
+  // `vitlab eval --fewshot` of the streamed checkpoint: the run's own few-shot numbers.
+  const auto eval = test::run_vitlab("eval " + tmp.file("few_on/checkpoints/last.pt") + " --fewshot 1,3 --seeds 2");
+  INFO(eval.output);
+  REQUIRE(eval.exit_code == 0);
+  const Json e = Json::parse(eval.output.substr(eval.output.find('{'), eval.output.rfind('}') - eval.output.find('{') + 1));
+  CHECK(e.at("streamed").get<bool>());
+  CHECK(e.at("train_images") == 24);
+  for (const char* k : {"1", "3"})
+    CHECK(e.at("shots").at(k).at("mean").get<double>() ==
+          Approx(shots_streamed.at(k).at("mean").get<double>()).margin(1e-12));
+
+  // The attention figures of the first test images: the same images, so the same distances.
+  Json figures[2];
+  for (int i = 0; i < 2; ++i) {
+    const std::string run = i ? "few_on" : "few_off";
+    const auto r = test::run_vitlab("analyze " + tmp.file(run + "/checkpoints/last.pt") + " --out " +
+                                    tmp.file(run + "_analysis") + " --images 4 --figures attention_distance");
+    INFO(r.output);
+    REQUIRE(r.exit_code == 0);
+    figures[i] = Json::parse(test::read_text(tmp.file(run + "_analysis/analysis.json")));
+  }
+  CHECK(figures[1].at("images") == 4);
+  const Json& da = figures[0].at("figures").at("attention_distance");
+  const Json& db = figures[1].at("figures").at("attention_distance");
+  REQUIRE(da.dump().size() > 20);
+  CHECK(db.dump() == da.dump());
 }
 
 TEST_CASE("configs that streaming refuses exit 2 naming the key", "[streaming][train][config]") {
@@ -324,9 +404,6 @@ TEST_CASE("configs that streaming refuses exit 2 naming the key", "[streaming][t
     too_many["data"][key] = 1000;
     refused(too_many, std::string("data.") + key, std::string("subset-") + key);
   }
-  Json masked = folder_run(root, "on");
-  masked["train"]["objective"] = "masked_patch";
-  refused(masked, "train.objective", "e");
   Json ra = folder_run(root, "off");
   ra["data"]["augment"] = {{"rand_augment", "rand-m9-mstd0.5"}};
   refused(ra, "data.augment.rand_augment", "g");

@@ -1,6 +1,7 @@
 #include "analysis/analyze.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <map>
 
@@ -9,6 +10,8 @@
 #include "core/atomic_file.h"
 #include "data/batcher.h"
 #include "data/load_data.h"
+#include "data/stream_loader.h"
+#include "data/streamed_folder.h"
 #include "models/module_state.h"
 #include "models/vit.h"
 #include "ops/attention.h"
@@ -180,6 +183,26 @@ Json filter_figure(const std::map<std::string, torch::Tensor>& state, const std:
           {"variance_share", tensor_json(share)}};
 }
 
+// The first `o.images` images of the split, as the run's evaluation saw them (uint8 on the CPU):
+// a streamed folder's files decoded through its evaluation crop.
+torch::Tensor first_images(const DataConfig& config, const DataBundle& data, const AnalyzeOptions& o) {
+  const bool test = o.split == "test";
+  const int64_t size = data.streamed ? (test ? data.streamed->test : data.streamed->val).size()
+                                     : (test ? data.test : data.val).size();
+  if (size == 0) fail<UserError>("{}: the run has no {} split (data.val_size is 0)", o.checkpoint, o.split);
+  const int64_t n = std::min<int64_t>(o.images, size);
+  if (!data.streamed) return (test ? data.test : data.val).images.slice(0, 0, n);
+  StreamPlan plan;
+  for (int64_t i = 0; i < n; ++i) {
+    plan.files.push_back(i);
+    plan.streams.push_back(static_cast<uint64_t>(i));
+  }
+  BadImageLog bad([](const std::string& w) { std::fprintf(stderr, "vitlab analyze: warning: skipped %s\n", w.c_str()); });
+  BatchStream stream(test ? data.streamed->test : data.streamed->val, std::move(plan), n,
+                     /*drop_last=*/false, 0, 0, stream_options(config, false), torch::kCPU, &bad);
+  return stream.next().images;
+}
+
 }  // namespace
 
 Json analyze_checkpoint(const AnalyzeOptions& o) {
@@ -203,15 +226,12 @@ Json analyze_checkpoint(const AnalyzeOptions& o) {
   int64_t n = 0;
   const auto wants = [&](const char* f) { return std::count(figures.begin(), figures.end(), f) > 0; };
   if (wants("attention_distance") || wants("rollout")) {
-    const DataBundle data = load_data(loaded.config.data, o.checkpoint);
-    if (data.streamed)
-      fail<UserError>("{}: the run streams its image folder (data.streaming); attention figures of "
-                      "streamed images are not supported yet (--figures pos_embed,filters works)",
-                      o.checkpoint);
-    const Dataset& part = o.split == "test" ? data.test : data.val;
-    if (part.size() == 0) fail<UserError>("{}: the run has no {} split (data.val_size is 0)", o.checkpoint, o.split);
-    n = std::min<int64_t>(o.images, part.size());
-    const auto raw = part.images.slice(0, 0, n);  // (n, C, H, W) uint8
+    // A streamed run's parts from its run folder's listings (checkpoints/ is in the run folder).
+    const std::string run_dir = fs::path(o.checkpoint).parent_path().parent_path().string();
+    const DataBundle data = load_data(loaded.config.data, o.checkpoint,
+                                      has_cached_listing(run_dir, "train") ? run_dir : "");
+    const auto raw = first_images(loaded.config.data, data, o);  // (n, C, H, W) uint8
+    n = raw.size(0);
     const auto images = normalize(raw.to(device), data.mean, data.std);
     drawn.update(attention_figures(vit, images, raw.slice(0, 0, std::min(n, o.overlays)).to(torch::kFloat),
                                    figures, o.out_dir));

@@ -203,4 +203,10 @@ void check_model_fits_data(const ModelConfig& m, const DataBundle& d, const std:
                  fmt::format("{} but the data set has {} classes", m.num_classes, d.num_classes));
 }
 
+torch::Tensor DataBundle::train_labels() const {
+  if (!streamed) return train.labels.to(torch::kCPU, torch::kLong);
+  const auto& labels = streamed->train.labels;
+  return torch::tensor(std::vector<int64_t>(labels.begin(), labels.end()), torch::kLong);
+}
+
 }  // namespace vitlab

@@ -29,6 +29,8 @@ struct DataBundle {
   int64_t train_count() const { return streamed ? streamed->train.size() : train.size(); }
   int64_t test_count() const { return streamed ? streamed->test.size() : test.size(); }
   int64_t val_count() const { return streamed ? streamed->val.size() : val.size(); }
+  // The training part's labels (N) int64 on the CPU: a streamed folder's from its listing.
+  torch::Tensor train_labels() const;
 };
 
 // The official train/test splits of the configured data set (before subsetting or resizing).

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <numeric>
 
 #include "core/compat.h"
@@ -129,18 +130,77 @@ FewShotResult score_draws(const std::vector<Draw>& draws, const torch::Tensor& f
   return r;
 }
 
-// Frozen features of `indices` of `data`, (n, F) float on the CPU, the model in eval mode.
-torch::Tensor features_of(ImageClassifierImpl& model, const DeviceDataset& data, const torch::Tensor& indices,
-                          const Normalizer& normalize, const FewShotOptions& o) {
-  std::vector<torch::Tensor> parts;
-  const auto idx = indices.to(data.device());
-  const int64_t batch = forward_batch_size(data.device(), o.batch_size);
-  for (int64_t start = 0; start < idx.size(0); start += batch) {
-    const Batch b = data.gather(idx.slice(0, start, std::min(start + batch, idx.size(0))));
-    compat::CudaAutocast autocast(o.bf16);
-    parts.push_back(model.features(normalize(b.images)).to(torch::kFloat).cpu());
+// The frozen features (n, F) float and labels (n) int64 of rows `rows` of a set, on the CPU, in
+// their order; the model is in eval mode without gradients.
+using FeaturesOf = std::function<std::pair<torch::Tensor, torch::Tensor>(const torch::Tensor& rows)>;
+
+FeaturesOf features_of(ImageClassifierImpl& model, const DeviceDataset& data,
+                       const Normalizer& normalize, const FewShotOptions& o) {
+  return [&model, &data, &normalize, &o](const torch::Tensor& rows) {
+    std::vector<torch::Tensor> parts;
+    const auto idx = rows.to(data.device());
+    const int64_t batch = forward_batch_size(data.device(), o.batch_size);
+    for (int64_t start = 0; start < idx.size(0); start += batch) {
+      const Batch b = data.gather(idx.slice(0, start, std::min(start + batch, idx.size(0))));
+      compat::CudaAutocast autocast(o.bf16);
+      parts.push_back(model.features(normalize(b.images)).to(torch::kFloat).cpu());
+    }
+    return std::make_pair(torch::cat(parts, 0), data.labels().index_select(0, idx).cpu());
+  };
+}
+
+// The same for a streamed folder's files, decoded with `options` (the evaluation crop). A file
+// that fails to decode is replaced by the stream's next one, whose label comes with it.
+FeaturesOf streamed_features_of(ImageClassifierImpl& model, const FileListing& files,
+                                const StreamOptions& options, torch::Device device,
+                                const Normalizer& normalize, const FewShotOptions& o,
+                                BadImageLog* bad) {
+  return [&, device, bad](const torch::Tensor& rows) {
+    StreamPlan plan;
+    const auto r = rows.to(torch::kCPU, torch::kLong).contiguous();
+    for (int64_t i = 0; i < r.size(0); ++i) {
+      plan.files.push_back(r.data_ptr<int64_t>()[i]);
+      plan.streams.push_back(static_cast<uint64_t>(plan.files.back()));
+    }
+    BatchStream stream(files, std::move(plan), forward_batch_size(device, o.batch_size),
+                       /*drop_last=*/false, 0, 0, options, device, bad);
+    std::vector<torch::Tensor> parts, labels;
+    for (int64_t i = 0; i < stream.size(); ++i) {
+      const Batch b = stream.next();
+      compat::CudaAutocast autocast(o.bf16);
+      parts.push_back(model.features(normalize(b.images)).to(torch::kFloat).cpu());
+      labels.push_back(b.labels.to(torch::kCPU, torch::kLong));
+    }
+    return std::make_pair(torch::cat(parts, 0), torch::cat(labels, 0));
+  };
+}
+
+// Draws the shots from `train_labels`, computes the features of the drawn training images only
+// (in a table as long as the training set) and of the whole test set, and scores the draws.
+FewShotResult evaluate_draws(ImageClassifierImpl& model, const torch::Tensor& train_labels,
+                             int classes, int64_t test_size, const FeaturesOf& train,
+                             const FeaturesOf& test, const FewShotOptions& options) {
+  const auto labels = train_labels.to(torch::kCPU, torch::kLong);
+  const std::vector<Draw> draws = draw_shots(labels, classes, options);
+  std::vector<torch::Tensor> needed;
+  const size_t widest =
+      std::max_element(options.shots.begin(), options.shots.end()) - options.shots.begin();
+  for (const Draw& d : draws) {
+    needed.push_back(d.shots[widest]);
+    needed.push_back(d.held_out);
   }
-  return torch::cat(parts, 0);
+  const auto rows = std::get<0>(torch::_unique(torch::cat(needed), /*sorted=*/true));
+  const bool was_training = model.is_training();
+  model.eval();
+  torch::NoGradGuard no_grad;
+  const auto [drawn, drawn_labels] = train(rows);  // (R, F), (R)
+  auto table = torch::zeros({labels.size(0), drawn.size(1)}, drawn.options());
+  table.index_copy_(0, rows, drawn);
+  auto row_labels = labels.clone();
+  row_labels.index_copy_(0, rows, drawn_labels);
+  const auto [test_features, test_labels] = test(torch::arange(test_size, torch::kLong));
+  model.train(was_training);
+  return score_draws(draws, table, row_labels, test_features, test_labels, classes, options);
 }
 
 }  // namespace
@@ -186,25 +246,21 @@ FewShotResult fewshot_from_features(const torch::Tensor& train_features, const t
 FewShotResult fewshot_evaluate(ImageClassifierImpl& model, const DeviceDataset& train,
                                const DeviceDataset& test, const Normalizer& normalize,
                                const FewShotOptions& options) {
-  const auto labels = train.labels().to(torch::kCPU);
-  const std::vector<Draw> draws = draw_shots(labels, train.num_classes(), options);
-  // Only the drawn images' features are computed, in a table as long as the training set.
-  std::vector<torch::Tensor> needed;
-  for (const Draw& d : draws) {
-    needed.push_back(d.shots[std::max_element(options.shots.begin(), options.shots.end()) - options.shots.begin()]);
-    needed.push_back(d.held_out);
-  }
-  const auto rows = std::get<0>(torch::_unique(torch::cat(needed), /*sorted=*/true));
-  const bool was_training = model.is_training();
-  model.eval();
-  torch::NoGradGuard no_grad;
-  const auto drawn = features_of(model, train, rows, normalize, options);  // (R, F)
-  auto table = torch::zeros({train.size(), drawn.size(1)}, drawn.options());
-  table.index_copy_(0, rows, drawn);
-  const auto all_test = torch::arange(test.size(), torch::kLong);
-  const auto test_features = features_of(model, test, all_test, normalize, options);
-  model.train(was_training);
-  return score_draws(draws, table, labels, test_features, test.labels().cpu(), train.num_classes(), options);
+  return evaluate_draws(model, train.labels(), train.num_classes(), test.size(),
+                        features_of(model, train, normalize, options),
+                        features_of(model, test, normalize, options), options);
+}
+
+FewShotResult fewshot_evaluate_streamed(ImageClassifierImpl& model, const FileListing& train,
+                                        const FileListing& test, const StreamOptions& options,
+                                        torch::Device device, const Normalizer& normalize,
+                                        const FewShotOptions& few, BadImageLog* bad) {
+  const auto labels = torch::tensor(std::vector<int64_t>(train.labels.begin(), train.labels.end()),
+                                    torch::kLong);
+  return evaluate_draws(
+      model, labels, static_cast<int>(train.class_names.size()), test.size(),
+      streamed_features_of(model, train, options, device, normalize, few, bad),
+      streamed_features_of(model, test, options, device, normalize, few, bad), few);
 }
 
 }  // namespace vitlab

@@ -11,6 +11,8 @@
 
 #include "config/json_reader.h"
 #include "data/batcher.h"
+#include "data/file_listing.h"
+#include "data/stream_loader.h"
 #include "models/classifier.h"
 
 namespace vitlab {
@@ -53,5 +55,14 @@ FewShotResult fewshot_from_features(const torch::Tensor& train_features, const t
 FewShotResult fewshot_evaluate(ImageClassifierImpl& model, const DeviceDataset& train,
                                const DeviceDataset& test, const Normalizer& normalize,
                                const FewShotOptions& options);
+
+// The same for a streamed folder: the shots drawn from the `train` listing's labels, and only
+// the drawn files and the `test` files decoded, with `options` (the evaluation crop), on
+// `device`. A file that fails to decode is replaced by the stream's next one (with its label)
+// and goes to `bad`.
+FewShotResult fewshot_evaluate_streamed(ImageClassifierImpl& model, const FileListing& train,
+                                        const FileListing& test, const StreamOptions& options,
+                                        torch::Device device, const Normalizer& normalize,
+                                        const FewShotOptions& few, BadImageLog* bad);
 
 }  // namespace vitlab

@@ -1,6 +1,7 @@
 #include "train/objective.h"
 
 #include <cmath>
+#include <functional>
 #include <limits>
 
 #include "core/compat.h"
@@ -95,34 +96,62 @@ ObjectiveOutput TrainObjective::operator()(ImageClassifierImpl& model, const tor
   return masked_patch_loss(p, patch_targets, config_.masked_patch, config_.label_smoothing);
 }
 
-EvalResult evaluate_masked_patches(ImageClassifierImpl& model, const DeviceDataset& data,
+EvalResult evaluate_masked_batches(ImageClassifierImpl& model, int64_t batches,
+                                   const std::function<Batch()>& next,
                                    const Normalizer& normalize, const TrainObjective& objective,
-                                   int64_t batch_size, uint64_t seed) {
+                                   uint64_t seed, torch::Device device) {
   EvalResult r;
-  if (data.size() == 0) return r;
+  if (batches == 0) return r;  // and the generators stay as they are
   const bool was_training = model.is_training();
   model.eval();
   torch::NoGradGuard no_grad;
   torch::manual_seed(seed);  // the corruption draws (CPU and CUDA generators)
-  const auto on = torch::TensorOptions().device(data.device());
+  const auto on = torch::TensorOptions().device(device);
   auto loss_sum = torch::zeros({}, on.dtype(torch::kDouble));
   auto correct = torch::zeros({}, on.dtype(torch::kLong));
   auto scored = torch::zeros({}, on.dtype(torch::kLong));
-  EpochBatches batches(data, batch_size, /*shuffle=*/false, /*drop_last=*/false);
-  for (const Batch& b : batches) {
+  for (int64_t i = 0; i < batches; ++i) {
+    const Batch b = next();
     const ObjectiveOutput out = objective(model, normalize(b.images), torch::Tensor());
     // The batch's mean over its corrupted patches, weighted back to a sum.
     loss_sum += out.loss.to(torch::kDouble) * out.scored.to(torch::kDouble);
     scored += out.scored;
     if (out.correct.defined()) correct += out.correct;
+    r.count += b.images.size(0);
   }
+  model.train(was_training);
+  if (r.count == 0) return r;
   const double n = double(scored.item<int64_t>());
-  r.count = data.size();
   r.loss = loss_sum.item<double>() / std::max(n, 1.0);
   r.accuracy = objective.has_accuracy() ? double(correct.item<int64_t>()) / std::max(n, 1.0)
                                         : std::numeric_limits<double>::quiet_NaN();
-  model.train(was_training);
   return r;
+}
+
+EvalResult evaluate_masked_patches(ImageClassifierImpl& model, const DeviceDataset& data,
+                                   const Normalizer& normalize, const TrainObjective& objective,
+                                   int64_t batch_size, uint64_t seed) {
+  EpochBatches batches(data, batch_size, /*shuffle=*/false, /*drop_last=*/false);
+  int64_t index = 0;
+  return evaluate_masked_batches(
+      model, batches.size(), [&] { return batches.batch(index++); }, normalize,
+      objective, seed, data.device());
+}
+
+EvalResult evaluate_masked_streamed(ImageClassifierImpl& model, const FileListing& files,
+                                    const StreamOptions& options, const Normalizer& normalize,
+                                    const TrainObjective& objective, int64_t batch_size,
+                                    uint64_t seed, torch::Device device, BadImageLog* bad) {
+  StreamPlan plan;
+  for (int64_t i = 0; i < files.size(); ++i) {
+    plan.files.push_back(i);
+    plan.streams.push_back(static_cast<uint64_t>(i));
+  }
+  BatchStream stream(files, std::move(plan), batch_size, /*drop_last=*/false, 0, 0, options,
+                     device, bad);
+  return evaluate_masked_batches(
+      model, stream.size(), [&] { return stream.next(); }, normalize, objective, seed,
+      device);
 }
 
 }  // namespace vitlab

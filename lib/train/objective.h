@@ -3,6 +3,7 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <functional>
 #include <string>
 
 #include "config/run_config.h"
@@ -51,11 +52,25 @@ class TrainObjective {
   torch::Tensor mean_, std_;  // (C) float on the device
 };
 
-// The masked-patch loss and accuracy over a data set in eval mode, with corruptions drawn from
-// `seed` (the same draws every epoch, so epochs compare), under the run's precision. accuracy
-// is NaN for L2 targets.
+// The masked-patch loss and accuracy in eval mode over `batches` batches that `next` hands out
+// in turn, with corruptions drawn from `seed` (the same draws every epoch, so
+// epochs compare), under the run's precision. accuracy is NaN for L2 targets.
+EvalResult evaluate_masked_batches(ImageClassifierImpl& model, int64_t batches,
+                                   const std::function<Batch()>& next,
+                                   const Normalizer& normalize, const TrainObjective& objective,
+                                   uint64_t seed, torch::Device device);
+
+// The same over a data set in batches of `batch_size`.
 EvalResult evaluate_masked_patches(ImageClassifierImpl& model, const DeviceDataset& data,
                                    const Normalizer& normalize, const TrainObjective& objective,
                                    int64_t batch_size, uint64_t seed);
+
+// The same over a streamed folder's part (`files`), decoded with `options` (the evaluation crop)
+// in the listing's order: the batches, so the draws, of the in-memory set of the same images.
+// Bad files go to `bad`.
+EvalResult evaluate_masked_streamed(ImageClassifierImpl& model, const FileListing& files,
+                                    const StreamOptions& options, const Normalizer& normalize,
+                                    const TrainObjective& objective, int64_t batch_size,
+                                    uint64_t seed, torch::Device device, BadImageLog* bad);
 
 }  // namespace vitlab

@@ -107,8 +107,9 @@ class TrainRun {
   void data_warning(const std::string& text);
   std::unique_ptr<BatchStream> train_stream(int64_t epoch, int64_t first_step);
   StreamOptions decode_options(bool training) const;
-  EvalResult evaluate_streamed(const FileListing& files);
-  Batch in_global_batch(const Batch& share) const;
+  EvalResult score_streamed(const FileListing& files, uint64_t seed);
+  Batch in_global_batch(const Batch& share);
+  FewShotResult fewshot();
   FewShotOptions fewshot_options() const;
   Json epoch_record(int64_t epoch, const EpochStats& stats, const EvalResult& val) const;
   std::string epoch_line(int64_t epoch, const EpochStats& stats, const EvalResult& val) const;

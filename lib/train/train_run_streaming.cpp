@@ -7,26 +7,13 @@
 
 #include "config/json_reader.h"
 #include "data/random.h"
+#include "train/objective.h"
 #include "train/train_run.h"
 
 namespace vitlab::training {
 
 // What streaming does not do yet fails before anything is written.
 void TrainRun::check_streamable() const {
-  if (cfg_.train.objective != Objective::kSupervised)
-    config_error(source_, "train.objective",
-                 "the masked-patch objective is not supported with a streamed image folder yet "
-                 "(data.streaming)");
-  const auto& a = cfg_.data.augment;
-  if (opt_.dist.distributed() && (a.mixup_alpha > 0 || a.cutmix_alpha > 0))
-    config_error(
-        source_, a.mixup_alpha > 0 ? "data.augment.mixup_alpha" : "data.augment.cutmix_alpha",
-        "mixup and cutmix pair images across the ranks' shares, which streaming data-parallel "
-        "ranks do not hold; not supported yet (one process can)");
-  if (!cfg_.train.fewshot.shots.empty())
-    config_error(
-        source_, "train.fewshot.shots",
-        "few-shot evaluation is not supported with a streamed image folder yet (data.streaming)");
 }
 
 // The listings into the run folder (a resumed run reads them back: the same files in the same
@@ -84,8 +71,11 @@ StreamOptions TrainRun::decode_options(bool training) const {
 
 // A rank's streamed share at its rows of a global batch of zeros: the device-side augmentation
 // (crop padding, flip, erasing) then draws for those rows what one process draws, as the
-// in-memory path's ranks do by augmenting the whole batch.
-Batch TrainRun::in_global_batch(const Batch& share) const {
+// in-memory path's ranks do by augmenting the whole batch. Mixup and cutmix pair each row with
+// the batch's mirror row (timm's Mixup flips the batch), which another rank decoded: then the
+// shares are summed over the ranks (each row is non-zero on one rank only, so the sum is exact),
+// and every rank holds the whole global batch, as in memory.
+Batch TrainRun::in_global_batch(const Batch& share) {
   const int64_t rows = share.images.size(0), start = dp_->rank() * rows;
   auto shape = share.images.sizes().vec();
   shape[0] = cfg_.train.batch_size;
@@ -95,16 +85,25 @@ Batch TrainRun::in_global_batch(const Batch& share) const {
   global.labels = torch::zeros({cfg_.train.batch_size}, share.labels.options());
   global.labels.narrow(0, start, rows).copy_(share.labels);
   global.indices = share.indices;
+  const auto& a = cfg_.data.augment;
+  if (a.mixup_alpha > 0 || a.cutmix_alpha > 0) dp_->all_reduce_sum({global.images, global.labels});
   return global;
 }
 
-// A part (the test split, or the validation part held out of train) through the evaluation crop;
-// data-parallel ranks take contiguous shares, whose sums reduced() adds up.
-EvalResult TrainRun::evaluate_streamed(const FileListing& files) {
-  return vitlab::evaluate_streamed(*training_.model, files, decode_options(false),
-                                   cfg_.train.eval_batch_size, normalize_, bf16_, device_,
-                                   bad_images_.get(), dp_ ? dp_->rank() : 0,
-                                   dp_ ? dp_->world_size() : 1);
+// A part (the test split, or the validation part held out of train) through the evaluation crop,
+// scored under the run's objective. Supervised: data-parallel ranks take contiguous shares,
+// whose sums reduced() adds up. Masked patches: every rank scores the whole part, as in memory
+// (the corruption draws go per batch, from `seed`), and only rank 0 counts its bad files.
+EvalResult TrainRun::score_streamed(const FileListing& files, uint64_t seed) {
+  if (files.size() == 0) return {};
+  if (objective_->supervised())
+    return reduced(vitlab::evaluate_streamed(*training_.model, files, decode_options(false),
+                                             cfg_.train.eval_batch_size, normalize_, bf16_,
+                                             device_, bad_images_.get(), dp_ ? dp_->rank() : 0,
+                                             dp_ ? dp_->world_size() : 1));
+  return evaluate_masked_streamed(*training_.model, files, decode_options(false), normalize_,
+                                  *objective_, cfg_.train.eval_batch_size, seed, device_,
+                                  dp_ && !dp_->is_main() ? nullptr : bad_images_.get());
 }
 
 }  // namespace vitlab::training

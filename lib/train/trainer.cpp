@@ -80,7 +80,7 @@ void TrainRun::check_input() {
   check_model_fits_data(cfg_.model, data_, source_);
   if (data_.streamed) check_streamable();
   if (!cfg_.train.fewshot.shots.empty())
-    check_fewshot(data_.train.labels, data_.num_classes, fewshot_options());
+    check_fewshot(data_.train_labels(), data_.num_classes, fewshot_options());
   steps_per_epoch_ = batches_per_epoch(data_.train_count(), cfg_.train.batch_size, true);
   if (steps_per_epoch_ == 0)
     config_error(source_, "train.batch_size",
@@ -284,12 +284,23 @@ Json TrainRun::epoch_record(int64_t epoch, const EpochStats& stats, const EvalRe
 // The validation set's loss and accuracy under the run's objective; the masked-patch corruption
 // is drawn from the same seed every epoch.
 EvalResult TrainRun::validate() {
-  if (data_.streamed && data_.streamed->val.size() > 0)
-    return reduced(evaluate_streamed(data_.streamed->val));
+  const uint64_t seed = epoch_seed(cfg_.seed, 0, 4);
+  if (data_.streamed) return score_streamed(data_.streamed->val, seed);
   if (objective_->supervised())
     return reduced(evaluate(*training_.model, val_set_, normalize_, cfg_.train.eval_batch_size, bf16_));
   return evaluate_masked_patches(*training_.model, val_set_, normalize_, *objective_,
-                                 cfg_.train.eval_batch_size, epoch_seed(cfg_.seed, 0, 4));
+                                 cfg_.train.eval_batch_size, seed);
+}
+
+// Every rank scores the whole test set here (data-parallel ranks hold a share in test_set_; a
+// streamed one decodes it all, and only rank 0 counts bad files).
+FewShotResult TrainRun::fewshot() {
+  if (data_.streamed)
+    return fewshot_evaluate_streamed(*training_.model, data_.streamed->train, data_.streamed->test,
+                                     decode_options(false), device_, normalize_, fewshot_options(),
+                                     dp_ && !dp_->is_main() ? nullptr : bad_images_.get());
+  const DeviceDataset test = dp_ ? DeviceDataset(data_.test, device_) : test_set_;
+  return fewshot_evaluate(*training_.model, train_set_, test, normalize_, fewshot_options());
 }
 
 FewShotOptions TrainRun::fewshot_options() const {
@@ -351,22 +362,23 @@ void TrainRun::finish() {
   on_main("best", [&] {
     if (state_.best_epoch < 0) save_checkpoint(files_.best, state_);  // best = last
   });
+  const uint64_t seed = epoch_seed(cfg_.seed, 0, 5);
   if (objective_->supervised()) {
     const EvalResult test =
-        reduced(data_.streamed ? evaluate_streamed(data_.streamed->test)
-                               : evaluate(*training_.model, test_set_, normalize_, cfg_.train.eval_batch_size, bf16_));
+        data_.streamed ? score_streamed(data_.streamed->test, seed)
+                       : reduced(evaluate(*training_.model, test_set_, normalize_, cfg_.train.eval_batch_size, bf16_));
     result_["test_accuracy"] = test.accuracy;
     result_["test_loss"] = test.loss;
   } else {
-    const EvalResult test = evaluate_masked_patches(*training_.model, test_set_, normalize_, *objective_,
-                                                    cfg_.train.eval_batch_size, epoch_seed(cfg_.seed, 0, 5));
+    const EvalResult test =
+        data_.streamed ? score_streamed(data_.streamed->test, seed)
+                       : evaluate_masked_patches(*training_.model, test_set_, normalize_, *objective_,
+                                                 cfg_.train.eval_batch_size, seed);
     result_["test_masked_loss"] = test.loss;
     result_["test_masked_accuracy"] = std::isnan(test.accuracy) ? Json() : Json(test.accuracy);
   }
   if (!cfg_.train.fewshot.shots.empty()) {
-    // Every rank scores the whole test set here (data-parallel ranks hold a share in test_set_).
-    const DeviceDataset test = dp_ ? DeviceDataset(data_.test, device_) : test_set_;
-    const FewShotResult r = fewshot_evaluate(*training_.model, train_set_, test, normalize_, fewshot_options());
+    const FewShotResult r = fewshot();
     result_["fewshot"] = r.to_json();
     progress_->message("few-shot " + r.summary());
   }
