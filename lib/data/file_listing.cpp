@@ -9,12 +9,14 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "data/file_bytes.h"
+#include "data/tar_shards.h"
 
 namespace vitlab {
 namespace {
 
 namespace fs = std::filesystem;
 constexpr const char* kHeader = "vitlab-file-listing 1";
+constexpr const char* kShardHeader = "vitlab-file-listing 2";
 constexpr int64_t kProgressEvery = 5000;
 
 bool is_image_name(const fs::path& p) {
@@ -45,7 +47,9 @@ FileListing list_image_split(const std::string& root, const std::string& split,
                              const std::function<void(int64_t)>& progress) {
   const fs::path split_dir = fs::path(root) / split;
   require_folder(split_dir.string(), "image-folder split",
-                 "an image folder holds " + split + "/<class>/*.jpg|jpeg|png");
+                 "an image folder holds " + split + "/<class>/*.jpg|jpeg|png or " + split +
+                     "/*.tar (WebDataset shards)");
+  if (is_shard_split(split_dir.string())) return list_shard_split(root, split, classes, progress);
   FileListing l;
   l.root = root;
   l.split = split;
@@ -81,11 +85,40 @@ std::function<void(int64_t)> listing_progress(const std::string& root, const std
   };
 }
 
+std::vector<uint8_t> FileListing::read(int64_t i, uint64_t max_bytes) const {
+  if (!sharded()) return read_data_file(path(i), max_bytes);
+  const auto k = static_cast<size_t>(i);
+  if (uint64_t(sizes[k]) > max_bytes)
+    fail<DataError>("{}: {} bytes, more than the {} accepted", path(i), sizes[k], max_bytes);
+  std::ifstream in(root + "/" + files[k], std::ios::binary);
+  std::vector<uint8_t> bytes(static_cast<size_t>(sizes[k]));
+  if (!in || !in.seekg(offsets[k]) ||
+      !in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(bytes.size())))
+    fail<DataError>("{}: cannot read its {} bytes at byte {} of the shard (changed since it was "
+                    "listed?)", path(i), sizes[k], offsets[k]);
+  return bytes;
+}
+
+void FileListing::copy_entry(int64_t i, FileListing& out) const {
+  const auto k = static_cast<size_t>(i);
+  out.files.push_back(files[k]);
+  out.labels.push_back(labels[k]);
+  if (!sharded()) return;
+  out.members.push_back(members[k]);
+  out.offsets.push_back(offsets[k]);
+  out.sizes.push_back(sizes[k]);
+}
+
 void save_listing(const FileListing& l, const std::string& path) {
   std::ostringstream out;
-  out << kHeader << '\n' << l.root << '\n' << l.split << '\n' << l.class_names.size() << '\n';
+  out << (l.sharded() ? kShardHeader : kHeader) << '\n' << l.root << '\n' << l.split << '\n'
+      << l.class_names.size() << '\n';
   for (const auto& name : l.class_names) out << name << '\n';
-  for (size_t i = 0; i < l.files.size(); ++i) out << l.labels[i] << '\t' << l.files[i] << '\n';
+  for (size_t i = 0; i < l.files.size(); ++i) {
+    out << l.labels[i] << '\t' << l.files[i];
+    if (l.sharded()) out << '\t' << l.members[i] << '\t' << l.offsets[i] << '\t' << l.sizes[i];
+    out << '\n';
+  }
   write_file_atomic(path, out.str());
 }
 
@@ -100,9 +133,10 @@ FileListing load_listing(const std::string& path) {
     ++number;
     return line;
   };
-  if (next("header") != kHeader)
-    fail<DataError>("{}: not a vitlab file listing (first line \"{}\", expected \"{}\")", path,
-                    line, kHeader);
+  const bool sharded = next("header") == kShardHeader;
+  if (line != kHeader && !sharded)
+    fail<DataError>("{}: not a vitlab file listing (first line \"{}\", expected \"{}\" or \"{}\")",
+                    path, line, kHeader, kShardHeader);
   FileListing l;
   l.root = next("root folder");
   l.split = next("split");
@@ -124,10 +158,28 @@ FileListing load_listing(const std::string& path) {
     } catch (const std::exception&) {
     }
     if (label < 0 || label >= classes || tab + 1 >= line.size())
-      fail<DataError>("{}: line {}: expected \"<label 0..{}>\\t<path>\"", path, number,
-                      classes - 1);
+      fail<DataError>("{}: line {}: expected \"<label 0..{}>\\t<path>{}\"", path, number,
+                      classes - 1, sharded ? "\\t<member>\\t<offset>\\t<size>" : "");
     l.labels.push_back(static_cast<int32_t>(label));
-    l.files.push_back(line.substr(tab + 1));
+    if (!sharded) {
+      l.files.push_back(line.substr(tab + 1));
+      continue;
+    }
+    std::vector<std::string> parts;
+    std::istringstream fields(line.substr(tab + 1));
+    for (std::string part; std::getline(fields, part, '\t');) parts.push_back(part);
+    int64_t offset = -1, size = -1;
+    try {
+      if (parts.size() == 4) offset = std::stoll(parts[2]), size = std::stoll(parts[3]);
+    } catch (const std::exception&) {
+    }
+    if (offset < 0 || size < 0 || parts[0].empty() || parts[1].empty())
+      fail<DataError>("{}: line {}: expected \"<label>\\t<shard>\\t<member>\\t<offset>\\t<size>\"",
+                      path, number);
+    l.files.push_back(parts[0]);
+    l.members.push_back(parts[1]);
+    l.offsets.push_back(offset);
+    l.sizes.push_back(size);
   }
   if (l.files.empty()) fail<DataError>("{}: the listing has no files", path);
   return l;

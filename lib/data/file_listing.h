@@ -16,13 +16,27 @@ struct FileListing {
   std::vector<std::string> files;          // relative to root, sorted within each class
   std::vector<int32_t> labels;             // files.size() entries, indices into class_names
   std::vector<std::string> empty_classes;  // class folders of this split without images
+  // WebDataset shards (data/tar_shards.h): entry i is member members[i] of the tar files[i], its
+  // bytes at offsets[i], sizes[i] long. All three empty for a folder of image files.
+  std::vector<std::string> members;
+  std::vector<int64_t> offsets, sizes;
 
   int64_t size() const { return static_cast<int64_t>(files.size()); }
-  std::string path(int64_t i) const { return root + "/" + files[static_cast<size_t>(i)]; }
+  bool sharded() const { return !members.empty(); }
+  // Entry i for messages: the file, or "<shard>:<member>".
+  std::string path(int64_t i) const {
+    const auto k = static_cast<size_t>(i);
+    return root + "/" + files[k] + (sharded() ? ":" + members[k] : "");
+  }
+  // Entry i's bytes (at most `max_bytes`): DataError naming path(i) when it cannot be read.
+  std::vector<uint8_t> read(int64_t i, uint64_t max_bytes) const;
+  // Entry i appended to `out` (a listing of the same root and classes).
+  void copy_entry(int64_t i, FileListing& out) const;
 };
 
-// Lists <root>/<split>/<class>/. With `classes` null the split defines the classes (its sorted
-// sub-folders); else every class folder must be one of them (DataError naming the folder).
+// Lists <root>/<split>/<class>/, or the WebDataset shards <root>/<split>/*.tar (tar_shards.h).
+// With `classes` null the split defines the classes (its sorted sub-folders); else every class
+// folder must be one of them (DataError naming the folder).
 // `progress(files so far)` is called every 5,000 files and at the end. Throws DataError naming
 // the folder when it is missing, unreadable or has no class folders, or when no image is found.
 FileListing list_image_split(const std::string& root, const std::string& split,
@@ -34,7 +48,8 @@ std::function<void(int64_t)> listing_progress(const std::string& root, const std
                                               std::function<void(const std::string&)> note);
 
 // The listing as text: a header line ("vitlab-file-listing 1"), the root, the split, the class
-// count, the class names one per line, then one "<label>\t<relative path>" line per file. Written
+// count, the class names one per line, then one "<label>\t<relative path>" line per file; shards
+// under "vitlab-file-listing 2", with "\t<member>\t<offset>\t<size>" after each path. Written
 // atomically (a crash leaves the old file or none).
 void save_listing(const FileListing& listing, const std::string& path);
 // Throws DataError naming `path` and the line for anything malformed.

@@ -17,7 +17,7 @@ Dataset decode_split(const FileListing& files, int channels, int64_t height, int
   Dataset d;
   d.images = torch::empty({n, channels, height, width}, torch::kUInt8);  // (N, C, H, W)
   for (int64_t i = 0; i < n; ++i) {
-    const torch::Tensor image = decode_image_file(files.path(i), channels);  // (C, h, w)
+    const torch::Tensor image = decode_listed_image(files, i, channels);  // (C, h, w)
     d.images[i].copy_(resize_images(image.unsqueeze(0), height, width)[0]);
   }
   d.labels = torch::tensor(std::vector<int64_t>(files.labels.begin(), files.labels.end()),
@@ -37,6 +37,11 @@ FileListing list_split(const std::string& folder, const std::string& split,
 
 }  // namespace
 
+torch::Tensor decode_listed_image(const FileListing& files, int64_t i, int channels) {
+  const std::vector<uint8_t> bytes = files.read(i, kMaxImageFileBytes);
+  return decode_with_stb(bytes, files.path(i), channels).permute({2, 0, 1}).contiguous();  // (C, H, W)
+}
+
 torch::Tensor decode_image_file(const std::string& path, int channels) {
   const std::vector<uint8_t> bytes = read_data_file(path, kMaxImageFileBytes);
   return decode_with_stb(bytes, path, channels).permute({2, 0, 1}).contiguous();  // (C, H, W)
@@ -48,7 +53,7 @@ DatasetSplits read_image_folder(const std::string& folder, int image_size) {
   const FileListing test_files = list_split(folder, "test", &train_files.class_names);
 
   // The first training image fixes the channel count and, without image_size, the size.
-  const torch::Tensor first = decode_image_file(train_files.path(0));  // (C, H, W)
+  const torch::Tensor first = decode_listed_image(train_files, 0);  // (C, H, W)
   const int channels = static_cast<int>(first.size(0));
   const int64_t height = image_size > 0 ? image_size : first.size(1);
   const int64_t width = image_size > 0 ? image_size : first.size(2);

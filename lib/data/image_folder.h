@@ -3,6 +3,7 @@
 #include <string>
 
 #include "data/dataset.h"
+#include "data/file_listing.h"
 
 namespace vitlab {
 
@@ -16,5 +17,7 @@ DatasetSplits read_image_folder(const std::string& folder, int image_size = 0);
 
 // One image file as (C, H, W) uint8; `channels` 0 keeps the file's own (1 or 3), else 1 or 3.
 torch::Tensor decode_image_file(const std::string& path, int channels = 0);
+// The same for entry `i` of a listing (a file, or a member of a WebDataset shard).
+torch::Tensor decode_listed_image(const FileListing& files, int64_t i, int channels = 0);
 
 }  // namespace vitlab

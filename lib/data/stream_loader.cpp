@@ -204,7 +204,7 @@ torch::Tensor BatchStream::decode_slot(int64_t slot, int64_t* file_used) const {
   for (int attempt = 0;; ++attempt, file = (file + 1) % n) {
     const std::string path = files_.path(file);
     try {
-      const std::vector<uint8_t> bytes = read_data_file(path, kMaxImageFileBytes);
+      const std::vector<uint8_t> bytes = files_.read(file, kMaxImageFileBytes);
       std::mt19937_64 rng(
           mix_seed(mix_seed(seed_, kStreamCropStream), plan_.streams[static_cast<size_t>(slot)]));
       // The crop is drawn in the file's pixels first, so that the DCT shrinks the image only as

@@ -44,12 +44,11 @@ FileListing select_files(const FileListing& listing, const torch::Tensor& rows) 
   FileListing out = listing;
   out.files.clear();
   out.labels.clear();
+  out.members.clear();
+  out.offsets.clear();
+  out.sizes.clear();
   const auto r = rows.contiguous();
-  for (int64_t i = 0; i < r.numel(); ++i) {
-    const auto k = static_cast<size_t>(r.data_ptr<int64_t>()[i]);
-    out.files.push_back(listing.files[k]);
-    out.labels.push_back(listing.labels[k]);
-  }
+  for (int64_t i = 0; i < r.numel(); ++i) listing.copy_entry(r.data_ptr<int64_t>()[i], out);
   return out;
 }
 
