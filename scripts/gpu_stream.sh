@@ -3,7 +3,7 @@
 # ViT-B/16 trained from a folder of JPEGs against the same run from tensors held on the GPU, and
 # nvJPEG (through torchvision) on the same files. Needs build-gpu/vitlab (scripts/gpu_build.sh).
 #
-#   scripts/gpu_stream.sh OUT [PART ...]     PART: bench train nvjpeg (default: all)
+#   scripts/gpu_stream.sh OUT [PART ...]     PART: bench train nvjpeg dp (default: bench train nvjpeg)
 #
 # bench:  `vitlab data bench` on the synthetic folder: RandomResizedCrop + flip at 224 px on
 #         16, 8, 4, 2 and 1 threads; with rand-m9-mstd0.5 on 16; the eval crop on 16.
@@ -11,6 +11,9 @@
 #         decoding and with 8 and 4, and vit_b16_synthetic.json (6,144 images: making more takes
 #         minutes) with the same classes held on the GPU. Peak host memory of each run too.
 # nvjpeg: scripts/bench_nvjpeg.py on the same folder.
+# dp:     benchmarks/configs/stream_dp_mix.json (a small ViT, streamed, mixup and cutmix) on one GPU
+#         and on two under torchrun (device kind nvidia-h200-x2), on a folder of 2,048 JPEGs in 8
+#         classes (/tmp/synth2k).
 # The folder (FOLDER, default /tmp/synth20k) is written first by `vitlab data synth` when absent.
 # Writes OUT/stream.log (each command and its output's tail) and OUT/stream.json (the figures).
 set -uo pipefail
@@ -66,6 +69,11 @@ for part in $parts; do
       done ;;
     nvjpeg)
       step nvjpeg env PYTHONUNBUFFERED=1 python3 scripts/bench_nvjpeg.py "$folder" --json stream/nvjpeg.json ;;
+    dp)
+      [ -d /tmp/synth2k/train ] || step synth2k $vitlab data synth /tmp/synth2k --images 2048 --classes 8
+      step dp_one $vitlab train benchmarks/configs/stream_dp_mix.json --out stream/runs/dp_one --quiet
+      step dp_two python3 -m torch.distributed.run --no-python --standalone --nproc_per_node 2 \
+           $vitlab train benchmarks/configs/stream_dp_mix.json --out stream/runs/dp_two --quiet ;;
   esac
 done
 
@@ -83,7 +91,7 @@ for result in sorted(glob.glob("stream/runs/*/result.json")):
     warm = [e["images_per_second"] for e in epochs if "images_per_second" in e][1:]
     figures["runs"][os.path.basename(folder)] = {
         **{k: r.get(k) for k in ("status", "test_accuracy", "images_per_second", "train_seconds",
-                                 "bad_images", "cuda_graph", "git_commit")},
+                                 "bad_images", "cuda_graph", "git_commit", "test_loss", "world_size")},
         "warm_images_per_second": sum(warm) / len(warm) if warm else None}
 if os.path.exists("stream/walls.txt"):
     for line in open("stream/walls.txt"):
