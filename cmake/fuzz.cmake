@@ -38,6 +38,7 @@ vitlab_fuzz_target(sweep_spec  LAYERS experiment models)
 vitlab_fuzz_target(idx         LAYERS data)
 vitlab_fuzz_target(cifar       LAYERS data)
 vitlab_fuzz_target(image       LAYERS data)
+vitlab_fuzz_target(tar         LAYERS data)
 vitlab_fuzz_target(safetensors LAYERS formats)
 vitlab_fuzz_target(npy         LAYERS formats)
 vitlab_fuzz_target(npz         LAYERS formats)
@@ -58,7 +59,8 @@ set_source_files_properties(${PROJECT_SOURCE_DIR}/lib/data/stb_image_impl.cpp PR
 # outside input.
 set(VITLAB_SANITIZE_TEST_FILES
   test_main test_helpers
-  test_config test_data_formats test_data_readers test_streaming test_rand_augment test_npz
+  test_config test_data_formats test_data_readers test_streaming test_tar_shards test_rand_augment
+  test_npz
   test_safetensors test_torch_archive
   test_weights test_weights_jax test_weights_pos_embed
   test_sweep_spec test_summary_stats test_sweep_cli)

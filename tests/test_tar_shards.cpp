@@ -108,10 +108,17 @@ TEST_CASE("WebDataset shards list as the samples of the same folder, and the lis
     test::write_text(dir + "/" + long_key + ".cls", "3");
     tar(dir, tmp.file(std::string("long/train/") + format + ".tar"), long_key + ".png " + long_key + ".cls", format);
   }
+  // A field named by the last part of its extension, as WebDataset's decoders read it.
+  const std::string dotted = tmp.file("stage-dotted");
+  fs::create_directories(dotted);
+  fs::copy_file(fs::path(folder) / "train/a/img0.png", fs::path(dotted) / "c.left.png");
+  test::write_text(dotted + "/c.cls", "3");
+  tar(dotted, tmp.file("long/train/zz-dotted.tar"), "c.left.png c.cls");
   const FileListing long_names = list_image_split(tmp.file("long"), "train", nullptr);
-  REQUIRE(long_names.size() == 2);
-  CHECK(long_names.members == std::vector<std::string>{long_key + ".png", long_key + ".png"});
-  CHECK(long_names.labels == std::vector<int32_t>{3, 3});
+  REQUIRE(long_names.size() == 3);
+  CHECK(long_names.members ==
+        std::vector<std::string>{long_key + ".png", long_key + ".png", "c.left.png"});
+  CHECK(long_names.labels == std::vector<int32_t>{3, 3, 3});
   CHECK(long_names.class_names.size() == 4);
   CHECK(long_names.read(1, 1 << 20) == images.read(0, 1 << 20));
 }

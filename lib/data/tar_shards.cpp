@@ -212,7 +212,9 @@ FileListing list_shard_split(const std::string& root, const std::string& split,
       if (progress && l.size() % kProgressEvery == 0) progress(l.size());
     };
     scan_tar(path, [&](const TarMember& m, std::istream& in) {
-      const auto [key, ext] = key_and_extension(m.name);
+      const auto [key, extension] = key_and_extension(m.name);
+      // WebDataset's decoders go by the last part of a field's extension ("left.png" is a PNG).
+      const std::string ext = extension.substr(extension.rfind('.') + 1);
       if (key != s.key) {
         finish();
         s = Sample();

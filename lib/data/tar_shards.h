@@ -1,6 +1,7 @@
 // WebDataset shards as a split of an image folder: <root>/<split>/*.tar, each tar holding samples
 // as consecutive members that share a key (the member's path up to the first '.' of its file
-// name), an image (.jpg, .jpeg or .png) and its class index as decimal text (.cls), the layout in
+// name), an image (.jpg, .jpeg or .png, the last part of the rest) and its class index as
+// decimal text (.cls), the layout in
 // which WebDataset's ImageNet shards are written. The shards are listed once, like a folder: each
 // sample becomes an entry of a FileListing whose file is the shard, with the image's byte range
 // in it, so the streaming and in-memory readers take shards and folders alike.

@@ -11,12 +11,14 @@ them those seeds are skipped (the committed files stay).
 """
 import argparse
 import gzip
+import io
 import json
 import os
 import re
 import shutil
 import struct
 import subprocess
+import tarfile
 import tempfile
 import zipfile
 import zlib
@@ -156,6 +158,34 @@ def image_seeds():
                     put("image", name, b"\0" + f.read())
 
 
+def tar_of(members, fmt=tarfile.USTAR_FORMAT):
+    """A tar archive of (name, bytes) members, as Python's tarfile writes it."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=fmt) as tar:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime = len(data), 0
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def tar_seeds():
+    # tests/test_tar_shards.cpp: WebDataset shards, an image and its .cls per key.
+    image = png(2, 2, 2, [bytes(range(6)), bytes(range(6, 12))])
+    good = [("a_0.png", image), ("a_0.cls", b"0\n"), ("b_1.png", image), ("b_1.cls", b"1")]
+    put("tar", "ustar.tar", tar_of(good))
+    put("tar", "gnu-long-name.tar", tar_of([("k" + "x" * 120 + ".png", image), ("k" + "x" * 120 + ".cls", b"2")],
+                                           tarfile.GNU_FORMAT))
+    put("tar", "pax.tar", tar_of([("dir/p.q.png", image), ("dir/p.q.cls", b"3")], tarfile.PAX_FORMAT))
+    whole = tar_of(good)
+    put("tar", "bad-truncated.tar", whole[:700])
+    put("tar", "bad-no-end-blocks.tar", whole[:2048])
+    put("tar", "bad-checksum.tar", whole[:10] + b"zz" + whole[12:])
+    put("tar", "bad-no-cls.tar", tar_of([("lost.png", image)]))
+    put("tar", "bad-cls-word.tar", tar_of([("lost.png", image), ("lost.cls", b"cat")]))
+    put("tar", "bad-no-image.tar", tar_of([("lost.cls", b"0")]))
+
+
 def npy(header, data, major=1):
     # tests/test_npz.cpp npy(): the dict, a newline, the data.
     h = (header + "\n").encode()
@@ -251,6 +281,7 @@ def main():
     idx_seeds()
     cifar_seeds()
     image_seeds()
+    tar_seeds()
     npy_seeds()
     npz_seeds()
     safetensors_seeds()
