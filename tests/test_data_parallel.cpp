@@ -216,57 +216,43 @@ TEST_CASE("two Gloo ranks streaming an image folder train what one process train
                {"decode_threads", 1}};
   c["train"]["batch_size"] = 8;
   const std::string config = dir.file("c.json");
-  test::write_text(config, c.dump());
-  const auto one = run_vitlab("train " + config + " --out " + dir.file("one") + " --quiet");
-  INFO(one.output);
-  REQUIRE(one.exit_code == 0);
+  // The config trained by one process into `name`-one and by two ranks into `name`-two: the two
+  // runs' results, after checking that their weights agree.
+  const auto one_and_two = [&](const std::string& name) {
+    test::write_text(config, c.dump());
+    const auto one = run_vitlab("train " + config + " --out " + dir.file(name + "-one") + " --quiet");
+    INFO(one.output);
+    REQUIRE(one.exit_code == 0);
+    const std::string command = "train " + config + " --out " + dir.file(name + "-two") + " --quiet";
+    const auto two = run_two(command, command, free_port());
+    INFO(two.rank0.output << two.rank1.output);
+    REQUIRE(two.rank0.exit_code == 0);
+    REQUIRE(two.rank1.exit_code == 0);
+    const Checkpoint a = load_checkpoint(dir.file(name + "-one/checkpoints/last.pt"));
+    const Checkpoint b = load_checkpoint(dir.file(name + "-two/checkpoints/last.pt"));
+    REQUIRE(a.model.size() == b.model.size());
+    for (size_t i = 0; i < a.model.size(); ++i) {
+      INFO(a.model[i].first);
+      CHECK(test::allclose_as_float(a.model[i].second, b.model[i].second, 1e-4, 1e-5));
+    }
+    return std::make_pair(Json::parse(test::read_text(dir.file(name + "-one/result.json"))),
+                          Json::parse(test::read_text(dir.file(name + "-two/result.json"))));
+  };
   // Each rank decodes only its half of every global batch; the crops are drawn per slot of the
   // global order, and flips and erasing for the rank's rows of the global batch, so the two
   // halves are what the one process decoded and augmented.
-  const auto two =
-      run_two("train " + config + " --out " + dir.file("two") + " --quiet",
-              "train " + config + " --out " + dir.file("two") + " --quiet", free_port());
-  INFO(two.rank0.output << two.rank1.output);
-  REQUIRE(two.rank0.exit_code == 0);
-  REQUIRE(two.rank1.exit_code == 0);
-  const Json r1 = Json::parse(test::read_text(dir.file("one/result.json")));
-  const Json r2 = Json::parse(test::read_text(dir.file("two/result.json")));
+  const auto [r1, r2] = one_and_two("plain");
   CHECK(r2["streamed"].get<bool>());
   CHECK(r2["world_size"] == 2);
   CHECK(r2["test_loss"].get<double>() == Approx(r1["test_loss"].get<double>()).epsilon(1e-4));
-  const Checkpoint a = load_checkpoint(dir.file("one/checkpoints/last.pt"));
-  const Checkpoint b = load_checkpoint(dir.file("two/checkpoints/last.pt"));
-  REQUIRE(a.model.size() == b.model.size());
-  for (size_t i = 0; i < a.model.size(); ++i) {
-    INFO(a.model[i].first);
-    CHECK(test::allclose_as_float(a.model[i].second, b.model[i].second, 1e-4, 1e-5));
-  }
   // Mixup and cutmix pair each row with its mirror row, which the other rank decoded: the ranks
   // sum their shares into the whole global batch first, so they train what one process trains.
   c["data"]["augment"]["mixup_alpha"] = 0.8;
   c["data"]["augment"]["cutmix_alpha"] = 1.0;
   c["data"]["augment"]["mix_prob"] = 1.0;
-  test::write_text(config, c.dump());
-  const auto one_mixed = run_vitlab("train " + config + " --out " + dir.file("one_mixed") + " --quiet");
-  INFO(one_mixed.output);
-  REQUIRE(one_mixed.exit_code == 0);
-  const auto two_mixed =
-      run_two("train " + config + " --out " + dir.file("two_mixed") + " --quiet",
-              "train " + config + " --out " + dir.file("two_mixed") + " --quiet", free_port());
-  INFO(two_mixed.rank0.output << two_mixed.rank1.output);
-  REQUIRE(two_mixed.rank0.exit_code == 0);
-  REQUIRE(two_mixed.rank1.exit_code == 0);
-  const Json m1 = Json::parse(test::read_text(dir.file("one_mixed/result.json")));
-  const Json m2 = Json::parse(test::read_text(dir.file("two_mixed/result.json")));
+  const auto [m1, m2] = one_and_two("mixed");
   CHECK(m2["test_loss"].get<double>() == Approx(m1["test_loss"].get<double>()).epsilon(1e-4));
   CHECK(m2["test_loss"].get<double>() != Approx(r1["test_loss"].get<double>()).epsilon(1e-4));
-  const Checkpoint ma = load_checkpoint(dir.file("one_mixed/checkpoints/last.pt"));
-  const Checkpoint mb = load_checkpoint(dir.file("two_mixed/checkpoints/last.pt"));
-  REQUIRE(ma.model.size() == mb.model.size());
-  for (size_t i = 0; i < ma.model.size(); ++i) {
-    INFO(ma.model[i].first);
-    CHECK(test::allclose_as_float(ma.model[i].second, mb.model[i].second, 1e-4, 1e-5));
-  }
 }
 
 TEST_CASE("data-parallel bad input exits 2 within the timeout", "[dist][cli]") {

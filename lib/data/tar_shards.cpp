@@ -184,8 +184,10 @@ FileListing list_shard_split(const std::string& root, const std::string& split,
                              const std::function<void(int64_t)>& progress) {
   const fs::path dir = fs::path(root) / split;
   std::vector<std::string> shards;
-  for (const auto& entry : fs::directory_iterator(dir))
-    if (lower(entry.path().extension().string()) == ".tar") shards.push_back(entry.path().filename().string());
+  std::error_code ec;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec))
+    if (lower(it->path().extension().string()) == ".tar") shards.push_back(it->path().filename().string());
+  if (ec) fail<DataError>("{}: cannot list the folder: {}", dir.string(), ec.message());
   std::sort(shards.begin(), shards.end());
   FileListing l;
   l.root = root;

@@ -156,13 +156,9 @@ FeaturesOf streamed_features_of(ImageClassifierImpl& model, const FileListing& f
                                 const Normalizer& normalize, const FewShotOptions& o,
                                 BadImageLog* bad) {
   return [&, device, bad](const torch::Tensor& rows) {
-    StreamPlan plan;
     const auto r = rows.to(torch::kCPU, torch::kLong).contiguous();
-    for (int64_t i = 0; i < r.size(0); ++i) {
-      plan.files.push_back(r.data_ptr<int64_t>()[i]);
-      plan.streams.push_back(static_cast<uint64_t>(plan.files.back()));
-    }
-    BatchStream stream(files, std::move(plan), forward_batch_size(device, o.batch_size),
+    const std::vector<int64_t> order(r.data_ptr<int64_t>(), r.data_ptr<int64_t>() + r.numel());
+    BatchStream stream(files, whole_plan(order), forward_batch_size(device, o.batch_size),
                        /*drop_last=*/false, 0, 0, options, device, bad);
     std::vector<torch::Tensor> parts, labels;
     for (int64_t i = 0; i < stream.size(); ++i) {

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <functional>
 #include <limits>
+#include <numeric>
 
 #include "core/compat.h"
 #include "models/factory.h"
@@ -142,12 +143,9 @@ EvalResult evaluate_masked_streamed(ImageClassifierImpl& model, const FileListin
                                     const StreamOptions& options, const Normalizer& normalize,
                                     const TrainObjective& objective, int64_t batch_size,
                                     uint64_t seed, torch::Device device, BadImageLog* bad) {
-  StreamPlan plan;
-  for (int64_t i = 0; i < files.size(); ++i) {
-    plan.files.push_back(i);
-    plan.streams.push_back(static_cast<uint64_t>(i));
-  }
-  BatchStream stream(files, std::move(plan), batch_size, /*drop_last=*/false, 0, 0, options,
+  std::vector<int64_t> order(static_cast<size_t>(files.size()));
+  std::iota(order.begin(), order.end(), 0);
+  BatchStream stream(files, whole_plan(order), batch_size, /*drop_last=*/false, 0, 0, options,
                      device, bad);
   return evaluate_masked_batches(
       model, stream.size(), [&] { return stream.next(); }, normalize, objective, seed,
