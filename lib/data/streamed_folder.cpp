@@ -26,19 +26,6 @@ std::string test_split(const std::string& root) {
   return fs::is_directory(fs::path(root) / "test", ec) ? "test" : "val";
 }
 
-}  // namespace
-
-std::string listing_cache_path(const std::string& run_dir, const std::string& split) {
-  return (fs::path(run_dir) / fmt::format("listing-{}.txt", split)).string();
-}
-
-bool has_cached_listing(const std::string& run_dir, const std::string& split) {
-  std::error_code ec;
-  return !run_dir.empty() && fs::exists(listing_cache_path(run_dir, split), ec);
-}
-
-namespace {
-
 // The files `rows` (int64 indices into `listing`) as a listing of their own.
 FileListing select_files(const FileListing& listing, const torch::Tensor& rows) {
   FileListing out = listing;
@@ -79,6 +66,15 @@ void take_subsets(StreamedFolder& f, const DataConfig& config, const std::string
 }
 
 }  // namespace
+
+std::string listing_cache_path(const std::string& run_dir, const std::string& split) {
+  return (fs::path(run_dir) / fmt::format("listing-{}.txt", split)).string();
+}
+
+bool has_cached_listing(const std::string& run_dir, const std::string& split) {
+  std::error_code ec;
+  return !run_dir.empty() && fs::exists(listing_cache_path(run_dir, split), ec);
+}
 
 StreamedFolder list_streamed_folder(const DataConfig& config, const std::string& cache_dir,
                                     const ListingNote& note, const std::string& source) {
