@@ -3,7 +3,7 @@
 # ViT-B/16 trained from a folder of JPEGs against the same run from tensors held on the GPU, and
 # nvJPEG (through torchvision) on the same files. Needs build-gpu/vitlab (scripts/gpu_build.sh).
 #
-#   scripts/gpu_stream.sh OUT [PART ...]     PART: bench train nvjpeg dp (default: bench train nvjpeg)
+#   scripts/gpu_stream.sh OUT [PART ...]     PART: bench train nvjpeg shards dp (default: bench train nvjpeg)
 #
 # bench:  `vitlab data bench` on the synthetic folder: RandomResizedCrop + flip at 224 px on
 #         16, 8, 4, 2 and 1 threads; with rand-m9-mstd0.5 on 16; the eval crop on 16.
@@ -11,6 +11,9 @@
 #         decoding and with 8 and 4, and vit_b16_synthetic.json (6,144 images: making more takes
 #         minutes) with the same classes held on the GPU. Peak host memory of each run too.
 # nvjpeg: scripts/bench_nvjpeg.py on the same folder.
+# shards: the folder written as WebDataset shards (scripts/folder_to_shards.py, 1,000 samples a
+#         shard) and ViT-B/16 trained from them with every core decoding, beside the same run
+#         from the folder.
 # dp:     benchmarks/configs/stream_dp_mix.json (a small ViT, streamed, mixup and cutmix) on one GPU
 #         and on two under torchrun (device kind nvidia-h200-x2), on a folder of 2,048 JPEGs in 8
 #         classes (/tmp/synth2k).
@@ -69,6 +72,14 @@ for part in $parts; do
       done ;;
     nvjpeg)
       step nvjpeg env PYTHONUNBUFFERED=1 python3 scripts/bench_nvjpeg.py "$folder" --json stream/nvjpeg.json ;;
+    shards)
+      [ -d /tmp/shards20k/train ] || step to_shards python3 scripts/folder_to_shards.py "$folder" /tmp/shards20k
+      for source in folder shards; do
+        path=$folder
+        [ $source = shards ] && path=/tmp/shards20k
+        step "vit_b16_${source}_t0" $vitlab train benchmarks/configs/vit_b16_folder.json --out "stream/runs/${source}_t0" \
+             --quiet --set model.num_classes=100 --set data.path="$path" --set data.decode_threads=0
+      done ;;
     dp)
       [ -d /tmp/synth2k/train ] || step synth2k $vitlab data synth /tmp/synth2k --images 2048 --classes 8
       step dp_one $vitlab train benchmarks/configs/stream_dp_mix.json --out stream/runs/dp_one --quiet

@@ -83,6 +83,17 @@ TEST_CASE("WebDataset shards list as the samples of the same folder, and the lis
     INFO(samples.path(i));
     CHECK(samples.read(i, 1 << 20) == images.read(i, 1 << 20));  // the same PNG bytes
   }
+  // scripts/folder_to_shards.py writes the folder's samples in its listing order.
+  const std::string converted = tmp.file("converted");
+  const std::string command = "python3 " + std::string(VITLAB_SOURCE_DIR) + "/scripts/folder_to_shards.py " +
+                              folder + " " + converted + " --per-shard 5 > /dev/null";
+  REQUIRE(std::system(command.c_str()) == 0);
+  const FileListing written = list_image_split(converted, "train", nullptr);
+  REQUIRE(written.size() == 12);
+  CHECK(written.labels == images.labels);
+  CHECK(written.files.back() == "train/part-000002.tar");
+  CHECK(written.members.front() == "a_img0.png");
+  for (int64_t i = 0; i < written.size(); ++i) CHECK(written.read(i, 1 << 20) == images.read(i, 1 << 20));
   int calls = 0;
   list_image_split(shards, "train", nullptr, [&](int64_t n) { calls += n == 12; });
   CHECK(calls == 1);
