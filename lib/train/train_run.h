@@ -102,7 +102,6 @@ class TrainRun {
                    Clock::time_point epoch_start, const BatchStream* stream);
   EvalResult validate();
   // Streamed image folders (train_run_streaming.cpp).
-  void check_streamable() const;
   void prepare_streaming();
   void data_warning(const std::string& text);
   std::unique_ptr<BatchStream> train_stream(int64_t epoch, int64_t first_step);

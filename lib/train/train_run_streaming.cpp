@@ -5,16 +5,11 @@
 #include <cstdio>
 #include <fstream>
 
-#include "config/json_reader.h"
 #include "data/random.h"
 #include "train/objective.h"
 #include "train/train_run.h"
 
 namespace vitlab::training {
-
-// What streaming does not do yet fails before anything is written.
-void TrainRun::check_streamable() const {
-}
 
 // The listings into the run folder (a resumed run reads them back: the same files in the same
 // order, whatever the folder holds by then); warnings about skipped folders and files.

@@ -78,7 +78,6 @@ void TrainRun::check_input() {
     if (talk) std::fprintf(stderr, "%s\n", line.c_str());
   });
   check_model_fits_data(cfg_.model, data_, source_);
-  if (data_.streamed) check_streamable();
   if (!cfg_.train.fewshot.shots.empty())
     check_fewshot(data_.train_labels(), data_.num_classes, fewshot_options());
   steps_per_epoch_ = batches_per_epoch(data_.train_count(), cfg_.train.batch_size, true);
