@@ -301,6 +301,13 @@ TEST_CASE("streamed subsets and validation split: the in-memory run's files, lis
   CHECK(fewshot.exit_code == 0);
   CHECK(fewshot.output.find("\"train_images\": 12") != std::string::npos);
   CHECK(fewshot.output.find("few-shot 1-shot") != std::string::npos);
+  // A run folder that lost its validation listing is refused by name, not drawn again.
+  fs::remove(tmp.file("streamed/listing-val.txt"));
+  const auto lost = test::run_vitlab("eval " + checkpoint + " --split val --device cpu");
+  INFO(lost.output);
+  CHECK(lost.exit_code == 2);
+  CHECK(lost.output.find("listing-val.txt: missing") != std::string::npos);
+  CHECK(lost.output.find("data.val_size is 6") != std::string::npos);
 }
 
 TEST_CASE("masked patches and few-shot and the attention figures of a streamed folder: the in-memory numbers",
