@@ -113,8 +113,7 @@ int cmd_eval(int argc, char** argv) {
     if (files.size() == 0) throw UserError(fmt::format("{}: the run has no {} split (data.val_size is 0)", path, split));
     BadImageLog bad([](const std::string& w) { std::cerr << "vitlab eval: warning: skipped " << w << "\n"; });
     const StreamOptions decode = stream_options(config.data, false);
-    if (!shots.empty()) {
-      check_fewshot(data.train_labels(), data.num_classes, few);
+    if (!shots.empty()) {  // the shots are checked against the listing's labels before any decoding
       const FewShotResult r = fewshot_evaluate_streamed(*model, data.streamed->train, files, decode,
                                                         device, normalize, few, &bad);
       return report_fewshot(r, {{"streamed", true}, {"bad_images", bad.count()}});

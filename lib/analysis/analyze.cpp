@@ -4,7 +4,6 @@
 #include <cstdio>
 #include <filesystem>
 #include <map>
-#include <numeric>
 
 #include "analysis/attention_maps.h"
 #include "analysis/png.h"
@@ -193,10 +192,10 @@ torch::Tensor first_images(const DataConfig& config, const DataBundle& data, con
   if (size == 0) fail<UserError>("{}: the run has no {} split (data.val_size is 0)", o.checkpoint, o.split);
   const int64_t n = std::min<int64_t>(o.images, size);
   if (!data.streamed) return (test ? data.test : data.val).images.slice(0, 0, n);
-  std::vector<int64_t> order(static_cast<size_t>(n));
-  std::iota(order.begin(), order.end(), 0);
-  BadImageLog bad([](const std::string& w) { std::fprintf(stderr, "vitlab analyze: warning: skipped %s\n", w.c_str()); });
-  BatchStream stream(test ? data.streamed->test : data.streamed->val, whole_plan(order), n,
+  BadImageLog bad([](const std::string& w) {
+    std::fprintf(stderr, "vitlab analyze: warning: skipped %s\n", w.c_str());
+  });
+  BatchStream stream(test ? data.streamed->test : data.streamed->val, listing_plan(0, n), n,
                      /*drop_last=*/false, 0, 0, stream_options(config, false), torch::kCPU, &bad);
   return stream.next().images;
 }

@@ -28,19 +28,24 @@ bool is_image_name(const fs::path& p) {
 
 // Sorted names of `dir`'s entries that are folders (`folders`) or image files.
 std::vector<std::string> sorted_names(const fs::path& dir, bool folders) {
-  std::vector<std::string> out;
-  std::error_code ec;
-  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
-    const bool keep =
-        folders ? it->is_directory(ec) : (it->is_regular_file(ec) && is_image_name(it->path()));
-    if (keep) out.push_back(it->path().filename().string());
-  }
-  if (ec) fail<DataError>("{}: cannot list the folder: {}", dir.string(), ec.message());
-  std::sort(out.begin(), out.end());
-  return out;
+  return sorted_entry_names(dir.string(), [folders](const fs::directory_entry& e) {
+    std::error_code ec;
+    return folders ? e.is_directory(ec) : (e.is_regular_file(ec) && is_image_name(e.path()));
+  });
 }
 
 }  // namespace
+
+std::vector<std::string> sorted_entry_names(
+    const std::string& dir, const std::function<bool(const fs::directory_entry&)>& keep) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec))
+    if (keep(*it)) out.push_back(it->path().filename().string());
+  if (ec) fail<DataError>("{}: cannot list the folder: {}", dir, ec.message());
+  std::sort(out.begin(), out.end());
+  return out;
+}
 
 FileListing list_image_split(const std::string& root, const std::string& split,
                              const std::vector<std::string>* classes,
@@ -99,14 +104,22 @@ std::vector<uint8_t> FileListing::read(int64_t i, uint64_t max_bytes) const {
   return bytes;
 }
 
-void FileListing::copy_entry(int64_t i, FileListing& out) const {
-  const auto k = static_cast<size_t>(i);
-  out.files.push_back(files[k]);
-  out.labels.push_back(labels[k]);
-  if (!sharded()) return;
-  out.members.push_back(members[k]);
-  out.offsets.push_back(offsets[k]);
-  out.sizes.push_back(sizes[k]);
+FileListing FileListing::select(const std::vector<int64_t>& rows) const {
+  FileListing out;
+  out.root = root;
+  out.split = split;
+  out.class_names = class_names;
+  out.empty_classes = empty_classes;
+  for (const int64_t row : rows) {
+    const auto k = static_cast<size_t>(row);
+    out.files.push_back(files[k]);
+    out.labels.push_back(labels[k]);
+    if (!sharded()) continue;
+    out.members.push_back(members[k]);
+    out.offsets.push_back(offsets[k]);
+    out.sizes.push_back(sizes[k]);
+  }
+  return out;
 }
 
 void save_listing(const FileListing& l, const std::string& path) {

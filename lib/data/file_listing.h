@@ -3,6 +3,7 @@
 // data-parallel run indexes exactly the same files in the same order.
 #pragma once
 #include <cstdint>
+#include <filesystem>
 #include <functional>
 #include <string>
 #include <vector>
@@ -30,8 +31,8 @@ struct FileListing {
   }
   // Entry i's bytes (at most `max_bytes`): DataError naming path(i) when it cannot be read.
   std::vector<uint8_t> read(int64_t i, uint64_t max_bytes) const;
-  // Entry i appended to `out` (a listing of the same root and classes).
-  void copy_entry(int64_t i, FileListing& out) const;
+  // Entries `rows` as a listing of their own: the same root, split and classes.
+  FileListing select(const std::vector<int64_t>& rows) const;
 };
 
 // Lists <root>/<split>/<class>/, or the WebDataset shards <root>/<split>/*.tar (tar_shards.h).
@@ -42,6 +43,11 @@ struct FileListing {
 FileListing list_image_split(const std::string& root, const std::string& split,
                              const std::vector<std::string>* classes,
                              const std::function<void(int64_t)>& progress = {});
+
+// The names of `dir`'s entries that `keep` accepts, sorted. DataError naming `dir` when it cannot
+// be listed.
+std::vector<std::string> sorted_entry_names(
+    const std::string& dir, const std::function<bool(const std::filesystem::directory_entry&)>& keep);
 
 // list_image_split's `progress` as lines for `note`: "listing <root>/<split>: N files".
 std::function<void(int64_t)> listing_progress(const std::string& root, const std::string& split,

@@ -48,6 +48,15 @@ StreamPlan whole_plan(const std::vector<int64_t>& order) {
   return p;
 }
 
+StreamPlan listing_plan(int64_t first, int64_t last) {
+  StreamPlan p;
+  for (int64_t i = first; i < last; ++i) {
+    p.files.push_back(i);
+    p.streams.push_back(static_cast<uint64_t>(i));
+  }
+  return p;
+}
+
 StreamPlan rank_plan(const std::vector<int64_t>& order, int64_t global_batch, int rank, int world) {
   TORCH_CHECK(world > 0 && rank >= 0 && rank < world && global_batch % world == 0,
               "rank_plan: rank ", rank, " of ", world, ", global batch ", global_batch);

@@ -1,7 +1,7 @@
 // Batches of a streamed image folder, decoded by a pool of threads ahead of the training step:
 // the threads share out each batch's images (decode, crop, resize, flip) in chunks, oldest batch
-// first, at most `queue_batches` batches ahead of the consumer; on CUDA the threads write into pinned buffers that the consumer copies from
-// without holding up the host.
+// first, at most `queue_batches` batches ahead of the consumer; on CUDA the threads write into
+// pinned buffers that the consumer copies from without holding up the host.
 //
 // Deterministic whatever the thread timing: slot s of the plan is file order[s], augmented with
 // draws seeded by streams[s] (its position in the epoch's global order), so a run resumed at any
@@ -68,6 +68,8 @@ struct StreamPlan {
 };
 // Slots 0..n-1 of an epoch's `order` (file indices), each slot's stream its position.
 StreamPlan whole_plan(const std::vector<int64_t>& order);
+// Files first..last-1 of the listing in order, each slot's stream its file (evaluation parts).
+StreamPlan listing_plan(int64_t first, int64_t last);
 // A data-parallel rank's share: of every global batch of `global_batch` slots, the rank's
 // global_batch / world consecutive ones (as the in-memory path's narrow), streams kept global.
 StreamPlan rank_plan(const std::vector<int64_t>& order, int64_t global_batch, int rank, int world);

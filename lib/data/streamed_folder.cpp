@@ -26,17 +26,10 @@ std::string test_split(const std::string& root) {
   return fs::is_directory(fs::path(root) / "test", ec) ? "test" : "val";
 }
 
-// The files `rows` (int64 indices into `listing`) as a listing of their own.
-FileListing select_files(const FileListing& listing, const torch::Tensor& rows) {
-  FileListing out = listing;
-  out.files.clear();
-  out.labels.clear();
-  out.members.clear();
-  out.offsets.clear();
-  out.sizes.clear();
-  const auto r = rows.contiguous();
-  for (int64_t i = 0; i < r.numel(); ++i) listing.copy_entry(r.data_ptr<int64_t>()[i], out);
-  return out;
+// The listing indices a part of make_subsets carries in place of its images.
+std::vector<int64_t> rows_of(const Dataset& part) {
+  const auto r = part.images.flatten().contiguous();
+  return {r.data_ptr<int64_t>(), r.data_ptr<int64_t>() + r.numel()};
 }
 
 // A listing as make_subsets' input: its labels, and in place of each image its own index, which
@@ -58,11 +51,10 @@ void take_subsets(StreamedFolder& f, const DataConfig& config, const std::string
   const SubsetSplits parts = make_subsets(
       {as_rows(f.train, "image-folder/train"), as_rows(f.test, "image-folder/" + f.test.split)},
       config, source);
-  const FileListing train = f.train;
-  f.train = select_files(train, parts.train.images.flatten());
-  f.val = select_files(train, parts.val.images.flatten());
+  f.val = f.train.select(rows_of(parts.val));  // before train is replaced by its part
   f.val.split = "val-of-train";
-  f.test = select_files(f.test, parts.test.images.flatten());
+  f.train = f.train.select(rows_of(parts.train));
+  f.test = f.test.select(rows_of(parts.test));
 }
 
 }  // namespace

@@ -183,12 +183,10 @@ FileListing list_shard_split(const std::string& root, const std::string& split,
                              const std::vector<std::string>* classes,
                              const std::function<void(int64_t)>& progress) {
   const fs::path dir = fs::path(root) / split;
-  std::vector<std::string> shards;
-  std::error_code ec;
-  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec))
-    if (lower(it->path().extension().string()) == ".tar") shards.push_back(it->path().filename().string());
-  if (ec) fail<DataError>("{}: cannot list the folder: {}", dir.string(), ec.message());
-  std::sort(shards.begin(), shards.end());
+  const std::vector<std::string> shards =
+      sorted_entry_names(dir.string(), [](const fs::directory_entry& e) {
+        return lower(e.path().extension().string()) == ".tar";
+      });
   FileListing l;
   l.root = root;
   l.split = split;

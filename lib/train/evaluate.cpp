@@ -53,12 +53,8 @@ EvalResult evaluate_streamed(ImageClassifierImpl& model, const FileListing& file
                              const Normalizer& normalize, bool bf16_autocast, torch::Device device,
                              BadImageLog* bad, int share, int shares) {
   const int64_t n = files.size();
-  StreamPlan plan;
-  for (int64_t i = n * share / shares; i < n * (share + 1) / shares; ++i) {
-    plan.files.push_back(i);
-    plan.streams.push_back(static_cast<uint64_t>(i));
-  }
-  BatchStream stream(files, std::move(plan), forward_batch_size(device, batch_size),
+  BatchStream stream(files, listing_plan(n * share / shares, n * (share + 1) / shares),
+                     forward_batch_size(device, batch_size),
                      /*drop_last=*/false, 0, 0, options, device, bad);
   return evaluate_batches(model, stream.size(), [&] { return stream.next(); }, normalize,
                           bf16_autocast, device);

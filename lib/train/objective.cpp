@@ -3,7 +3,6 @@
 #include <cmath>
 #include <functional>
 #include <limits>
-#include <numeric>
 
 #include "core/compat.h"
 #include "models/factory.h"
@@ -121,7 +120,6 @@ EvalResult evaluate_masked_batches(ImageClassifierImpl& model, int64_t batches,
     r.count += b.images.size(0);
   }
   model.train(was_training);
-  if (r.count == 0) return r;
   const double n = double(scored.item<int64_t>());
   r.loss = loss_sum.item<double>() / std::max(n, 1.0);
   r.accuracy = objective.has_accuracy() ? double(correct.item<int64_t>()) / std::max(n, 1.0)
@@ -143,10 +141,8 @@ EvalResult evaluate_masked_streamed(ImageClassifierImpl& model, const FileListin
                                     const StreamOptions& options, const Normalizer& normalize,
                                     const TrainObjective& objective, int64_t batch_size,
                                     uint64_t seed, torch::Device device, BadImageLog* bad) {
-  std::vector<int64_t> order(static_cast<size_t>(files.size()));
-  std::iota(order.begin(), order.end(), 0);
-  BatchStream stream(files, whole_plan(order), batch_size, /*drop_last=*/false, 0, 0, options,
-                     device, bad);
+  BatchStream stream(files, listing_plan(0, files.size()), batch_size, /*drop_last=*/false, 0, 0,
+                     options, device, bad);
   return evaluate_masked_batches(
       model, stream.size(), [&] { return stream.next(); }, normalize, objective, seed,
       device);

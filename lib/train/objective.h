@@ -53,8 +53,8 @@ class TrainObjective {
 };
 
 // The masked-patch loss and accuracy in eval mode over `batches` batches that `next` hands out
-// in turn, with corruptions drawn from `seed` (the same draws every epoch, so
-// epochs compare), under the run's precision. accuracy is NaN for L2 targets.
+// in turn, with corruptions drawn from `seed` (the same draws every epoch, so epochs compare),
+// under the run's precision. accuracy is NaN for L2 targets.
 EvalResult evaluate_masked_batches(ImageClassifierImpl& model, int64_t batches,
                                    const std::function<Batch()>& next,
                                    const Normalizer& normalize, const TrainObjective& objective,
