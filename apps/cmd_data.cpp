@@ -76,6 +76,8 @@ int data_bench(int argc, char** argv) {
       "batch", "batch size", cxxopts::value<int64_t>()->default_value("256"))(
       "batches", "batches timed", cxxopts::value<int64_t>()->default_value("20"))(
       "threads", "decoding threads (0: all cores)", cxxopts::value<int>()->default_value("0"))(
+      "decoder", "cpu, or nvjpeg (GPU builds: batches decoded on cuda:0)",
+      cxxopts::value<std::string>()->default_value("cpu"))(
       "eval", "the eval crop instead of RandomResizedCrop + flip")(
       "rand-augment", "also timm's RandAugment, e.g. rand-m9-mstd0.5",
       cxxopts::value<std::string>())("json", "also write the result to FILE",
@@ -95,6 +97,14 @@ int data_bench(int argc, char** argv) {
     o.stream.rand_augment = true;
     o.stream.rand_augment_config =
         parse_rand_augment(args["rand-augment"].as<std::string>(), "", "--rand-augment");
+  }
+  const std::string decoder = args["decoder"].as<std::string>();
+  if (decoder != "cpu" && decoder != "nvjpeg")
+    throw UserError("--decoder must be cpu or nvjpeg, not \"" + decoder + "\"");
+  o.stream.nvjpeg = decoder == "nvjpeg";
+  if (o.stream.nvjpeg) {
+    if (o.stream.rand_augment) throw UserError("--decoder nvjpeg does not run --rand-augment");
+    o.device = "cuda:0";
   }
   o.batch_size = args["batch"].as<int64_t>();
   o.batches = args["batches"].as<int64_t>();
@@ -119,7 +129,7 @@ int data_bench(int argc, char** argv) {
       {"mean_queued_batches", r.mean_queued},
       {"bad_images", r.bad_images},
       {"peak_rss_mb", r.peak_rss_mb},
-      {"jpeg_decoder", have_turbojpeg() ? "turbojpeg" : "stb_image"},
+      {"jpeg_decoder", r.jpeg_decoder},
       {"git_commit", git_commit()}};
   std::cout << fmt::format(
       "{}/{}: {} files listed in {:.2f} s; {} images decoded and augmented in {:.2f} s: "

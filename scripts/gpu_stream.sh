@@ -3,7 +3,8 @@
 # ViT-B/16 trained from a folder of JPEGs against the same run from tensors held on the GPU, and
 # nvJPEG (through torchvision) on the same files. Needs build-gpu/vitlab (scripts/gpu_build.sh).
 #
-#   scripts/gpu_stream.sh OUT [PART ...]     PART: bench train nvjpeg shards dp (default: bench train nvjpeg)
+#   scripts/gpu_stream.sh OUT [PART ...]     PART: bench train nvjpeg decoder shards dp
+#                                            (default: bench train nvjpeg)
 #
 # bench:  `vitlab data bench` on the synthetic folder: RandomResizedCrop + flip at 224 px on
 #         16, 8, 4, 2 and 1 threads; with rand-m9-mstd0.5 on 16; the eval crop on 16.
@@ -11,6 +12,10 @@
 #         decoding and with 8 and 4, and vit_b16_synthetic.json (6,144 images: making more takes
 #         minutes) with the same classes held on the GPU. Peak host memory of each run too.
 # nvjpeg: scripts/bench_nvjpeg.py on the same folder.
+# decoder: data.decoder "nvjpeg" against the CPU's decoding: `vitlab data bench --decoder nvjpeg`
+#         and the CPU's on 16, 4 and 2 threads; ViT-B/16 from the folder with nvJPEG and every
+#         core reading and drawing crops, and with 4 and 2 threads, beside the CPU decoder on 4
+#         and 2 threads and the in-memory run.
 # shards: the folder written as WebDataset shards (scripts/folder_to_shards.py, 1,000 samples a
 #         shard) and ViT-B/16 trained from them with every core decoding, beside the same run
 #         from the folder.
@@ -72,6 +77,23 @@ for part in $parts; do
       done ;;
     nvjpeg)
       step nvjpeg env PYTHONUNBUFFERED=1 python3 scripts/bench_nvjpeg.py "$folder" --json stream/nvjpeg.json ;;
+    decoder)
+      for t in 16 4 2; do
+        for d in nvjpeg cpu; do
+          step "bench_${d}_t$t" $vitlab data bench "$folder" --decoder $d --threads $t \
+               --batches $(( t >= 4 ? 40 : 10 )) --json "stream/bench_${d}_t$t.json"
+        done
+      done
+      step vit_b16_memory $vitlab train benchmarks/configs/vit_b16_synthetic.json --out stream/runs/memory --quiet \
+           --set model.num_classes=100 --set data.synthetic_classes=100
+      for t in ${DECODER_THREADS:-0 4 2}; do
+        for d in nvjpeg cpu; do
+          [ $d = cpu ] && [ $t = 0 ] && continue  # the train part's folder_t0
+          step "vit_b16_${d}_t$t" $vitlab train benchmarks/configs/vit_b16_folder.json --out "stream/runs/${d}_t$t" \
+               --quiet --set model.num_classes=100 --set data.path="$folder" --set data.decode_threads=$t \
+               --set data.decoder=$d
+        done
+      done ;;
     shards)
       [ -d /tmp/shards20k/train ] || step to_shards python3 scripts/folder_to_shards.py "$folder" /tmp/shards20k
       for source in folder shards; do

@@ -195,8 +195,10 @@ torch::Tensor first_images(const DataConfig& config, const DataBundle& data, con
   BadImageLog bad([](const std::string& w) {
     std::fprintf(stderr, "vitlab analyze: warning: skipped %s\n", w.c_str());
   });
+  StreamOptions decode = stream_options(config, false);
+  decode.nvjpeg = false;  // a few images for figures, on the CPU whatever data.decoder says
   BatchStream stream(test ? data.streamed->test : data.streamed->val, listing_plan(0, n), n,
-                     /*drop_last=*/false, 0, 0, stream_options(config, false), torch::kCPU, &bad);
+                     /*drop_last=*/false, 0, 0, decode, torch::kCPU, &bad);
   return stream.next().images;
 }
 

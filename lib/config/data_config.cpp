@@ -31,6 +31,11 @@ const EnumNames<BadImagePolicy>& bad_image_policy_names() {
   return n;
 }
 
+const EnumNames<Decoder>& decoder_names() {
+  static const EnumNames<Decoder> n = {{Decoder::kCpu, "cpu"}, {Decoder::kNvjpeg, "nvjpeg"}};
+  return n;
+}
+
 void DataConfig::read(JsonReader& r) {
   r.read_enum("dataset", dataset, dataset_kind_names());
   r.read("path", path);
@@ -57,6 +62,7 @@ void DataConfig::read(JsonReader& r) {
   r.read("memory_budget_gb", memory_budget_gb, 0.0, 1e6);
   r.read_enum("on_bad_image", on_bad_image, bad_image_policy_names());
   r.read("decode_threads", decode_threads, 0, 1024);
+  r.read_enum("decoder", decoder, decoder_names());
   r.read("crop_pct", crop_pct, 0.01, 1.0);
   r.read("synthetic_classes", synthetic_classes, 2, 100000);
   r.read("synthetic_train", synthetic_train, 1);
@@ -90,6 +96,7 @@ Json DataConfig::to_json() const {
               {"memory_budget_gb", memory_budget_gb},
               {"on_bad_image", enum_name(on_bad_image, bad_image_policy_names())},
               {"decode_threads", decode_threads},
+              {"decoder", enum_name(decoder, decoder_names())},
               {"crop_pct", crop_pct},
               {"synthetic_classes", synthetic_classes},
               {"synthetic_train", synthetic_train},
@@ -124,6 +131,16 @@ void DataConfig::validate(const std::string& source, const std::string& path) co
           "applies to streamed image folders only (data.dataset \"image-folder\", data.streaming "
           "\"auto\" or \"on\")");
     parse_rand_augment(augment.rand_augment, source, join_path(path, "augment.rand_augment"));
+  }
+  if (decoder == Decoder::kNvjpeg) {
+    if (!folder || streaming != Streaming::kOn)
+      bad("decoder",
+          "\"nvjpeg\" decodes streamed image folders: set data.dataset \"image-folder\" and "
+          "data.streaming \"on\"");
+    if (!augment.rand_augment.empty())
+      bad("decoder",
+          "\"nvjpeg\" leaves the crops on the GPU, and data.augment.rand_augment runs on the "
+          "CPU: use data.decoder \"cpu\" with RandAugment");
   }
   if (streaming == Streaming::kOn && image_size == 0)
     bad("image_size", "required when streaming: the folder's images differ in size");

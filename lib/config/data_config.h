@@ -26,6 +26,12 @@ const EnumNames<Streaming>& streaming_names();
 enum class BadImagePolicy { kSkip, kError };
 const EnumNames<BadImagePolicy>& bad_image_policy_names();
 
+// Who decodes a streamed folder's JPEGs: the CPU threads (libjpeg-turbo), or "nvjpeg", the CUDA
+// device's JPEG engines through the toolkit's nvJPEG (GPU builds with nvJPEG only;
+// lib/data/nvjpeg_decoder.h). The crops are drawn the same either way.
+enum class Decoder { kCpu, kNvjpeg };
+const EnumNames<Decoder>& decoder_names();
+
 struct AugmentConfig {
   // timm's RandomResizedCrop (scale 0.08-1, ratio 3/4-4/3) of each decoded image; streamed image
   // folders only, whose images differ in size (in-memory sets are resized when read).
@@ -62,6 +68,7 @@ struct DataConfig {
   double memory_budget_gb = 0;  // the budget "auto" compares with; 0 = half of the machine's memory
   BadImagePolicy on_bad_image = BadImagePolicy::kSkip;
   int decode_threads = 0;   // streamed decoding threads; 0 = the machine's cores / its ranks
+  Decoder decoder = Decoder::kCpu;  // streamed JPEGs: "cpu" or "nvjpeg" (streaming "on")
   double crop_pct = 0.875;  // streamed evaluation: shorter side to image_size / crop_pct, centre crop
   // Synthetic data (tests, benchmarks): class-dependent patterns plus noise.
   int synthetic_classes = 10;

@@ -15,6 +15,16 @@
 #endif
 
 namespace vitlab::cuda {
+namespace {
+
+std::shared_mutex& capture_mutex() {
+  static std::shared_mutex m;
+  return m;
+}
+
+}  // namespace
+
+OutsideCapture::OutsideCapture() : lock_(capture_mutex()) {}
 
 #if VITLAB_WITH_CUDA
 bool built_with_cuda() {
@@ -93,6 +103,7 @@ void Graph::warm_up(const torch::Device& device, const std::function<void()>& wo
 }
 
 void Graph::capture(const torch::Device& device, const std::function<void()>& work) {
+  std::unique_lock<std::shared_mutex> alone(capture_mutex());
   impl_->run_on_side_stream(device, [&] {
 #if VITLAB_TORCH_AT_LEAST(2, 1)
     impl_->graph.capture_begin({0, 0}, thread_local_capture_ ? cudaStreamCaptureModeThreadLocal

@@ -5,6 +5,7 @@
 
 #include <functional>
 #include <memory>
+#include <shared_mutex>
 #include <string>
 
 namespace vitlab::cuda {
@@ -32,6 +33,18 @@ class StreamMark {
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
+};
+
+// Held by a thread that makes CUDA calls beside the thread that runs the steps (the nvJPEG
+// decoder's): a graph's capture waits until no thread holds it and keeps it while it records.
+// While a capture runs in global mode CUDA refuses other threads' allocations, synchronisations
+// and event queries, and such a call would also end the capture with an error.
+class OutsideCapture {
+ public:
+  OutsideCapture();
+
+ private:
+  std::shared_lock<std::shared_mutex> lock_;
 };
 
 // A captured CUDA graph of some work; replay() reruns it on the same (static) tensors.

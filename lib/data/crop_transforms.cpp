@@ -58,19 +58,6 @@ CropBox center_crop_box(int64_t height, int64_t width, int64_t size, double crop
   return box;
 }
 
-namespace {
-
-// One axis of the antialiased bilinear resize, ATen's (and PIL's) separable kernel: output i
-// averages the inputs around scale * (i + 0.5) under the triangle filter, widened by the scale
-// when shrinking, with the weights normalised to sum 1 (at the borders too). The weights mirror
-// ATen's arithmetic (float, with double intermediates where ATen has them); the sums differ from
-// F::interpolate(bilinear, antialias=true) only in the last bit (crop_resize says why).
-struct AxisWeights {
-  std::vector<int64_t> first, count;  // (out,): the first input and how many contribute
-  std::vector<float> weights;         // (out, taps)
-  int64_t taps = 0;
-};
-
 AxisWeights axis_weights(int64_t in, int64_t out) {
   const float scale = float(in) / float(out);
   const float support = scale >= 1.0f ? scale : 1.0f;
@@ -99,6 +86,8 @@ AxisWeights axis_weights(int64_t in, int64_t out) {
   }
   return a;
 }
+
+namespace {
 
 // Round half to even, as ATen's round(): adding and taking away 1.5 * 2^23 leaves the nearest
 // integer in the float's mantissa (default rounding mode; no call to nearbyint per value).

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <random>
+#include <vector>
 
 namespace vitlab {
 
@@ -35,9 +36,23 @@ CropBox random_resized_crop_box(int64_t height, int64_t width,
 // then a size x size centre crop, here as the box of the original image that becomes the output.
 CropBox center_crop_box(int64_t height, int64_t width, int64_t size, double crop_pct);
 
+// One axis of the antialiased bilinear resize, ATen's (and PIL's) separable kernel: output i
+// averages the inputs around scale * (i + 0.5) under the triangle filter, widened by the scale
+// when shrinking, with the weights normalised to sum 1 (at the borders too). The weights mirror
+// ATen's arithmetic (float, with double intermediates where ATen has them); the sums differ from
+// F::interpolate(bilinear, antialias=true) only in the last bit (crop_resize says why).
+struct AxisWeights {
+  std::vector<int64_t> first, count;  // (out,): the first input and how many contribute
+  std::vector<float> weights;         // (out, taps)
+  int64_t taps = 0;
+};
+AxisWeights axis_weights(int64_t in, int64_t out);
+
 // The box of `hwc` ((H, W, 3) uint8) resized to out_height x out_width, bilinear with
 // antialiasing when shrinking (the triangle filter widened by the scale, as PIL's resize that
 // timm's transforms run), rounded to uint8. Mirrored left-right when `flip`. Returns (3, h, w).
+// Each output sums, in float, the columns' sums down the rows (axis_weights), in that order:
+// crop_resize_on_device (data/device_crop.h) sums the same way on the GPU.
 torch::Tensor crop_resize(const torch::Tensor& hwc, const CropBox& box, int64_t out_height,
                           int64_t out_width, bool flip = false);
 

@@ -42,7 +42,7 @@ StreamBenchResult bench_stream(const std::string& folder, const StreamBenchOptio
   BadImageLog bad(warn);
   const auto order = epoch_permutation_indices(o.seed, 0, files.size());
   BatchStream stream(files, whole_plan(order), o.batch_size, /*drop_last=*/true, 0, o.seed,
-                     o.stream, torch::kCPU, &bad);
+                     o.stream, torch::Device(o.device), &bad);
   const int64_t batches = std::min(o.batches, stream.size());
   start = Clock::now();
   double queued = 0;
@@ -57,6 +57,7 @@ StreamBenchResult bench_stream(const std::string& folder, const StreamBenchOptio
   r.threads = o.stream.thread_count();
   r.bad_images = bad.count();
   r.peak_rss_mb = peak_rss_mb();
+  r.jpeg_decoder = stream.jpeg_decoder();
   return r;
 }
 

@@ -15,6 +15,7 @@ struct StreamBenchOptions {
   int64_t batch_size = 256;
   int64_t batches = 20;  // timed; capped at the split's whole batches
   uint64_t seed = 0;
+  std::string device = "cpu";  // where the batches go ("cuda" with stream.nvjpeg)
 };
 
 struct StreamBenchResult {
@@ -28,6 +29,7 @@ struct StreamBenchResult {
   int threads = 0;
   int64_t bad_images = 0;
   int64_t peak_rss_mb = 0;  // the process's high-water mark (Linux), 0 where unknown
+  std::string jpeg_decoder;  // "turbojpeg", "stb_image", or "nvjpeg <backend>"
 };
 
 // `warn` receives each bad image's message and the listing's progress lines.

@@ -87,6 +87,11 @@ BatchStream::BatchStream(const FileListing& files, StreamPlan plan, int64_t batc
   TORCH_CHECK(plan_.files.size() == plan_.streams.size(), "BatchStream: plan sizes differ");
   TORCH_CHECK(first_batch >= 0 && first_batch <= num_batches_, "BatchStream: first batch ",
               first_batch, " of ", num_batches_);
+  if (options_.nvjpeg) {
+    if (options_.rand_augment)
+      throw UserError("data.decoder \"nvjpeg\" does not run data.augment.rand_augment");
+    nvjpeg_ = std::make_unique<NvJpegDecoder>(device_);  // UserError: no nvJPEG, or no CUDA device
+  }
   const int threads = options.thread_count();
   threads_ = threads;
   depth_ = options.queue_batches > 0 ? options.queue_batches : std::max(4, threads / 2);
@@ -105,8 +110,9 @@ BatchStream::BatchStream(const FileListing& files, StreamPlan plan, int64_t batc
     }
   }
   start_ = std::chrono::steady_clock::now();
-  for (int t = 0; t < (num_batches_ > first_batch ? threads : 0); ++t)
-    workers_.emplace_back([this] { work(); });
+  if (num_batches_ == first_batch) return;
+  for (int t = 0; t < threads; ++t) workers_.emplace_back([this] { work(); });
+  if (nvjpeg_) device_thread_ = std::thread([this, first_batch] { finish_on_device(first_batch); });
 }
 
 BatchStream::~BatchStream() {
@@ -116,6 +122,7 @@ BatchStream::~BatchStream() {
   }
   changed_.notify_all();
   for (auto& w : workers_) w.join();
+  if (device_thread_.joinable()) device_thread_.join();
 }
 
 void BatchStream::work() {
@@ -140,7 +147,7 @@ void BatchStream::work() {
     }
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      images_made_ += to - from;
+      if (!nvjpeg_) images_made_ += to - from;  // else counted when finished on the device
       if (error && !p->made.error) p->made.error = error;
       if (--p->chunks_left == 0) {
         ready_.emplace(batch, std::move(p->made));
@@ -206,14 +213,17 @@ void BatchStream::release_copied(size_t keep) {
 }
 
 // The slot's image: its file decoded and augmented; a bad file under "skip" gives way to the
-// next files of the listing. `file_used` receives the file that filled the slot.
-torch::Tensor BatchStream::decode_slot(int64_t slot, int64_t* file_used) const {
+// next files of the listing. `file_used` receives the file that filled the slot. With a
+// `device_row`, a JPEG that the device takes is left to it there (bytes and crop), undecoded, and
+// the tensor returned is undefined.
+torch::Tensor BatchStream::decode_slot(int64_t slot, int64_t* file_used,
+                                       DeviceRow* device_row) const {
   const int64_t n = files_.size(), s = options_.image_size;
   int64_t file = plan_.files[static_cast<size_t>(slot)];
   for (int attempt = 0;; ++attempt, file = (file + 1) % n) {
     const std::string path = files_.path(file);
     try {
-      const std::vector<uint8_t> bytes = files_.read(file, kMaxImageFileBytes);
+      std::vector<uint8_t> bytes = files_.read(file, kMaxImageFileBytes);
       std::mt19937_64 rng(
           mix_seed(mix_seed(seed_, kStreamCropStream), plan_.streams[static_cast<size_t>(slot)]));
       // The crop is drawn in the file's pixels first, so that the DCT shrinks the image only as
@@ -223,10 +233,14 @@ torch::Tensor BatchStream::decode_slot(int64_t slot, int64_t* file_used) const {
                               ? random_resized_crop_box(file_h, file_w, options_.crop, rng)
                               : center_crop_box(file_h, file_w, s, options_.crop_pct);
       const bool flip = options_.random_crop && options_.flip && uniform01(rng) < 0.5;
+      *file_used = file;
+      if (device_row && nvjpeg_may_take(bytes)) {
+        *device_row = {file, std::move(bytes), box, flip};
+        return {};
+      }
       const int64_t crop_side = std::min(box.height, box.width);
       const DecodedImage image = decode_rgb_box(
           bytes, path, box, (std::min(file_h, file_w) * s + crop_side - 1) / crop_side);
-      *file_used = file;
       auto chw = crop_resize(image.hwc, image.box, s, s, flip);  // (3, s, s)
       if (!options_.rand_augment) return chw;
       const auto hwc =
@@ -260,6 +274,7 @@ BatchStream::Made BatchStream::start_batch(int64_t batch, int buffer) const {
     m.labels = torch::empty({count}, torch::kInt64);
   }
   m.files = torch::empty({count}, torch::kInt64);
+  if (nvjpeg_) m.device_rows.resize(static_cast<size_t>(count));
   return m;
 }
 
@@ -270,28 +285,43 @@ void BatchStream::fill_rows(Made& made, int64_t batch, int64_t from, int64_t to)
   int64_t* files = made.files.data_ptr<int64_t>();
   for (int64_t i = from; i < to; ++i) {
     int64_t file = 0;
-    made.images[i].copy_(decode_slot(batch * batch_size_ + i, &file));
+    DeviceRow* device_row = nvjpeg_ ? &made.device_rows[static_cast<size_t>(i)] : nullptr;
+    const auto image = decode_slot(batch * batch_size_ + i, &file, device_row);
+    if (image.defined()) made.images[i].copy_(image);
     labels[i] = static_cast<int64_t>(files_.labels[static_cast<size_t>(file)]);
     files[i] = file;
   }
 }
 
-Batch BatchStream::next() {
-  if (!pinned_images_.empty()) release_copied(kCopiesInFlight - 1);
+// Batch next_to_take_ out of `from` once it is there, timing the wait.
+BatchStream::Made BatchStream::take(std::map<int64_t, Made>& from) {
   Made made;
   {
     std::unique_lock<std::mutex> lock(mutex_);
     TORCH_CHECK(next_to_take_ < num_batches_, "BatchStream: all ", num_batches_, " batches taken");
     const auto asked = std::chrono::steady_clock::now();
-    changed_.wait(lock, [&] { return ready_.count(next_to_take_) > 0; });
+    changed_.wait(lock, [&] { return from.count(next_to_take_) > 0; });
     waited_seconds_ +=
         std::chrono::duration<double>(std::chrono::steady_clock::now() - asked).count();
-    auto it = ready_.find(next_to_take_);
+    auto it = from.find(next_to_take_);
     made = std::move(it->second);
-    ready_.erase(it);
+    from.erase(it);
     ++next_to_take_;
   }
   changed_.notify_all();
+  return made;
+}
+
+Batch BatchStream::next() {
+  if (nvjpeg_) {  // finished on the device, the pinned buffer already free
+    Made made = take(finished_);
+    if (made.error) std::rethrow_exception(made.error);
+    nvjpeg_->hand_over(made.images);
+    nvjpeg_->hand_over(made.labels);
+    return {made.images, made.labels, made.files};
+  }
+  if (!pinned_images_.empty()) release_copied(kCopiesInFlight - 1);
+  Made made = take(ready_);
   if (made.error) {
     if (made.buffer >= 0) {
       std::lock_guard<std::mutex> lock(mutex_);
@@ -310,12 +340,17 @@ Batch BatchStream::next() {
 
 int64_t BatchStream::queued() const {
   std::lock_guard<std::mutex> lock(mutex_);
-  return static_cast<int64_t>(ready_.size());
+  return static_cast<int64_t>(ready_.size() + finished_.size());
 }
 
 double BatchStream::waited_seconds() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return waited_seconds_;
+}
+
+std::string BatchStream::jpeg_decoder() const {
+  if (nvjpeg_) return "nvjpeg " + nvjpeg_->backend();
+  return have_turbojpeg() ? "turbojpeg" : "stb_image";
 }
 
 double BatchStream::images_per_second() const {

@@ -3,6 +3,11 @@
 // first, at most `queue_batches` batches ahead of the consumer; on CUDA the threads write into
 // pinned buffers that the consumer copies from without holding up the host.
 //
+// With data.decoder "nvjpeg" (StreamOptions::nvjpeg) the threads read each file and draw its crop
+// as before, but leave the JPEGs that the device's engines take (nvjpeg_decoder.h) undecoded; one
+// more thread then finishes each batch on the device: its pinned rows copied over, those JPEGs
+// decoded and cropped there, and the files nvJPEG refuses decoded on the CPU.
+//
 // Deterministic whatever the thread timing: slot s of the plan is file order[s], augmented with
 // draws seeded by streams[s] (its position in the epoch's global order), so a run resumed at any
 // batch and a data-parallel rank's share see the same pixels as one uninterrupted process.
@@ -16,6 +21,7 @@
 #include <exception>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <string>
@@ -27,6 +33,7 @@
 #include "data/batcher.h"
 #include "data/crop_transforms.h"
 #include "data/file_listing.h"
+#include "data/nvjpeg_decoder.h"
 
 namespace vitlab {
 
@@ -42,6 +49,7 @@ struct StreamOptions {
   int processes_sharing_cores = 1;  // data-parallel ranks on this machine (LOCAL_WORLD_SIZE)
   int queue_batches = 0;        // batches made ahead; 0: half the threads, at least 4
   bool skip_bad_images = true;  // data.on_bad_image: "skip" (the next file stands in) or "error"
+  bool nvjpeg = false;  // data.decoder "nvjpeg": JPEGs decoded on the (CUDA) device; no RandAugment
 
   // `threads`, or the cores this process may use divided among the processes sharing them.
   int thread_count() const;
@@ -93,11 +101,21 @@ class BatchStream {
   double images_per_second() const;  // made since the start
   // Seconds next() spent waiting for a batch not yet made: the decoders falling behind the step.
   double waited_seconds() const;
+  // Who decodes the JPEGs: "turbojpeg" or "stb_image" (the CPU), or "nvjpeg <backend>".
+  std::string jpeg_decoder() const;
 
  private:
+  // A row left to the device (nvjpeg): its file's bytes and the crop drawn for it.
+  struct DeviceRow {
+    int64_t file = -1;  // -1: the row was decoded on the CPU
+    std::vector<uint8_t> bytes;
+    CropBox box;
+    bool flip = false;
+  };
   struct Made {
     torch::Tensor images, labels, files;
     int buffer = -1;  // the pinned buffer images and labels lie in (CUDA), else -1
+    std::vector<DeviceRow> device_rows;  // nvjpeg: one per row
     std::exception_ptr error;
   };
   // A batch being made: its chunks share out its rows among the threads.
@@ -110,7 +128,11 @@ class BatchStream {
   void release_copied(size_t keep);
   Made start_batch(int64_t batch, int buffer) const;
   void fill_rows(Made& made, int64_t batch, int64_t from, int64_t to) const;
-  torch::Tensor decode_slot(int64_t slot, int64_t* file_used) const;
+  torch::Tensor decode_slot(int64_t slot, int64_t* file_used, DeviceRow* device_row) const;
+  Made take(std::map<int64_t, Made>& from);
+  // nvjpeg (stream_loader_device.cpp): the thread that finishes batches on the device, in order.
+  void finish_on_device(int64_t first_batch);
+  void finish_batch(int64_t batch, Made& made);
 
   const FileListing& files_;
   StreamPlan plan_;
@@ -131,6 +153,7 @@ class BatchStream {
   std::condition_variable changed_;
   std::map<int64_t, Pending> pending_;
   std::map<int64_t, Made> ready_;
+  std::map<int64_t, Made> finished_;  // nvjpeg: on the device, for next()
   // CUDA: whole-batch pinned buffers (images, labels), allocated by the constructor on the
   // consumer's thread; the free ones by index; those whose copies to the device may still run,
   // oldest first (the consumer's alone).
@@ -138,6 +161,8 @@ class BatchStream {
   std::vector<int> free_buffers_;
   std::deque<std::pair<int, cuda::StreamMark>> copying_;
   std::vector<std::thread> workers_;
+  std::unique_ptr<NvJpegDecoder> nvjpeg_;
+  std::thread device_thread_;
 };
 
 }  // namespace vitlab

@@ -127,6 +127,7 @@ StreamOptions stream_options(const DataConfig& config, bool training) {
   o.crop_pct = config.crop_pct;
   o.threads = config.decode_threads;
   o.skip_bad_images = config.on_bad_image == BadImagePolicy::kSkip;
+  o.nvjpeg = config.decoder == Decoder::kNvjpeg;
   if (training && !config.augment.rand_augment.empty()) {
     o.rand_augment = true;
     o.rand_augment_config =

@@ -43,7 +43,8 @@ StreamedFolder list_streamed_folder(const DataConfig& config, const std::string&
 
 // What the config asks of the decoding threads: RandomResizedCrop for training when
 // data.augment.random_resized_crop (else the evaluation crop), the evaluation crop at crop_pct,
-// data.decode_threads, the bad-image policy. Flips stay on the device (data.augment.flip).
+// data.decode_threads, the bad-image policy, data.decoder. Flips stay on the device
+// (data.augment.flip).
 StreamOptions stream_options(const DataConfig& config, bool training);
 
 }  // namespace vitlab

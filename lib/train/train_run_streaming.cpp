@@ -27,9 +27,12 @@ void TrainRun::prepare_streaming() {
   for (const auto& w : data_.streamed->warnings) data_warning(w);
   bad_images_ =
       std::make_unique<BadImageLog>([this](const std::string& w) { data_warning("skipped " + w); });
+  const StreamOptions o = decode_options(true);
   progress_->message(fmt::format(
-      "streaming {}: {} training, {} validation and {} test images, decoded on the fly",
-      cfg_.data.path, data_.train_count(), data_.val_count(), data_.test_count()));
+      "streaming {}: {} training, {} validation and {} test images, decoded on the fly ({} "
+      "threads{})",
+      cfg_.data.path, data_.train_count(), data_.val_count(), data_.test_count(), o.thread_count(),
+      o.nvjpeg ? " reading, JPEGs decoded by nvJPEG on the device" : ""));
 }
 
 // A data problem the run goes on past: on stderr even with --quiet, and appended to the run

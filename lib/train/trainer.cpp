@@ -13,6 +13,7 @@
 #include "core/compat.h"
 #include "core/cpu_runtime.h"
 #include "core/duration.h"
+#include "data/nvjpeg_decoder.h"
 #include "models/factory.h"
 #include "train/train_run.h"
 
@@ -70,6 +71,11 @@ void TrainRun::check_input() {
   bf16_ = cfg_.train.precision == Precision::kBf16;
   if (bf16_ && !dev_.cuda)
     config_error(source_, "train.precision", "\"bf16\" needs a CUDA device; CPU runs use \"fp32\"");
+  if (cfg_.data.decoder == Decoder::kNvjpeg && !(have_nvjpeg() && dev_.cuda))
+    config_error(source_, "data.decoder",
+                 have_nvjpeg() ? "\"nvjpeg\" decodes on a CUDA device; CPU runs use \"cpu\""
+                               : "\"nvjpeg\": this vitlab was built without nvJPEG (a GPU build "
+                                 "finds it in the CUDA toolkit); use \"cpu\"");
   cpu_threads_ = configure_cpu_threads(cfg_.train.threads);
 
   // A resumed stream's listings come from the run folder; a large folder's listing shows progress.
