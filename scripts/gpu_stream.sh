@@ -14,8 +14,8 @@
 # nvjpeg: scripts/bench_nvjpeg.py on the same folder.
 # decoder: data.decoder "nvjpeg" against the CPU's decoding: `vitlab data bench --decoder nvjpeg`
 #         and the CPU's on 16, 4 and 2 threads; ViT-B/16 from the folder with nvJPEG and every
-#         core reading and drawing crops, and with 4 and 2 threads, beside the CPU decoder on 4
-#         and 2 threads and the in-memory run.
+#         core reading and drawing crops, and with 4 and 2 threads, beside the CPU decoder on
+#         CPU_THREADS (default 4) and the in-memory run.
 # shards: the folder written as WebDataset shards (scripts/folder_to_shards.py, 1,000 samples a
 #         shard) and ViT-B/16 trained from them with every core decoding, beside the same run
 #         from the folder.
@@ -88,7 +88,7 @@ for part in $parts; do
            --set model.num_classes=100 --set data.synthetic_classes=100
       for t in ${DECODER_THREADS:-0 4 2}; do
         for d in nvjpeg cpu; do
-          [ $d = cpu ] && [ $t = 0 ] && continue  # the train part's folder_t0
+          [ $d = cpu ] && ! [[ " ${CPU_THREADS-4} " == *" $t "* ]] && continue
           step "vit_b16_${d}_t$t" $vitlab train benchmarks/configs/vit_b16_folder.json --out "stream/runs/${d}_t$t" \
                --quiet --set model.num_classes=100 --set data.path="$folder" --set data.decode_threads=$t \
                --set data.decoder=$d
