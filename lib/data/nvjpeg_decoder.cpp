@@ -103,7 +103,10 @@ NvJpegDecoder::NvJpegDecoder(const torch::Device& device) : impl_(std::make_uniq
   if (!device.is_cuda())
     throw UserError("data.decoder \"nvjpeg\" decodes on a CUDA device; CPU runs use \"cpu\"");
   c10::cuda::CUDAGuard guard(device);
-  impl_->stream = at::cuda::getStreamFromPool(/*isHighPriority=*/false, device.index());
+  // High priority: on a stream of normal priority the decoder's kernels queued behind the
+  // training step's, and ViT-B/16's steps on an H200 waited 5.2 s of each 5.4 s epoch for
+  // batches (3,260 img/s against 3,890 in memory) while nvJPEG alone decoded 12,500 img/s.
+  impl_->stream = at::cuda::getStreamFromPool(/*isHighPriority=*/true, device.index());
   impl_->hardware =
       nvjpegCreateEx(NVJPEG_BACKEND_HARDWARE, nullptr, nullptr, 0, &impl_->handle) ==
       NVJPEG_STATUS_SUCCESS;
@@ -191,7 +194,10 @@ bool NvJpegDecoder::finish(const torch::Tensor& images, const torch::Tensor& lab
   cuda::OutsideCapture outside;
   c10::cuda::CUDAGuard device_guard(impl_->device);
   c10::cuda::CUDAStreamGuard stream_guard(*impl_->stream);
-  auto on_device = images.to(impl_->device, /*non_blocking=*/true);  // (B, 3, S, S)
+  // (B, 3, S, S): the CPU's rows copied, unless the device makes every row.
+  auto on_device = static_cast<int64_t>(files.size()) == images.size(0)
+                       ? torch::empty(images.sizes(), images.options().device(impl_->device))
+                       : images.to(impl_->device, /*non_blocking=*/true);
   auto labels_on_device = labels.to(impl_->device, /*non_blocking=*/true);
   bool ok = false;
   try {

@@ -55,8 +55,8 @@ class NvJpegDecoder {
   std::vector<size_t> refused(const std::vector<JpegForDevice>& files);
 
   // The batch on the device: `images` ((B, 3, S, S) uint8) and `labels` copied from pinned host
-  // memory, then each of `files` decoded and its crop resized over its row, on the decoder's own
-  // stream, which is waited for (the pinned memory is free again when it returns). False when
+  // memory (the images only where some row is not in `files`), then each of `files` decoded and
+  // its crop resized over its row, on the decoder's own high-priority stream, which is waited for (the pinned memory is free again when it returns). False when
   // nvJPEG fails on the files: the caller decodes them on the CPU and calls again without them.
   // Waits while a CUDA graph is captured (cuda::OutsideCapture).
   bool finish(const torch::Tensor& images, const torch::Tensor& labels,
