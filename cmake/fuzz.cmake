@@ -52,7 +52,8 @@ set_source_files_properties(${PROJECT_SOURCE_DIR}/lib/data/stb_image_impl.cpp PR
 
 # --- `make test-sanitize`: Catch2 cases under the same ASan + UBSan ------------------------------
 # CI's sanitizer job (README "Reliability"): the parsers', config, runner and IO test files
-# (the streamed folders' decoding, listings, threaded batch stream and RandAugment included),
+# (the streamed folders' decoding, listings, threaded batch stream, RandAugment and the nvJPEG
+# marker scan included),
 # compiled in this folder so they share the instrumented layers the fuzzers use, and run against
 # this folder's instrumented `vitlab` where they start the program. The training, model and
 # kernel tests are left out: under ASan they would take CI past its 90 minutes, and they read no
@@ -60,6 +61,7 @@ set_source_files_properties(${PROJECT_SOURCE_DIR}/lib/data/stb_image_impl.cpp PR
 set(VITLAB_SANITIZE_TEST_FILES
   test_main test_helpers
   test_config test_data_formats test_data_readers test_streaming test_tar_shards test_rand_augment
+  test_nvjpeg
   test_npz
   test_safetensors test_torch_archive
   test_weights test_weights_jax test_weights_pos_embed
