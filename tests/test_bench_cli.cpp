@@ -93,3 +93,27 @@ TEST_CASE("vitlab bench on CUDA: the fast path's fused kernels, and --no-fused-k
   CHECK(no_fused["cuda_graph"] == true);
   CHECK(record("--plain ", "plain.json")["fused_kernels"] == false);
 }
+
+TEST_CASE("summarize_trace: device time by kernel from a Chrome trace, largest first", "[bench]") {
+  TempDir dir;
+  // Two calls of gemm (30 us), one copy (10 us), a CPU op that is not device time.
+  const Json trace = {{"traceEvents",
+                       {{{"cat", "kernel"}, {"name", "gemm"}, {"dur", 20.0}},
+                        {{"cat", "gpu_memcpy"}, {"name", "Memcpy HtoD"}, {"dur", 10.0}},
+                        {{"cat", "cpu_op"}, {"name", "aten::mm"}, {"dur", 500.0}},
+                        {{"cat", "kernel"}, {"name", "gemm"}, {"dur", 10.0}}}}};
+  test::write_text(dir.file("trace.json"), trace.dump());
+  const Json s = summarize_trace(dir.file("trace.json"), 1);
+  CHECK(s["device_us"].get<double>() == 40.0);
+  CHECK(s["distinct_kernels"].get<int>() == 2);
+  REQUIRE(s["kernels"].size() == 1);  // top 1
+  CHECK(s["kernels"][0]["name"] == "gemm");
+  CHECK(s["kernels"][0]["calls"].get<int>() == 2);
+  CHECK(s["kernels"][0]["total_us"].get<double>() == 30.0);
+  CHECK(s["kernels"][0]["share"].get<double>() == 0.75);
+  CHECK_THROWS_MATCHES(summarize_trace(dir.file("none.json"), 5), IoError,
+                       test::MessageContains("none.json: the profiler wrote no trace"));
+  test::write_text(dir.file("other.json"), "{\"events\": []}");
+  CHECK_THROWS_MATCHES(summarize_trace(dir.file("other.json"), 5), IoError,
+                       test::MessageContains("other.json: not a Chrome trace"));
+}

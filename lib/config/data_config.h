@@ -1,7 +1,6 @@
 // Data set, subset, normalisation and augmentation settings.
 #pragma once
 #include <string>
-#include <utility>
 #include <vector>
 
 #include "config/json_reader.h"

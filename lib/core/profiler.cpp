@@ -17,8 +17,6 @@ namespace vitlab {
 
 bool profiler_available() { return VITLAB_TORCH_AT_LEAST(2, 0); }
 
-namespace {
-
 Json summarize_trace(const std::string& trace_path, int top) {
   std::ifstream in(trace_path);
   if (!in) throw IoError(fmt::format("{}: the profiler wrote no trace", trace_path));
@@ -52,8 +50,6 @@ Json summarize_trace(const std::string& trace_path, int top) {
   return Json{{"trace", trace_path}, {"device_us", device_us}, {"kernels", kernels},
               {"distinct_kernels", by_name.size()}};
 }
-
-}  // namespace
 
 Json profile_region(const std::string& trace_path, const std::function<void()>& body, int top) {
 #if VITLAB_TORCH_AT_LEAST(2, 0)

@@ -17,6 +17,11 @@ bool profiler_available();
 // it: {"kernels": [{"name", "calls", "total_us", "share"}...] (the `top` largest), "device_us"}.
 Json profile_region(const std::string& trace_path, const std::function<void()>& body, int top);
 
+// The device time by kernel name in a Chrome trace (its "kernel", "gpu_memcpy" and "gpu_memset"
+// events), as profile_region returns it, with "distinct_kernels" and "trace" beside. IoError
+// naming the file when it is missing or not a trace.
+Json summarize_trace(const std::string& trace_path, int top);
+
 // Prints what profile_region returned as an aligned table.
 std::string format_kernel_table(const Json& profile);
 
