@@ -8,6 +8,7 @@
 
 #include "apps/cli.h"
 #include "apps/commands.h"
+#include "config/data_config.h"
 #include "config/json_reader.h"
 #include "config/rand_augment_config.h"
 #include "core/atomic_file.h"
@@ -98,10 +99,8 @@ int data_bench(int argc, char** argv) {
     o.stream.rand_augment_config =
         parse_rand_augment(args["rand-augment"].as<std::string>(), "", "--rand-augment");
   }
-  const std::string decoder = args["decoder"].as<std::string>();
-  if (decoder != "cpu" && decoder != "nvjpeg")
-    throw UserError("--decoder must be cpu or nvjpeg, not \"" + decoder + "\"");
-  o.stream.nvjpeg = decoder == "nvjpeg";
+  o.stream.nvjpeg = parse_option_enum("decoder", args["decoder"].as<std::string>(),
+                                      decoder_names()) == Decoder::kNvjpeg;
   if (o.stream.nvjpeg) {
     if (o.stream.rand_augment) throw UserError("--decoder nvjpeg does not run --rand-augment");
     o.device = "cuda:0";

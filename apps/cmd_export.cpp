@@ -37,13 +37,10 @@ int cmd_export(int argc, char** argv) {
   }
   if (!args.count("checkpoint")) throw UserError("missing CHECKPOINT.pt (see --help)");
   if (!args.count("out")) throw UserError("missing --out FILE (see --help)");
-  auto parse_enum = [](const std::string& flag, const std::string& text, auto names) {
-    for (const auto& [value, name] : names)
-      if (text == name) return value;
-    throw UserError(fmt::format("--{}: \"{}\" is not one of {}", flag, text, enum_choices(names)));
-  };
-  const auto format = parse_enum("format", args["format"].as<std::string>(), export_format_names());
-  const auto names = parse_enum("names", args["names"].as<std::string>(), export_names_names());
+  const auto format =
+      parse_option_enum("format", args["format"].as<std::string>(), export_format_names());
+  const auto names =
+      parse_option_enum("names", args["names"].as<std::string>(), export_names_names());
   const std::string path = args["checkpoint"].as<std::string>();
   const std::string out = args["out"].as<std::string>();
   const std::string sidecar = args.count("config-out") ? args["config-out"].as<std::string>() : out + ".json";

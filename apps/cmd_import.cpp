@@ -57,18 +57,9 @@ int cmd_import(int argc, char** argv) {
   const ModelConfig config = read_model_config(model, "--set", "model");
 
   WeightsImportOptions import_options;
-  if (args.count("pos-interp")) {
-    const std::string text = args["pos-interp"].as<std::string>();
-    bool known = false;
-    for (const auto& [value, name] : pos_interp_names())
-      if (text == name) {
-        import_options.pos_interp = value;
-        known = true;
-      }
-    if (!known)
-      throw UserError(fmt::format("--pos-interp: \"{}\" is not one of {}", text,
-                                  enum_choices(pos_interp_names())));
-  }
+  if (args.count("pos-interp"))
+    import_options.pos_interp =
+        parse_option_enum("pos-interp", args["pos-interp"].as<std::string>(), pos_interp_names());
   WeightsImportReport report;
   const Checkpoint checkpoint =
       import_checkpoint(config, file, import_options, args["seed"].as<int64_t>(), &report);

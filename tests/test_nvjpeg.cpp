@@ -248,6 +248,9 @@ TEST_CASE("data.decoder nvjpeg: refused with exit 2 naming the key where it cann
   Json other = c;
   other["data"]["decoder"] = "gpu";
   refused(other, "other", {"data.decoder", "nvjpeg"});
+  const auto unknown = test::run_vitlab("data bench " + root + " --decoder gpu --batch 2");
+  CHECK(unknown.exit_code == 2);
+  CHECK(unknown.output.find("--decoder: \"gpu\" is not one of cpu | nvjpeg") != std::string::npos);
   if (!have_nvjpeg()) {
     const auto r = test::run_vitlab("data bench " + root + " --decoder nvjpeg --batch 2");
     CHECK(r.exit_code == 2);
