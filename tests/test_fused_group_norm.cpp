@@ -3,6 +3,7 @@
 // kernels against the plain path.
 #include "config/model_presets.h"
 #include "core/compat.h"
+#include "core/cuda_util.h"
 #include "models/factory.h"
 #include "ops/fast_kernels.h"
 #include "ops/group_norm.h"
@@ -204,6 +205,110 @@ TEST_CASE("GroupNorm kernels decline what they do not handle", "[cuda]") {
   const auto x = torch::randn({2, 12, 5, 5}, f32);
   CHECK(torch::allclose(fused_group_norm_act(x, 4, gamma, beta, 1e-5, true, true, true),
                         torch::relu(torch::group_norm(x, 4, gamma, beta, 1e-5))));
+}
+
+namespace {
+struct NormConvRun {
+  std::vector<torch::Tensor> values;  // the outputs, then every leaf's gradient
+  int64_t kept_bytes = 0;             // allocated by the forward pass, its graph alive
+};
+
+// add_group_norm_act_conv (`fused`), or add_group_norm_act and ops::conv2d separately, with the
+// kernels under bf16 autocast, from fresh leaves; backward with the given output gradients.
+NormConvRun run_norm_conv(bool fused, const std::vector<torch::Tensor>& leaves0,
+                          const std::vector<std::pair<int64_t, int64_t>>& convs,
+                          const std::vector<torch::Tensor>& grads) {
+  std::vector<torch::Tensor> leaves;  // x, delta (maybe undefined), gamma, beta, conv weights
+  for (const auto& t : leaves0)
+    leaves.push_back(t.defined() ? t.detach().clone(at::MemoryFormat::Preserve).requires_grad_()
+                                 : torch::Tensor());
+  const auto &x = leaves[0], &delta = leaves[1];
+  std::vector<ops::Conv2dSpec> specs;
+  for (size_t i = 0; i < convs.size(); ++i) {
+    ops::Conv2dSpec c;
+    c.weight = leaves[4 + i];
+    c.stride = convs[i].first;
+    c.padding = convs[i].second;
+    specs.push_back(c);
+  }
+  const auto device = x.device();
+  cuda::synchronize(device);
+  const int64_t before = cuda::allocated_memory_bytes(device);
+  std::vector<torch::Tensor> outputs;
+  {
+    const ops::FastKernels kernels(true);
+    compat::CudaAutocast autocast(true);
+    if (fused) {
+      auto [sum, ys] = ops::add_group_norm_act_conv(x, delta, 32, leaves[2], leaves[3], 1e-5, true,
+                                                     specs);
+      outputs = ys;
+      outputs.insert(outputs.begin(), sum);
+    } else {
+      auto [sum, out] = ops::add_group_norm_act(x, delta, 32, leaves[2], leaves[3], 1e-5, true,
+                                                /*feeds_conv=*/true);
+      outputs.push_back(sum);
+      for (const auto& c : specs) outputs.push_back(ops::conv2d(out, c));
+    }
+  }
+  cuda::synchronize(device);
+  NormConvRun r;
+  r.kept_bytes = cuda::allocated_memory_bytes(device) - before;
+  torch::autograd::backward({outputs.begin() + 1, outputs.end()}, grads);
+  for (const auto& o : outputs) r.values.push_back(o.detach());
+  for (const auto& l : leaves)
+    if (l.defined()) r.values.push_back(l.grad());
+  return r;
+}
+}  // namespace
+
+TEST_CASE("a norm feeding convolutions recomputes its output: the same bits and less memory",
+          "[cuda]") {
+  SKIP_WITHOUT_CUDA();
+  const auto dev = torch::TensorOptions().device(torch::kCUDA, 0);
+  const bool deterministic = at::globalContext().deterministicCuDNN();
+  at::globalContext().setDeterministicCuDNN(true);  // the two runs' convolutions pick alike
+  struct Case {
+    int64_t n, c, hw, out0, k0, out1, k1;
+    bool delta;
+  };
+  // BiT's first block of a stage (conv1 1x1 and the 1x1/2 projection), a later block (conv1
+  // alone, the residual add inside the norm), and 3x3 kernels with padding.
+  for (const Case& k : {Case{64, 256, 28, 64, 1, 512, 1, false}, Case{64, 256, 28, 64, 1, 0, 0, true},
+                        Case{8, 64, 13, 16, 3, 32, 3, true}}) {
+    DYNAMIC_SECTION("channels " << k.c << " size " << k.hw << " two convs " << (k.out1 > 0)) {
+      torch::manual_seed(3);
+      auto cl = [](const torch::Tensor& t) { return t.contiguous(at::MemoryFormat::ChannelsLast); };
+      const auto x = cl(torch::randn({k.n, k.c, k.hw, k.hw}, dev)).to(torch::kBFloat16);
+      const auto delta = k.delta ? cl(torch::randn_like(x, x.options())) : torch::Tensor();
+      std::vector<torch::Tensor> leaves{x, delta, 1 + 0.2 * torch::randn({k.c}, dev),
+                                        0.2 * torch::randn({k.c}, dev)};
+      std::vector<std::pair<int64_t, int64_t>> convs;
+      std::vector<torch::Tensor> grads;
+      for (auto [out, kernel, stride] :
+           {std::array<int64_t, 3>{k.out0, k.k0, 1}, std::array<int64_t, 3>{k.out1, k.k1, 2}}) {
+        if (out == 0) continue;
+        leaves.push_back(cl(torch::randn({out, k.c, kernel, kernel}, dev) * 0.05));
+        convs.emplace_back(stride, (kernel - 1) / 2);
+        const int64_t size = (k.hw + 2 * ((kernel - 1) / 2) - kernel) / stride + 1;
+        grads.push_back(cl(torch::randn({k.n, out, size, size}, dev)).to(torch::kBFloat16));
+      }
+      const auto separate = run_norm_conv(false, leaves, convs, grads);
+      const auto fused = run_norm_conv(true, leaves, convs, grads);
+      REQUIRE(fused.values.size() == separate.values.size());
+      for (size_t i = 0; i < fused.values.size(); ++i) {
+        INFO("value " << i);
+        CHECK(torch::equal(fused.values[i], separate.values[i]));
+      }
+      // The separate convolutions keep the norm's bf16 output; the fused op does not.
+      const int64_t out_bytes = x.numel() * 2;
+      if (out_bytes >= (int64_t(16) << 20)) {
+        const int64_t saved = separate.kept_bytes - fused.kept_bytes;
+        CHECK(saved >= out_bytes);
+        CHECK(saved <= out_bytes + (int64_t(4) << 20));
+      }
+    }
+  }
+  at::globalContext().setDeterministicCuDNN(deterministic);
 }
 
 namespace {

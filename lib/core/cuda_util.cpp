@@ -50,6 +50,13 @@ int64_t peak_memory_bytes(const torch::Device& device) {
   return stats.allocated_bytes[0].peak;  // aggregate over pools
 }
 
+int64_t allocated_memory_bytes(const torch::Device& device) {
+  if (!device.is_cuda()) return 0;
+  const auto stats =
+      c10::cuda::CUDACachingAllocator::getDeviceStats(device.index() < 0 ? 0 : device.index());
+  return stats.allocated_bytes[0].current;
+}
+
 void reset_peak_memory(const torch::Device& device) {
   if (device.is_cuda())
     c10::cuda::CUDACachingAllocator::resetPeakStats(device.index() < 0 ? 0 : device.index());
@@ -131,6 +138,10 @@ std::string device_name(const torch::Device& device) {
 int64_t peak_memory_bytes(const torch::Device&) {
   return 0;
 }
+int64_t allocated_memory_bytes(const torch::Device&) {
+  return 0;
+}
+
 void reset_peak_memory(const torch::Device&) {}
 void set_device(const torch::Device& device) {
   if (device.is_cuda()) throw UserError("this vitlab was built without CUDA");

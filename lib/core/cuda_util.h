@@ -14,6 +14,7 @@ bool built_with_cuda();
 void synchronize(const torch::Device& device);
 std::string device_name(const torch::Device& device);    // "NVIDIA H200", or "cpu"
 int64_t peak_memory_bytes(const torch::Device& device);  // caching allocator's peak allocation
+int64_t allocated_memory_bytes(const torch::Device& device);  // what it holds allocated now
 void reset_peak_memory(const torch::Device& device);
 // Makes `device` the process's current CUDA device (NCCL and new streams use it).
 void set_device(const torch::Device& device);

@@ -66,12 +66,6 @@ std::array<int64_t, 4> same_padding_2d(const torch::Tensor& x, int64_t kernel, i
   return {left, right, top, bottom};
 }
 
-torch::Tensor pad_same(const torch::Tensor& x, int64_t kernel, int64_t stride) {
-  const auto padding = same_padding_2d(x, kernel, stride);
-  if (padding == std::array<int64_t, 4>{}) return x;
-  return torch::constant_pad_nd(x, padding);
-}
-
 StdConv2dImpl::StdConv2dImpl(int64_t in, int64_t out, int64_t kernel, int64_t stride,
                              ConvPadding padding, double eps)
     : kernel(kernel), stride(stride), padding(padding), eps(eps) {
@@ -79,20 +73,27 @@ StdConv2dImpl::StdConv2dImpl(int64_t in, int64_t out, int64_t kernel, int64_t st
   kaiming_normal_fan_out_(weight);  // timm's ResNetV2
 }
 
-torch::Tensor StdConv2dImpl::forward(const torch::Tensor& x) {
+ops::Conv2dSpec StdConv2dImpl::spec(const torch::Tensor& x) const {
   // Standardise in fp32 even under autocast: the variance of small filters underflows in bf16.
   auto w = weight.to(torch::kFloat);
   auto flat = w.reshape({w.size(0), -1});  // (out, in*kh*kw)
   auto var_mean = torch::var_mean(flat, /*dim=*/{1}, /*unbiased=*/false, /*keepdim=*/true);
-  auto standardized =
+  ops::Conv2dSpec s;
+  s.weight =
       ((flat - std::get<1>(var_mean)) / torch::sqrt(std::get<0>(var_mean) + eps)).reshape_as(w);
   // Channels-last activations (the CUDA fast path) want channels-last filters for cuDNN.
   if (x.is_cuda() && x.is_contiguous(at::MemoryFormat::ChannelsLast))
-    standardized = standardized.contiguous(at::MemoryFormat::ChannelsLast);
-  if (padding == ConvPadding::kSame) {
-    return torch::conv2d(pad_same(x, kernel, stride), standardized.to(x.scalar_type()), {}, stride);
-  }
-  return torch::conv2d(x, standardized.to(x.scalar_type()), {}, stride, (kernel - 1) / 2);
+    s.weight = s.weight.contiguous(at::MemoryFormat::ChannelsLast);
+  s.stride = stride;
+  if (padding == ConvPadding::kSame)
+    s.explicit_padding = same_padding_2d(x, kernel, stride);
+  else
+    s.padding = (kernel - 1) / 2;
+  return s;
+}
+
+torch::Tensor StdConv2dImpl::forward(const torch::Tensor& x) {
+  return ops::conv2d(x, spec(x));
 }
 
 GroupNormActImpl::GroupNormActImpl(int64_t channels, bool relu, bool feeds_conv)
@@ -110,6 +111,13 @@ torch::Tensor GroupNormActImpl::forward(const torch::Tensor& x) {
 
 std::pair<torch::Tensor, torch::Tensor> GroupNormActImpl::forward(const Residual& x) {
   return ops::add_group_norm_act(x.stream, x.branch, groups, weight, bias, 1e-5, relu, feeds_conv);
+}
+
+std::pair<torch::Tensor, std::vector<torch::Tensor>> GroupNormActImpl::forward(
+    const Residual& x, const std::vector<StdConv2d>& convs) {
+  std::vector<ops::Conv2dSpec> specs;
+  for (const auto& conv : convs) specs.push_back(conv->spec(x.stream));
+  return ops::add_group_norm_act_conv(x.stream, x.branch, groups, weight, bias, 1e-5, relu, specs);
 }
 
 }  // namespace vitlab

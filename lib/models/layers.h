@@ -6,6 +6,7 @@
 
 #include "config/model_config.h"
 #include "models/init.h"
+#include "ops/conv.h"
 #include "ops/layer_norm.h"
 #include "ops/linear.h"
 
@@ -59,8 +60,6 @@ std::pair<int64_t, int64_t> same_padding(int64_t size, int64_t kernel, int64_t s
 // TF SAME padding of a (B, C, H, W) tensor's map, as (left, right, top, bottom) (the order of
 // torch::constant_pad_nd): for the convolutions and vit_jax's stem max-pool.
 std::array<int64_t, 4> same_padding_2d(const torch::Tensor& x, int64_t kernel, int64_t stride);
-// Pads (B, C, H, W) with zeros for TF SAME (the convolutions).
-torch::Tensor pad_same(const torch::Tensor& x, int64_t kernel, int64_t stride);
 
 // Convolution with weight standardisation (BiT): each output filter is normalised to zero mean
 // and unit variance over (in, kh, kw) before the convolution. No bias.
@@ -68,6 +67,9 @@ struct StdConv2dImpl : torch::nn::Module {
   StdConv2dImpl(int64_t in, int64_t out, int64_t kernel, int64_t stride, ConvPadding padding,
                 double eps);
   torch::Tensor forward(const torch::Tensor& x);
+  // The convolution for an input like x (its size for SAME padding, its layout): the
+  // standardised weight, stride and padding, as ops take it.
+  ops::Conv2dSpec spec(const torch::Tensor& x) const;
   torch::Tensor weight;
   int64_t kernel, stride;
   ConvPadding padding;
@@ -82,6 +84,11 @@ struct GroupNormActImpl : torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& x);
   // (z, forward(z)) for z = x.stream + x.branch, the add inside the norm (ops/group_norm.h).
   std::pair<torch::Tensor, torch::Tensor> forward(const Residual& x);
+  // (z, [conv(forward(z)) for each conv]) when the norm's output goes into these one or two
+  // convolutions and nowhere else: the fast path keeps only z for the backward pass
+  // (ops::add_group_norm_act_conv).
+  std::pair<torch::Tensor, std::vector<torch::Tensor>> forward(const Residual& x,
+                                                               const std::vector<StdConv2d>& convs);
   torch::Tensor weight, bias;
   int64_t groups;
   bool relu, feeds_conv;

@@ -36,11 +36,13 @@ ResNetBlockImpl::ResNetBlockImpl(int64_t in, int64_t out, int64_t stride, const 
 
 Residual ResNetBlockImpl::forward(const Residual& x) {
   if (preact) {
-    // BiT: norm -> conv three times; the shortcut projects the first norm's output.
-    auto [z, x_preact] = norm1->forward(x);  // z = x.stream + x.branch
-    auto shortcut = downsample_conv ? downsample_conv->forward(x_preact) : z;
-    auto y = conv1->forward(x_preact);
-    y = conv2->forward(norm2->forward(y));
+    // BiT: norm -> conv three times; the shortcut projects the first norm's output, which goes
+    // into conv1 and that projection only: h = [conv1(norm1(z)), downsample_conv(norm1(z))].
+    std::vector<StdConv2d> first_convs{conv1};
+    if (downsample_conv) first_convs.push_back(downsample_conv);
+    auto [z, h] = norm1->forward(x, first_convs);  // z = x.stream + x.branch
+    auto shortcut = downsample_conv ? h[1] : z;
+    auto y = conv2->forward(norm2->forward(h[0]));
     y = conv3->forward(norm3->forward(y));
     return {shortcut, vitlab::drop_path(y, drop_path_rate, is_training())};
   }

@@ -10,6 +10,9 @@
 #include <torch/torch.h>
 
 #include <utility>
+#include <vector>
+
+#include "ops/conv.h"
 
 namespace vitlab::ops {
 
@@ -31,5 +34,17 @@ torch::Tensor group_norm_act(const torch::Tensor& x, int64_t groups, const torch
 std::pair<torch::Tensor, torch::Tensor> add_group_norm_act(
     const torch::Tensor& x, const torch::Tensor& delta, int64_t groups, const torch::Tensor& weight,
     const torch::Tensor& bias, double eps, bool relu, bool feeds_conv);
+
+// (x + delta, [conv([relu](group_norm(x + delta) * weight + bias)) for each conv]) for one or two
+// convolutions that are the norm's only consumers (BiT's pre-activation blocks: the first
+// convolution and the shortcut's projection). On the CUDA fast path the norm's output is not
+// kept for the convolutions' backward pass but recomputed there from the norm's saved input and
+// statistics, one pass over it: the block keeps one activation of its input's width instead of
+// two, as torch.compile's recomputation does (bit_r26_28 at batch 256: peak memory in
+// README Performance). Values and gradients are the separate ops' bit for bit. Elsewhere:
+// add_group_norm_act (feeds_conv), then ops::conv2d.
+std::pair<torch::Tensor, std::vector<torch::Tensor>> add_group_norm_act_conv(
+    const torch::Tensor& x, const torch::Tensor& delta, int64_t groups, const torch::Tensor& weight,
+    const torch::Tensor& bias, double eps, bool relu, const std::vector<Conv2dSpec>& convs);
 
 }  // namespace vitlab::ops

@@ -189,24 +189,31 @@ __global__ void __launch_bounds__(kBlock) forward_stats_kernel(GroupNormForwardA
   store_partials(sums, a.partial, a.samples, C, splits);
 }
 
-template <int kBlock, typename TX, typename TOut, bool kRelu>
+// Writes the output. kSavedStats: the group statistics are read from a.mean and a.rstd (a
+// recomputation of an earlier forward's output, bit for bit), not reduced from the partials.
+template <int kBlock, typename TX, typename TOut, bool kRelu, bool kSavedStats>
 __global__ void __launch_bounds__(kBlock) forward_apply_kernel(GroupNormForwardArgs a, int splits) {
-  __shared__ float sums[2 * kMaxChannels];
+  __shared__ float sums[kSavedStats ? 1 : 2 * kMaxChannels];
   __shared__ float group_mean[kMaxGroups], group_rstd[kMaxGroups];
   const auto* x = static_cast<const TX*>(a.x);
   const int C = a.channels, G = a.groups, per_group = C / G;
   const int64_t n = blockIdx.y;
-  load_sample_sums(a.partial, sums, a.samples, C, splits);
-  const float count = static_cast<float>(a.pixels) * per_group;
-  for (int g = threadIdx.x; g < G; g += blockDim.x) {
-    float t1 = 0.f, t2 = 0.f;
-    for (int c = g * per_group; c < (g + 1) * per_group; ++c) t1 += sums[c], t2 += sums[C + c];
-    const float shifted_mean = t1 / count;
-    const float var = fmaxf(t2 / count - shifted_mean * shifted_mean, 0.f);  // biased, as ATen
-    const float mean = first_value(x, n, a.pixels, C, g * per_group) + shifted_mean;
-    const float rstd = rsqrtf(var + a.eps);
-    group_mean[g] = mean, group_rstd[g] = rstd;
-    if (blockIdx.x == 0) a.mean[n * G + g] = mean, a.rstd[n * G + g] = rstd;
+  if constexpr (kSavedStats) {
+    for (int g = threadIdx.x; g < G; g += blockDim.x)
+      group_mean[g] = a.mean[n * G + g], group_rstd[g] = a.rstd[n * G + g];
+  } else {
+    load_sample_sums(a.partial, sums, a.samples, C, splits);
+    const float count = static_cast<float>(a.pixels) * per_group;
+    for (int g = threadIdx.x; g < G; g += blockDim.x) {
+      float t1 = 0.f, t2 = 0.f;
+      for (int c = g * per_group; c < (g + 1) * per_group; ++c) t1 += sums[c], t2 += sums[C + c];
+      const float shifted_mean = t1 / count;
+      const float var = fmaxf(t2 / count - shifted_mean * shifted_mean, 0.f);  // biased, as ATen
+      const float mean = first_value(x, n, a.pixels, C, g * per_group) + shifted_mean;
+      const float rstd = rsqrtf(var + a.eps);
+      group_mean[g] = mean, group_rstd[g] = rstd;
+      if (blockIdx.x == 0) a.mean[n * G + g] = mean, a.rstd[n * G + g] = rstd;
+    }
   }
   __syncthreads();
   const Slot s = thread_slot(C, a.pixels, splits);
@@ -390,9 +397,20 @@ void group_norm_forward(const GroupNormForwardArgs& a, const GroupNormLaunch& l,
         }
         GroupNormForwardArgs apply = a;  // normalises the sum the statistics wrote
         if (a.delta) apply.x = a.sum;
-        forward_apply_kernel<kBlock, TX, TOut, decltype(relu_tag)::value>
+        forward_apply_kernel<kBlock, TX, TOut, decltype(relu_tag)::value, false>
             <<<grid, l.threads, 0, stream>>>(apply, l.splits);
       });
+}
+
+void group_norm_apply(const GroupNormForwardArgs& a, const GroupNormLaunch& l, void* cuda_stream) {
+  auto stream = static_cast<cudaStream_t>(cuda_stream);
+  const dim3 grid(l.splits, static_cast<unsigned>(a.samples));
+  dispatch_types(l.threads, a.x_type, a.out_type, a.relu,
+                 [&](auto block, auto x_tag, auto out_tag, auto relu_tag) {
+                   forward_apply_kernel<decltype(block)::value, decltype(x_tag), decltype(out_tag),
+                                        decltype(relu_tag)::value, true>
+                       <<<grid, l.threads, 0, stream>>>(a, l.splits);
+                 });
 }
 
 void group_norm_backward(const GroupNormBackwardArgs& a, const GroupNormLaunch& l,

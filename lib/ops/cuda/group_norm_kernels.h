@@ -51,6 +51,10 @@ struct GroupNormForwardArgs {
 };
 void group_norm_forward(const GroupNormForwardArgs& args, const GroupNormLaunch& launch,
                         void* cuda_stream);
+// The output alone, from the statistics an earlier group_norm_forward of the same x saved in
+// args.mean and args.rstd (delta, sum and partial unused): the same bits as that forward's output.
+void group_norm_apply(const GroupNormForwardArgs& args, const GroupNormLaunch& launch,
+                      void* cuda_stream);
 
 struct GroupNormBackwardArgs {
   const void* grad_out = nullptr;  // (N, P, C) in the forward's out_type
