@@ -204,20 +204,22 @@ torch::Tensor recompute_output(AutogradContext* ctx) {
 // [+ delta]). `conv` holds each convolution's (stride, padding). Saved: the norm's, and the
 // weights; not out.
 struct AddGroupNormActConvFunction : torch::autograd::Function<AddGroupNormActConvFunction> {
+  // delta and w1 are optional: autograd takes an undefined tensor for a variable.
   static variable_list forward(AutogradContext* ctx, const torch::Tensor& x,
-                               const torch::Tensor& delta, const torch::Tensor& weight,
-                               const torch::Tensor& bias, const torch::Tensor& w0,
-                               const torch::Tensor& w1, int64_t groups, double eps, bool relu,
-                               int64_t out_dtype, std::array<int64_t, 4> conv) {
-    auto norm =
-        group_norm_forward(ctx, x, delta, weight, bias, groups, eps, relu, out_dtype, {w0, w1});
+                               const c10::optional<torch::Tensor>& delta,
+                               const torch::Tensor& weight, const torch::Tensor& bias,
+                               const torch::Tensor& w0, const c10::optional<torch::Tensor>& w1,
+                               int64_t groups, double eps, bool relu, int64_t out_dtype,
+                               std::array<int64_t, 4> conv) {
+    const auto d = delta.value_or(torch::Tensor()), w = w1.value_or(torch::Tensor());
+    auto norm = group_norm_forward(ctx, x, d, weight, bias, groups, eps, relu, out_dtype, {w0, w});
     ctx->saved_data["conv"] = std::vector<int64_t>(conv.begin(), conv.end());
-    ctx->saved_data["has_sum"] = delta.defined();
+    ctx->saved_data["has_sum"] = d.defined();
     const auto& out = norm.back();  // (B, C, H, W) channels-last, freed on return
     variable_list outputs;
-    if (delta.defined()) outputs.push_back(norm[0]);
+    if (d.defined()) outputs.push_back(norm[0]);
     outputs.push_back(torch::conv2d(out, w0, {}, conv[0], conv[1]));
-    if (w1.defined()) outputs.push_back(torch::conv2d(out, w1, {}, conv[2], conv[3]));
+    if (w.defined()) outputs.push_back(torch::conv2d(out, w, {}, conv[2], conv[3]));
     return outputs;
   }
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
@@ -306,12 +308,14 @@ std::pair<torch::Tensor, std::vector<torch::Tensor>> add_group_norm_act_conv(
   // The weights' cast to the output's dtype stays outside the function, in autograd's graph, as
   // the convolution's own cast would be.
   const auto w0 = convs[0].weight.to(*out_dtype);
-  const auto w1 = convs.size() > 1 ? convs[1].weight.to(*out_dtype) : torch::Tensor();
+  const auto w1 = convs.size() > 1 ? c10::optional<torch::Tensor>(convs[1].weight.to(*out_dtype))
+                                   : c10::nullopt;
+  const auto residual = delta.defined() ? c10::optional<torch::Tensor>(delta) : c10::nullopt;
   const std::array<int64_t, 4> conv{convs[0].stride, convs[0].padding,
                                     convs.size() > 1 ? convs[1].stride : 0,
                                     convs.size() > 1 ? convs[1].padding : 0};
   auto outputs = AddGroupNormActConvFunction::apply(
-      x, delta, weight, bias, w0, w1, groups, eps, relu, static_cast<int64_t>(*out_dtype), conv);
+      x, residual, weight, bias, w0, w1, groups, eps, relu, static_cast<int64_t>(*out_dtype), conv);
   if (!delta.defined()) return {x, outputs};
   const auto sum = outputs.front();
   return {sum, std::vector<torch::Tensor>(outputs.begin() + 1, outputs.end())};
