@@ -299,11 +299,13 @@ TEST_CASE("a norm feeding convolutions recomputes its output: the same bits and 
         INFO("value " << i);
         CHECK(torch::equal(fused.values[i], separate.values[i]));
       }
-      // The separate convolutions keep the norm's bf16 output; the fused op does not.
+      // The separate convolutions keep the norm's bf16 output; the fused op does not. The caching
+      // allocator's blocks can differ from the request by a MiB or so (1 MiB less on an H200,
+      // 2026-11-30), so the output is large and the bounds are a few MiB wide.
       const int64_t out_bytes = x.numel() * 2;
       if (out_bytes >= (int64_t(16) << 20)) {
         const int64_t saved = separate.kept_bytes - fused.kept_bytes;
-        CHECK(saved >= out_bytes);
+        CHECK(saved >= out_bytes - (int64_t(2) << 20));
         CHECK(saved <= out_bytes + (int64_t(4) << 20));
       }
     }
