@@ -3,6 +3,7 @@
 #include "config/model_presets.h"
 #include "models/factory.h"
 #include "test_helpers.h"
+#include "train/evaluate.h"
 #include "train/flops.h"
 #include "train/optimizer.h"
 #include "train/train_step.h"
@@ -49,6 +50,44 @@ TEST_CASE("fast and plain CUDA paths give the same losses step by step", "[cuda]
     auto plain16 = losses(false, Precision::kBf16, kind, 12);
     auto fast16 = losses(true, Precision::kBf16, kind, 12);
     for (size_t i = 0; i < plain16.size(); ++i) CHECK(fast16[i] == Approx(plain16[i]).epsilon(2e-2));
+  }
+}
+
+TEST_CASE("a captured evaluation replays what the eager forwards compute, with the current weights",
+          "[cuda]") {
+  SKIP_WITHOUT_CUDA();
+  torch::manual_seed(4);
+  ModelConfig c = find_model_preset("vit_tiny_p4_28").config;
+  c.depth = 3;
+  auto model = build_model(c);
+  torch::Device device(torch::kCUDA, 0);
+  model->to(device);
+  Dataset data;  // 1000 images: 3 batches of 256 replay the graph, the last 232 run eagerly
+  data.images = torch::randint(0, 256, {1000, 1, 28, 28}, torch::kLong).to(torch::kUInt8);
+  data.labels = torch::randint(0, 10, {1000}, torch::kLong);
+  data.num_classes = 10;
+  const DeviceDataset set(data, device);
+  const Normalizer normalize({0.5}, {0.25}, device);
+  EvalGraph graph;
+  for (int round = 0; round < 2; ++round) {
+    const auto eager = evaluate(*model, set, normalize, 256, /*bf16_autocast=*/true);
+    const auto captured = evaluate(*model, set, normalize, 256, true, &graph);
+    CHECK(captured.count == 1000);
+    CHECK(captured.loss == Approx(eager.loss).epsilon(1e-6));
+    CHECK(captured.accuracy == eager.accuracy);
+    // New weights between evaluations, as after an epoch: the replays read them.
+    torch::NoGradGuard no_grad;
+    for (auto& p : model->parameters()) p.add_(torch::randn_like(p) * 0.05);
+  }
+  // Another model, batch shape or precision does not replay the graph: it runs eagerly, right.
+  auto other = build_model(c);
+  other->to(device);
+  for (auto [m, batch, bf16] : {std::make_tuple(&*other, 256, true), std::make_tuple(&*model, 200, true),
+                                std::make_tuple(&*model, 256, false)}) {
+    const auto eager = evaluate(*m, set, normalize, batch, bf16);
+    const auto through = evaluate(*m, set, normalize, batch, bf16, &graph);
+    CHECK(through.loss == Approx(eager.loss).epsilon(1e-6));
+    CHECK(through.accuracy == eager.accuracy);
   }
 }
 

@@ -140,6 +140,8 @@ class TrainRun {
   std::optional<TrainObjective> objective_;
   Checkpoint state_;
   DeviceDataset train_set_, val_set_, test_set_;
+  // The fast path's captured evaluation forward (train.fast_path on CUDA), else null.
+  std::unique_ptr<EvalGraph> eval_graph_;
   Normalizer normalize_;
   std::optional<Progress> progress_;
   Json result_;

@@ -141,6 +141,7 @@ void TrainRun::build_model_and_state() {
   });
   objective_.emplace(cfg_.train, data_.mean, data_.std, device_);
   training_ = set_up_training(model, cfg_.train, device_, *objective_);
+  if (device_.is_cuda() && cfg_.train.fast_path) eval_graph_ = std::make_unique<EvalGraph>();
   schedule_.emplace(cfg_.train, steps_per_epoch_);
 
   state_.config = resolved_;
@@ -292,7 +293,8 @@ EvalResult TrainRun::validate() {
   const uint64_t seed = epoch_seed(cfg_.seed, 0, 4);
   if (data_.streamed) return score_streamed(data_.streamed->val, seed);
   if (objective_->supervised())
-    return reduced(evaluate(*training_.model, val_set_, normalize_, cfg_.train.eval_batch_size, bf16_));
+    return reduced(evaluate(*training_.model, val_set_, normalize_, cfg_.train.eval_batch_size, bf16_,
+                             eval_graph_.get()));
   return evaluate_masked_patches(*training_.model, val_set_, normalize_, *objective_,
                                  cfg_.train.eval_batch_size, seed);
 }
@@ -371,7 +373,8 @@ void TrainRun::finish() {
   if (objective_->supervised()) {
     const EvalResult test =
         data_.streamed ? score_streamed(data_.streamed->test, seed)
-                       : reduced(evaluate(*training_.model, test_set_, normalize_, cfg_.train.eval_batch_size, bf16_));
+                       : reduced(evaluate(*training_.model, test_set_, normalize_,
+                                         cfg_.train.eval_batch_size, bf16_, eval_graph_.get()));
     result_["test_accuracy"] = test.accuracy;
     result_["test_loss"] = test.loss;
   } else {
