@@ -90,25 +90,50 @@ tjscalingfactor checked_scaling(const JpegHeader& header, int64_t min_side,
   return f;
 }
 
-DecodedImage decode_with_turbojpeg(const std::vector<uint8_t>& bytes, const std::string& path,
-                                   int64_t min_side) {
-  tjhandle tj = decompressor();
-  auto* data = const_cast<unsigned char*>(bytes.data());
-  const auto size = static_cast<unsigned long>(bytes.size());
-  const JpegHeader header = read_jpeg_header(tj, bytes, path);
-  const tjscalingfactor f = checked_scaling(header, min_side, path);
-  const int w = TJSCALED(header.width, f), h = TJSCALED(header.height, f);
-  const bool cmyk = header.colorspace == TJCS_CMYK || header.colorspace == TJCS_YCCK;
-  auto out = torch::empty({h, w, cmyk ? 4 : 3}, torch::kUInt8);  // (H, W, 3 or 4)
-  if (tjDecompress2(tj, data, size, out.data_ptr<uint8_t>(), w, 0, h, cmyk ? TJPF_CMYK : TJPF_RGB,
-                    0) != 0) {
+// The JPEG's pixels at w x h (a scaling of the header's size) in TurboJPEG's pixel format
+// `format` of `channels` bytes: (h, w, channels) uint8.
+torch::Tensor decompress(tjhandle tj, const std::vector<uint8_t>& bytes, const std::string& path,
+                         int w, int h, int format, int channels) {
+  auto out = torch::empty({h, w, channels}, torch::kUInt8);
+  if (tjDecompress2(tj, const_cast<unsigned char*>(bytes.data()),
+                    static_cast<unsigned long>(bytes.size()), out.data_ptr<uint8_t>(), w, 0, h,
+                    format, 0) != 0) {
     // A truncated file's "premature end" fails, its missing rows would be guesses; other warnings
     // leave a whole image.
     const std::string why = tjGetErrorStr2(tj);
     if (tjGetErrorCode(tj) != TJERR_WARNING || why.find("Premature end") != std::string::npos)
       fail<DataError>("{}: cannot decode JPEG: {}", path, why);
   }
+  return out;
+}
+
+DecodedImage decode_with_turbojpeg(const std::vector<uint8_t>& bytes, const std::string& path,
+                                   int64_t min_side) {
+  tjhandle tj = decompressor();
+  const JpegHeader header = read_jpeg_header(tj, bytes, path);
+  const tjscalingfactor f = checked_scaling(header, min_side, path);
+  const int w = TJSCALED(header.width, f), h = TJSCALED(header.height, f);
+  const bool cmyk = header.colorspace == TJCS_CMYK || header.colorspace == TJCS_YCCK;
+  const auto out = decompress(tj, bytes, path, w, h, cmyk ? TJPF_CMYK : TJPF_RGB, cmyk ? 4 : 3);
   return {cmyk ? cmyk_to_rgb(out) : out, header.height, header.width, {}};
+}
+
+// decode_image_bytes for a JPEG: (H, W, channels), channels as decode_with_stb's.
+torch::Tensor decode_jpeg_channels(const std::vector<uint8_t>& bytes, const std::string& path,
+                                   int channels) {
+  tjhandle tj = decompressor();
+  const JpegHeader header = read_jpeg_header(tj, bytes, path);
+  check_size(header.height, header.width, kMaxOutputPixels, path);
+  const bool grey = header.colorspace == TJCS_GRAY;
+  const int wanted = channels > 0 ? channels : (grey ? 1 : 3);
+  if (wanted == 1 && grey)
+    return decompress(tj, bytes, path, header.width, header.height, TJPF_GRAY, 1);  // (H, W, 1)
+  const auto rgb = decode_with_turbojpeg(bytes, path, 0).hwc;  // (H, W, 3)
+  if (wanted == 3) return rgb;
+  // stb_image's luma, so that a grey model reads colour JPEGs as it reads colour PNGs.
+  const auto c = rgb.to(torch::kInt32);
+  const auto y = c.select(2, 0) * 77 + c.select(2, 1) * 150 + c.select(2, 2) * 29;
+  return torch::div(y, 256, "floor").to(torch::kUInt8).unsqueeze(2).contiguous();  // (H, W, 1)
 }
 
 // Whether the JPEG's last bytes hold its end-of-image marker (0xFF 0xD9). Inside entropy-coded
@@ -140,6 +165,18 @@ torch::Tensor decode_with_stb(const std::vector<uint8_t>& bytes, const std::stri
   if (!pixels) fail<DataError>("{}: cannot decode image: {}", path, stbi_failure_reason());
   // (H, W, C), copied so that the tensor owns its memory.
   return torch::from_blob(pixels.get(), {h, w, wanted}, torch::kUInt8).clone();
+}
+
+torch::Tensor decode_image_bytes(const std::vector<uint8_t>& bytes, const std::string& path,
+                                 int channels) {
+#if VITLAB_HAVE_TURBOJPEG
+  if (is_jpeg(bytes)) {
+    if (bytes.size() > kMaxImageFileBytes) fail<DataError>("{}: image file too large", path);
+    check_image_bytes(bytes, path);  // the refusals of the stb path: the same files in every build
+    return decode_jpeg_channels(bytes, path, channels);
+  }
+#endif
+  return decode_with_stb(bytes, path, channels);
 }
 
 std::pair<int64_t, int64_t> image_size_of(const std::vector<uint8_t>& bytes,

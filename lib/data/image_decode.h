@@ -49,9 +49,17 @@ std::pair<int64_t, int64_t> image_size_of(const std::vector<uint8_t>& bytes, con
 // `bytes` through stb_image as (H, W, channels) uint8, owning its memory: channels 1 or 3 (stb
 // converts grey to RGB by replication, RGB to grey by luma, and drops alpha), or 0 for 1 when the
 // file is grey (with or without alpha), else 3. The checks of decode_rgb, without its
-// downscaling. For PNGs, JPEGs without TurboJPEG, and the in-memory image-folder reader.
+// downscaling. For PNGs, and JPEGs without TurboJPEG.
 torch::Tensor decode_with_stb(const std::vector<uint8_t>& bytes, const std::string& path,
                               int channels);
+
+// `bytes` as (H, W, channels) uint8 for the in-memory image-folder reader, `channels` as
+// decode_with_stb's: JPEGs through TurboJPEG where the build has it (the streamed reader's
+// pixels; Debian's stb 2.27 shifts past its bit buffer on a JPEG whose entropy-coded data runs
+// out, found by fuzzing), PNGs and the rest through decode_with_stb. A colour JPEG asked for one
+// channel gets stb's luma, (77 R + 150 G + 29 B) >> 8.
+torch::Tensor decode_image_bytes(const std::vector<uint8_t>& bytes, const std::string& path,
+                                 int channels);
 
 // Whether JPEGs are decoded by TurboJPEG in this build.
 bool have_turbojpeg();

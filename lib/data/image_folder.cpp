@@ -39,12 +39,12 @@ FileListing list_split(const std::string& folder, const std::string& split,
 
 torch::Tensor decode_listed_image(const FileListing& files, int64_t i, int channels) {
   const std::vector<uint8_t> bytes = files.read(i, kMaxImageFileBytes);
-  return decode_with_stb(bytes, files.path(i), channels).permute({2, 0, 1}).contiguous();  // (C, H, W)
+  return decode_image_bytes(bytes, files.path(i), channels).permute({2, 0, 1}).contiguous();  // (C, H, W)
 }
 
 torch::Tensor decode_image_file(const std::string& path, int channels) {
   const std::vector<uint8_t> bytes = read_data_file(path, kMaxImageFileBytes);
-  return decode_with_stb(bytes, path, channels).permute({2, 0, 1}).contiguous();  // (C, H, W)
+  return decode_image_bytes(bytes, path, channels).permute({2, 0, 1}).contiguous();  // (C, H, W)
 }
 
 DatasetSplits read_image_folder(const std::string& folder, int image_size) {
