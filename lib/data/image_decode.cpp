@@ -170,10 +170,16 @@ torch::Tensor decode_with_stb(const std::vector<uint8_t>& bytes, const std::stri
 torch::Tensor decode_image_bytes(const std::vector<uint8_t>& bytes, const std::string& path,
                                  int channels) {
 #if VITLAB_HAVE_TURBOJPEG
-  if (is_jpeg(bytes)) {
+  // Whatever stb would read as a JPEG: its SOI marker, 0xFF 0xD8, after any 0xFF fill bytes,
+  // which stb skips and libjpeg does not (found by fuzzing), so they are dropped here.
+  size_t fill = 0;
+  while (fill < bytes.size() && bytes[fill] == 0xFF) ++fill;
+  if (fill > 0 && fill < bytes.size() && bytes[fill] == 0xD8) {
     if (bytes.size() > kMaxImageFileBytes) fail<DataError>("{}: image file too large", path);
     check_image_bytes(bytes, path);  // the refusals of the stb path: the same files in every build
-    return decode_jpeg_channels(bytes, path, channels);
+    if (fill == 1) return decode_jpeg_channels(bytes, path, channels);
+    return decode_jpeg_channels({bytes.begin() + static_cast<std::ptrdiff_t>(fill - 1), bytes.end()},
+                                path, channels);
   }
 #endif
   return decode_with_stb(bytes, path, channels);
