@@ -140,11 +140,15 @@ void check_jpeg(const Bytes& b, size_t i, const std::string& path) {
 void check_image_bytes(const std::vector<uint8_t>& bytes, const std::string& path) {
   static const uint8_t kPng[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
   if (bytes.size() >= 8 && std::equal(kPng, kPng + 8, bytes.begin())) check_png(bytes, path);
-  // A JPEG starts with the SOI marker, 0xFF 0xD8; stb, like the standard, skips 0xFF fill bytes
-  // before a marker's code, even before the first.
-  size_t soi = 0;
-  while (soi < bytes.size() && bytes[soi] == 0xFF) ++soi;
-  if (soi > 0 && soi < bytes.size() && bytes[soi] == 0xD8) check_jpeg(bytes, soi + 1, path);
+  const int64_t soi = jpeg_soi_offset(bytes);
+  if (soi >= 0) check_jpeg(bytes, static_cast<size_t>(soi) + 2, path);
+}
+
+int64_t jpeg_soi_offset(const std::vector<uint8_t>& bytes) {
+  size_t code = 0;  // the marker's code byte follows the last 0xFF
+  while (code < bytes.size() && bytes[code] == 0xFF) ++code;
+  if (code == 0 || code >= bytes.size() || bytes[code] != 0xD8) return -1;
+  return static_cast<int64_t>(code) - 1;
 }
 
 }  // namespace vitlab

@@ -107,10 +107,10 @@ torch::Tensor decompress(tjhandle tj, const std::vector<uint8_t>& bytes, const s
   return out;
 }
 
-DecodedImage decode_with_turbojpeg(const std::vector<uint8_t>& bytes, const std::string& path,
-                                   int64_t min_side) {
-  tjhandle tj = decompressor();
-  const JpegHeader header = read_jpeg_header(tj, bytes, path);
+// The JPEG whose header `tj` read, as RGB.
+DecodedImage decode_header_read(tjhandle tj, const JpegHeader& header,
+                                const std::vector<uint8_t>& bytes, const std::string& path,
+                                int64_t min_side) {
   const tjscalingfactor f = checked_scaling(header, min_side, path);
   const int w = TJSCALED(header.width, f), h = TJSCALED(header.height, f);
   const bool cmyk = header.colorspace == TJCS_CMYK || header.colorspace == TJCS_YCCK;
@@ -118,17 +118,24 @@ DecodedImage decode_with_turbojpeg(const std::vector<uint8_t>& bytes, const std:
   return {cmyk ? cmyk_to_rgb(out) : out, header.height, header.width, {}};
 }
 
+DecodedImage decode_with_turbojpeg(const std::vector<uint8_t>& bytes, const std::string& path,
+                                   int64_t min_side) {
+  tjhandle tj = decompressor();
+  return decode_header_read(tj, read_jpeg_header(tj, bytes, path), bytes, path, min_side);
+}
+
 // decode_image_bytes for a JPEG: (H, W, channels), channels as decode_with_stb's.
 torch::Tensor decode_jpeg_channels(const std::vector<uint8_t>& bytes, const std::string& path,
                                    int channels) {
   tjhandle tj = decompressor();
   const JpegHeader header = read_jpeg_header(tj, bytes, path);
-  check_size(header.height, header.width, kMaxOutputPixels, path);
   const bool grey = header.colorspace == TJCS_GRAY;
   const int wanted = channels > 0 ? channels : (grey ? 1 : 3);
-  if (wanted == 1 && grey)
+  if (wanted == 1 && grey) {
+    check_size(header.height, header.width, kMaxOutputPixels, path);
     return decompress(tj, bytes, path, header.width, header.height, TJPF_GRAY, 1);  // (H, W, 1)
-  const auto rgb = decode_with_turbojpeg(bytes, path, 0).hwc;  // (H, W, 3)
+  }
+  const auto rgb = decode_header_read(tj, header, bytes, path, 0).hwc;  // (H, W, 3)
   if (wanted == 3) return rgb;
   // stb_image's luma, so that a grey model reads colour JPEGs as it reads colour PNGs.
   const auto c = rgb.to(torch::kInt32);
@@ -170,16 +177,14 @@ torch::Tensor decode_with_stb(const std::vector<uint8_t>& bytes, const std::stri
 torch::Tensor decode_image_bytes(const std::vector<uint8_t>& bytes, const std::string& path,
                                  int channels) {
 #if VITLAB_HAVE_TURBOJPEG
-  // Whatever stb would read as a JPEG: its SOI marker, 0xFF 0xD8, after any 0xFF fill bytes,
-  // which stb skips and libjpeg does not (found by fuzzing), so they are dropped here.
-  size_t fill = 0;
-  while (fill < bytes.size() && bytes[fill] == 0xFF) ++fill;
-  if (fill > 0 && fill < bytes.size() && bytes[fill] == 0xD8) {
+  // Whatever stb would read as a JPEG, from its SOI marker: libjpeg does not skip the 0xFF fill
+  // bytes that stb skips before it (found by fuzzing).
+  const int64_t soi = jpeg_soi_offset(bytes);
+  if (soi >= 0) {
     if (bytes.size() > kMaxImageFileBytes) fail<DataError>("{}: image file too large", path);
     check_image_bytes(bytes, path);  // the refusals of the stb path: the same files in every build
-    if (fill == 1) return decode_jpeg_channels(bytes, path, channels);
-    return decode_jpeg_channels({bytes.begin() + static_cast<std::ptrdiff_t>(fill - 1), bytes.end()},
-                                path, channels);
+    if (soi == 0) return decode_jpeg_channels(bytes, path, channels);
+    return decode_jpeg_channels({bytes.begin() + soi, bytes.end()}, path, channels);
   }
 #endif
   return decode_with_stb(bytes, path, channels);
