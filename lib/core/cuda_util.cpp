@@ -43,18 +43,20 @@ std::string device_name(const torch::Device& device) {
   return at::cuda::getDeviceProperties(device.index() < 0 ? 0 : device.index())->name;
 }
 
+namespace {
+// The caching allocator's bytes in use over all pools (index 0 is the aggregate).
+auto allocated_bytes_stat(const torch::Device& device) {
+  return c10::cuda::CUDACachingAllocator::getDeviceStats(device.index() < 0 ? 0 : device.index())
+      .allocated_bytes[0];
+}
+}  // namespace
+
 int64_t peak_memory_bytes(const torch::Device& device) {
-  if (!device.is_cuda()) return 0;
-  const auto stats =
-      c10::cuda::CUDACachingAllocator::getDeviceStats(device.index() < 0 ? 0 : device.index());
-  return stats.allocated_bytes[0].peak;  // aggregate over pools
+  return device.is_cuda() ? allocated_bytes_stat(device).peak : 0;
 }
 
 int64_t allocated_memory_bytes(const torch::Device& device) {
-  if (!device.is_cuda()) return 0;
-  const auto stats =
-      c10::cuda::CUDACachingAllocator::getDeviceStats(device.index() < 0 ? 0 : device.index());
-  return stats.allocated_bytes[0].current;
+  return device.is_cuda() ? allocated_bytes_stat(device).current : 0;
 }
 
 void reset_peak_memory(const torch::Device& device) {
