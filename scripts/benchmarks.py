@@ -151,8 +151,13 @@ def tests_figures(log):
     if m:
         f["passed"] = False
         f["test_cases"], f["failed"] = int(m.group(1)), int(m.group(3))
+    # ctest's summary: "100% tests passed out of M", or "N% tests passed, K tests failed out of M".
+    m = re.search(r"tests passed(?:, (\d+) tests failed)? out of (\d+)", text)
+    if m and "test_cases" not in f:
+        failed = int(m.group(1) or 0)
+        f["passed"], f["test_cases"], f["failed"] = failed == 0, int(m.group(2)), failed
     if not f:
-        fail(f"{log}: no Catch2 result line found")
+        fail(f"{log}: no Catch2 or ctest result line found")
     return f
 
 
