@@ -40,44 +40,45 @@ constexpr Opcode op(Arg arg, int size = 0) {
 
 struct Table {
   Opcode ops[256];
-  constexpr void set(char c, Opcode o) { ops[static_cast<unsigned char>(c)] = o; }
+  // By the opcode's character ('J') or, past ASCII, its value (0x80).
+  constexpr void set(unsigned char c, Opcode o) { ops[c] = o; }
   constexpr Table() : ops() {
     // MARK EMPTY_TUPLE POP POP_MARK DUP NONE REDUCE APPEND BUILD DICT APPENDS LIST OBJ SETITEM
     // TUPLE SETITEMS EMPTY_DICT EMPTY_LIST BINPERSID
     for (char c : std::string_view("()012NRabdelostu}]Q")) set(c, op(Arg::kNone));
-    set('.', op(Arg::kStop));                                    // STOP
-    for (int c = 0x81; c <= 0x98; ++c) ops[c] = op(Arg::kNone);  // NEWOBJ .. READONLY_BUFFER
-    set('J', op(Arg::kFixed, 4));                                // BININT
-    set('K', op(Arg::kFixed, 1));                                // BININT1
-    set('M', op(Arg::kFixed, 2));                                // BININT2
-    set('G', op(Arg::kFixed, 8));                                // BINFLOAT
-    ops[0x80] = op(Arg::kFixed, 1);                              // PROTO
-    ops[0x82] = op(Arg::kFixed, 1);                              // EXT1
-    ops[0x83] = op(Arg::kFixed, 2);                              // EXT2
-    ops[0x84] = op(Arg::kFixed, 4);                              // EXT4
-    set('U', op(Arg::kCounted, 1));                              // SHORT_BINSTRING
-    set('T', op(Arg::kCounted, 4));                              // BINSTRING
-    set('X', op(Arg::kCounted, 4));                              // BINUNICODE
-    set('C', op(Arg::kCounted, 1));                              // SHORT_BINBYTES
-    set('B', op(Arg::kCounted, 4));                              // BINBYTES
-    ops[0x8a] = op(Arg::kCounted, 1);                            // LONG1
-    ops[0x8b] = op(Arg::kCounted, 4);                            // LONG4
-    ops[0x8c] = op(Arg::kCounted, 1);                            // SHORT_BINUNICODE
-    ops[0x8d] = op(Arg::kCounted, 8);                            // BINUNICODE8
-    ops[0x8e] = op(Arg::kCounted, 8);                            // BINBYTES8
-    ops[0x96] = op(Arg::kCounted, 8);                            // BYTEARRAY8
-    ops[0x95] = op(Arg::kFrame, 8);                              // FRAME
+    set('.', op(Arg::kStop));                                   // STOP
+    for (int c = 0x81; c <= 0x98; ++c) set(c, op(Arg::kNone));  // NEWOBJ .. READONLY_BUFFER
+    set('J', op(Arg::kFixed, 4));                               // BININT
+    set('K', op(Arg::kFixed, 1));                               // BININT1
+    set('M', op(Arg::kFixed, 2));                               // BININT2
+    set('G', op(Arg::kFixed, 8));                               // BINFLOAT
+    set(0x80, op(Arg::kFixed, 1));                              // PROTO
+    set(0x82, op(Arg::kFixed, 1));                              // EXT1
+    set(0x83, op(Arg::kFixed, 2));                              // EXT2
+    set(0x84, op(Arg::kFixed, 4));                              // EXT4
+    set('U', op(Arg::kCounted, 1));                             // SHORT_BINSTRING
+    set('T', op(Arg::kCounted, 4));                             // BINSTRING
+    set('X', op(Arg::kCounted, 4));                             // BINUNICODE
+    set('C', op(Arg::kCounted, 1));                             // SHORT_BINBYTES
+    set('B', op(Arg::kCounted, 4));                             // BINBYTES
+    set(0x8a, op(Arg::kCounted, 1));                            // LONG1
+    set(0x8b, op(Arg::kCounted, 4));                            // LONG4
+    set(0x8c, op(Arg::kCounted, 1));                            // SHORT_BINUNICODE
+    set(0x8d, op(Arg::kCounted, 8));                            // BINUNICODE8
+    set(0x8e, op(Arg::kCounted, 8));                            // BINBYTES8
+    set(0x96, op(Arg::kCounted, 8));                            // BYTEARRAY8
+    set(0x95, op(Arg::kFrame, 8));                              // FRAME
     // INT FLOAT LONG STRING UNICODE PERSID
     for (char c : std::string_view("IFLSVP")) set(c, op(Arg::kLine));
-    set('c', op(Arg::kTwoLines));   // GLOBAL
-    set('i', op(Arg::kTwoLines));   // INST
-    set('q', op(Arg::kPut, 1));     // BINPUT
-    set('r', op(Arg::kPut, 4));     // LONG_BINPUT
-    set('p', op(Arg::kLine));       // PUT (decimal; LibTorch refuses it)
-    set('h', op(Arg::kGet, 1));     // BINGET
-    set('j', op(Arg::kGet, 4));     // LONG_BINGET
-    set('g', op(Arg::kLine));       // GET (decimal; LibTorch refuses it)
-    ops[0x94] = op(Arg::kMemoize);  // MEMOIZE
+    set('c', op(Arg::kTwoLines));  // GLOBAL
+    set('i', op(Arg::kTwoLines));  // INST
+    set('q', op(Arg::kPut, 1));    // BINPUT
+    set('r', op(Arg::kPut, 4));    // LONG_BINPUT
+    set('p', op(Arg::kLine));      // PUT (decimal; LibTorch refuses it)
+    set('h', op(Arg::kGet, 1));    // BINGET
+    set('j', op(Arg::kGet, 4));    // LONG_BINGET
+    set('g', op(Arg::kLine));      // GET (decimal; LibTorch refuses it)
+    set(0x94, op(Arg::kMemoize));  // MEMOIZE
   }
 };
 

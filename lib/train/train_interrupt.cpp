@@ -131,11 +131,8 @@ Json TrainRun::gather_epoch_position(const EpochProgress& p, double seconds) {
 void TrainRun::stop_inside_epoch(const EpochProgress& p, double seconds) {
   state_.epoch_position = gather_epoch_position(p, seconds);
   on_main("interrupt", [&] {
-    if (pending_best_) save_checkpoint(files_.best, *pending_best_);
-    pending_best_.reset();
-    state_.model = module_state(*training_.model);
-    state_.optimizer = training_.optimizer->state();
-    save_checkpoint(files_.last, state_);
+    capture_state();
+    write_checkpoints(/*best_is_current=*/false);
   });
   const int sig = stop_signal_ ? stop_signal_ : SIGTERM;
   throw Interrupted(sig, fmt::format("stopped by {} before step {} of epoch {}; `vitlab train --resume {}` "

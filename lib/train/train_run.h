@@ -115,6 +115,8 @@ class TrainRun {
   void check_ranks_agree(int64_t epoch);
   void save_epoch(int64_t epoch, const Json& record, const EvalResult& val);
   void write_epoch_files(int64_t epoch, const EvalResult& val);
+  void capture_state();
+  void write_checkpoints(bool best_is_current);
   void finish();
   Json write_result();
 

@@ -341,25 +341,34 @@ void TrainRun::save_epoch(int64_t epoch, const Json& record, const EvalResult& v
   on_main(fmt::format("epoch {}", epoch + 1), [&] { write_epoch_files(epoch, val); });
 }
 
-// Rank 0's part of save_epoch.
-void TrainRun::write_epoch_files(int64_t epoch, const EvalResult& val) {
+// The model's and optimizer's tensors into state_ (rank 0, before a checkpoint).
+void TrainRun::capture_state() {
   state_.model = module_state(*training_.model);
   state_.optimizer = training_.optimizer->state();
+}
+
+// checkpoints/last.pt from state_, after best.pt when one is due: state_ itself when it is the
+// best, else a best state waiting in host memory. best.pt goes first, so a resume from last.pt
+// never sees a best.pt newer than itself.
+void TrainRun::write_checkpoints(bool best_is_current) {
+  if (best_is_current) save_checkpoint(files_.best, state_);
+  else if (pending_best_) save_checkpoint(files_.best, *pending_best_);
+  pending_best_.reset();
+  save_checkpoint(files_.last, state_);
+}
+
+// Rank 0's part of save_epoch.
+void TrainRun::write_epoch_files(int64_t epoch, const EvalResult& val) {
+  capture_state();
   const bool write_now =
       (epoch + 1) % cfg_.train.checkpoint_every == 0 || epoch + 1 == cfg_.train.epochs;
   if (val.count > 0 && val.accuracy > state_.best_val_accuracy) {
     state_.best_val_accuracy = val.accuracy;
     state_.best_epoch = epoch + 1;
-    // Between checkpoint epochs the best state waits in host memory; best.pt is written
-    // before last.pt, so a resume from last.pt never sees a best.pt newer than itself.
+    // Between checkpoint epochs the best state waits in host memory.
     if (!write_now) pending_best_ = host_copy(state_);
   }
-  if (write_now) {
-    if (state_.best_epoch == epoch + 1) save_checkpoint(files_.best, state_);
-    else if (pending_best_) save_checkpoint(files_.best, *pending_best_);
-    pending_best_.reset();
-    save_checkpoint(files_.last, state_);
-  }
+  if (write_now) write_checkpoints(state_.best_epoch == epoch + 1);
   write_metrics(files_.metrics, state_.history);
 }
 
