@@ -25,6 +25,12 @@ bool is_png(const std::vector<uint8_t>& b) {
   return b.size() >= 8 && std::equal(magic, magic + 8, b.begin());
 }
 
+// Refuses an empty file and one over kMaxImageFileBytes, naming it, before any header is read.
+void check_file_size(const std::vector<uint8_t>& bytes, const std::string& path) {
+  if (bytes.empty()) fail<DataError>("{}: empty image file", path);
+  if (bytes.size() > kMaxImageFileBytes) fail<DataError>("{}: image file too large", path);
+}
+
 void check_size(int64_t height, int64_t width, int64_t limit, const std::string& path) {
   if (height <= 0 || width <= 0 || height * width > limit)
     fail<DataError>("{}: image size {}x{} is empty or larger than {} pixels", path, width, height,
@@ -157,8 +163,7 @@ bool has_end_marker(const std::vector<uint8_t>& b) {
 
 torch::Tensor decode_with_stb(const std::vector<uint8_t>& bytes, const std::string& path,
                               int channels) {
-  if (bytes.empty()) fail<DataError>("{}: empty image file", path);
-  if (bytes.size() > kMaxImageFileBytes) fail<DataError>("{}: image file too large", path);
+  check_file_size(bytes, path);
   check_image_bytes(bytes, path);  // what stb 2.27 trusts
   const int length = static_cast<int>(bytes.size());
   int w = 0, h = 0, file_channels = 0;
@@ -181,7 +186,7 @@ torch::Tensor decode_image_bytes(const std::vector<uint8_t>& bytes, const std::s
   // bytes that stb skips before it (found by fuzzing).
   const int64_t soi = jpeg_soi_offset(bytes);
   if (soi >= 0) {
-    if (bytes.size() > kMaxImageFileBytes) fail<DataError>("{}: image file too large", path);
+    check_file_size(bytes, path);
     check_image_bytes(bytes, path);  // the refusals of the stb path: the same files in every build
     if (soi == 0) return decode_jpeg_channels(bytes, path, channels);
     return decode_jpeg_channels({bytes.begin() + soi, bytes.end()}, path, channels);
@@ -192,8 +197,7 @@ torch::Tensor decode_image_bytes(const std::vector<uint8_t>& bytes, const std::s
 
 std::pair<int64_t, int64_t> image_size_of(const std::vector<uint8_t>& bytes,
                                           const std::string& path) {
-  if (bytes.empty()) fail<DataError>("{}: empty image file", path);
-  if (bytes.size() > kMaxImageFileBytes) fail<DataError>("{}: image file too large", path);
+  check_file_size(bytes, path);
   if (!is_jpeg(bytes) && !is_png(bytes)) fail<DataError>("{}: not a JPEG or PNG file", path);
   int w = 0, h = 0;
 #if VITLAB_HAVE_TURBOJPEG
@@ -220,8 +224,7 @@ bool have_turbojpeg() {
 
 DecodedImage decode_rgb(const std::vector<uint8_t>& bytes, const std::string& path,
                         int64_t min_side) {
-  if (bytes.empty()) fail<DataError>("{}: empty image file", path);
-  if (bytes.size() > kMaxImageFileBytes) fail<DataError>("{}: image file too large", path);
+  check_file_size(bytes, path);
   if (!is_jpeg(bytes) && !is_png(bytes)) fail<DataError>("{}: not a JPEG or PNG file", path);
 #if VITLAB_HAVE_TURBOJPEG
   if (is_jpeg(bytes)) return decode_with_turbojpeg(bytes, path, min_side);

@@ -1,9 +1,10 @@
 // Feeds the image-folder decoder (decode_image_file: libjpeg-turbo for JPEGs, stb_image for PNGs,
 // both after vitlab's own checks): the first byte picks the channel count asked for (the file's
 // own, 1 or 3, as read_image_folder asks), the rest is one .png/.jpg file. stb is C code that
-// trusts headers, so this is where sizes and truncation are most likely to go wrong. Anything else than a vitlab::UserError is a bug. The same bytes go
-// through nvjpeg_may_take, the marker scan that picks the files data.decoder "nvjpeg" sends to
-// the device (it answers yes or no, and must read nothing outside the file).
+// trusts headers, so this is where sizes and truncation are most likely to go wrong. Anything
+// else than a vitlab::UserError is a bug. The same bytes go through nvjpeg_may_take, the marker
+// scan that picks the files data.decoder "nvjpeg" sends to the device (it answers yes or no, and
+// must read nothing outside the file).
 #include "data/image_folder.h"
 #include "data/nvjpeg_decoder.h"
 #include "fuzz_util.h"
